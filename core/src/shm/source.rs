@@ -1,0 +1,391 @@
+//! The shared-memory source: turns the camera's frame ring into a stream of [`Frame`]s.
+//!
+//! It delivers every H.264 frame in write order, skipping (and counting) other formats, counting
+//! frames lost when it falls more than a ring behind, and following the writer through restarts:
+//! a segment unlinked and created again (new inode) or an index that goes backwards is a new
+//! stream, mapped afresh without restarting anything.
+//!
+//! ```no_run
+//! use std::sync::atomic::AtomicBool;
+//! use std::time::Duration;
+//! use stackctl_core::shm::{ShmSource, SourceConfig};
+//!
+//! let mut source = ShmSource::new(SourceConfig::new("/pet_camera_stream"));
+//! let stop = AtomicBool::new(false);
+//! source.wait_for_segment(Some(Duration::from_secs(10)), &stop)?;
+//! while let Some(frame) = source.next_frame(&stop)? {
+//!     println!("frame {} ({} bytes)", frame.meta().frame_number, frame.data().len());
+//! }
+//! # Ok::<(), stackctl_core::shm::ShmError>(())
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::ShmError;
+use super::guard::{SlotRead, TornReadGuard, read_frame};
+use super::pacer::{Pacer, PacerConfig};
+use super::segment::{Segment, current_id};
+use crate::clock::monotonic_ns;
+use crate::frame::{Frame, FrameMeta};
+use crate::h264::{ParamCache, analyse};
+use crate::layout::{FrameHeader, RING_SLOTS, slot_of};
+use crate::warn::WarnLimiter;
+
+/// Where a newly attached source starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    /// With the first frame written after attaching.
+    #[default]
+    Next,
+    /// With the oldest frame still in the ring (up to 29 frames of history).
+    Oldest,
+}
+
+/// Configuration of a [`ShmSource`].
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Segment name, e.g. `/pet_camera_stream`.
+    pub name: String,
+    /// The torn-read guard.
+    pub guard: TornReadGuard,
+    /// Wake-up pacing.
+    pub pacer: PacerConfig,
+    /// Where to start on the first attach (after a writer restart it always starts at the
+    /// beginning of the new stream).
+    pub start: StartPosition,
+    /// How often to check whether the name now points at a new segment.
+    pub identity_check: Duration,
+}
+
+impl SourceConfig {
+    /// Defaults for segment `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            guard: TornReadGuard::default(),
+            pacer: PacerConfig::default(),
+            start: StartPosition::Next,
+            identity_check: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Counters of a source, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// H.264 frames delivered.
+    pub frames: AtomicU64,
+    /// Bytes of those frames.
+    pub bytes: AtomicU64,
+    /// Frames of other formats skipped.
+    pub other_format: AtomicU64,
+    /// Frames overwritten before they could be read (the reader fell a ring behind).
+    pub lost: AtomicU64,
+    /// Frames dropped as malformed (bad size, no start code, truncated NAL, ...).
+    pub malformed: AtomicU64,
+    /// Copies thrown away because the writer was still writing the slot.
+    pub torn_retries: AtomicU64,
+    /// Writer restarts followed.
+    pub restarts: AtomicU64,
+    /// `CLOCK_MONOTONIC` nanoseconds of the last delivered frame, 0 before the first.
+    pub last_frame_ns: AtomicU64,
+}
+
+/// Reads frames from one named segment. Not thread-safe by design: one owner, one thread.
+#[derive(Debug)]
+pub struct ShmSource {
+    cfg: SourceConfig,
+    seg: Option<Segment>,
+    /// Writer counter of the next frame to deliver.
+    next: u32,
+    /// The last index value seen, to notice arrivals.
+    seen: u32,
+    /// Header each slot held when we last read it: lets the guard recognise a slot the writer
+    /// has claimed but not yet reached.
+    previous: [Option<FrameHeader>; RING_SLOTS],
+    pacer: Pacer,
+    params: ParamCache,
+    generation: u32,
+    stats: Arc<SourceStats>,
+    last_identity_check: Instant,
+    gone_logged: bool,
+    warn: WarnLimiter,
+    epoch: Instant,
+}
+
+impl ShmSource {
+    /// A source that has not attached yet.
+    pub fn new(cfg: SourceConfig) -> Self {
+        let pacer = Pacer::new(cfg.pacer);
+        Self {
+            cfg,
+            seg: None,
+            next: 0,
+            seen: 0,
+            previous: [None; RING_SLOTS],
+            pacer,
+            params: ParamCache::default(),
+            generation: 0,
+            stats: Arc::default(),
+            last_identity_check: Instant::now(),
+            gone_logged: false,
+            warn: WarnLimiter::new(Duration::from_secs(5)),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<SourceStats> {
+        self.stats.clone()
+    }
+
+    /// The segment name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// True once a segment is mapped.
+    pub fn is_attached(&self) -> bool {
+        self.seg.is_some()
+    }
+
+    /// Waits until the segment exists and maps it. `None` waits forever (or until `stop`).
+    ///
+    /// A segment of size 0 is a writer between `shm_open` and `ftruncate` and is waited for; any
+    /// other wrong size is refused at once.
+    pub fn wait_for_segment(
+        &mut self,
+        timeout: Option<Duration>,
+        stop: &AtomicBool,
+    ) -> Result<(), ShmError> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        while !stop.load(Ordering::Relaxed) {
+            if self.try_attach()? {
+                return Ok(());
+            }
+            if let Some(limit) = timeout
+                && start.elapsed() >= limit
+            {
+                return Err(ShmError::Timeout {
+                    name: self.cfg.name.clone(),
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::park_timeout(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Maps the segment if it exists with the right size. `Ok(false)`: not there (yet).
+    fn try_attach(&mut self) -> Result<bool, ShmError> {
+        match Segment::open(&self.cfg.name) {
+            Ok(seg) => {
+                self.attach(seg, self.seg.is_some());
+                Ok(true)
+            }
+            Err(ShmError::NotFound(_)) | Err(ShmError::WrongSize { actual: 0, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn attach(&mut self, seg: Segment, restarted: bool) {
+        let w = seg.write_index();
+        if restarted {
+            self.begin_new_stream(w);
+        } else {
+            match self.cfg.start {
+                StartPosition::Next => {
+                    self.next = w;
+                    for (slot, prev) in self.previous.iter_mut().enumerate() {
+                        *prev = Some(seg.read_header(slot));
+                    }
+                }
+                StartPosition::Oldest => {
+                    self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
+                    self.previous = [None; RING_SLOTS];
+                }
+            }
+        }
+        self.seen = w;
+        tracing::info!(segment = %self.cfg.name, write_index = w, restarted, "attached to shared memory");
+        self.seg = Some(seg);
+        self.last_identity_check = Instant::now();
+        self.gone_logged = false;
+    }
+
+    /// A new writer incarnation: everything it wrote is new to us.
+    fn begin_new_stream(&mut self, w: u32) {
+        self.generation = self.generation.wrapping_add(1);
+        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
+        self.previous = [None; RING_SLOTS];
+        self.pacer.reset();
+    }
+
+    /// Blocks until the next H.264 frame. `Ok(None)` once `stop` is set. Waits for the segment
+    /// first if it is not attached (forever; use [`ShmSource::wait_for_segment`] for a limit).
+    ///
+    /// To stop a thread blocked here, set `stop` and unpark the thread.
+    pub fn next_frame(&mut self, stop: &AtomicBool) -> Result<Option<Frame>, ShmError> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            if self.seg.is_none() {
+                self.wait_for_segment(None, stop)?;
+                continue;
+            }
+            self.check_identity()?;
+            let Some(seg) = self.seg.as_ref() else {
+                continue;
+            };
+            let w = seg.write_index();
+            let now = self.epoch.elapsed();
+            if w != self.seen {
+                self.seen = w;
+                self.pacer.on_arrival(now);
+            }
+            let pending = w.wrapping_sub(self.next);
+            if pending == 0 {
+                std::thread::park_timeout(self.pacer.next_sleep(now));
+                continue;
+            }
+            if pending > u32::MAX / 2 {
+                tracing::info!(segment = %self.cfg.name, write_index = w, "write index went back: the writer restarted");
+                self.begin_new_stream(w);
+                continue;
+            }
+            if pending > RING_SLOTS as u32 - 1 {
+                let lost = pending - (RING_SLOTS as u32 - 1);
+                self.stats
+                    .lost
+                    .fetch_add(u64::from(lost), Ordering::Relaxed);
+                self.warn.warn("lost", |n| tracing::warn!(segment = %self.cfg.name, lost, suppressed = n, "fell more than a ring behind the writer"));
+                self.next = w.wrapping_sub(RING_SLOTS as u32 - 1);
+            }
+            if let Some(frame) = self.read_next(stop) {
+                return Ok(Some(frame));
+            }
+        }
+    }
+
+    /// Reads the frame at `self.next`; `None` when there is nothing to deliver (yet).
+    fn read_next(&mut self, stop: &AtomicBool) -> Option<Frame> {
+        let seg = self.seg.as_ref()?;
+        let c = self.next;
+        let slot = slot_of(c);
+        let mut torn = 0;
+        let read = read_frame(
+            seg,
+            c,
+            self.previous[slot].as_ref(),
+            self.cfg.guard,
+            &mut torn,
+            &|| stop.load(Ordering::Relaxed),
+        );
+        self.stats.torn_retries.fetch_add(torn, Ordering::Relaxed);
+        match read {
+            SlotRead::Frame(header, data) => {
+                self.previous[slot] = Some(header);
+                self.next = c.wrapping_add(1);
+                self.build_frame(c, header, data)
+            }
+            SlotRead::OtherFormat(header) => {
+                self.previous[slot] = Some(header);
+                self.next = c.wrapping_add(1);
+                self.stats.other_format.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            SlotRead::BadSize(header) => {
+                self.previous[slot] = Some(header);
+                self.next = c.wrapping_add(1);
+                self.malformed(
+                    c,
+                    &format!("data_size {} is 0 or larger than a slot", header.data_size),
+                );
+                None
+            }
+            SlotRead::Overwritten => {
+                self.next = c.wrapping_add(1);
+                self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            SlotRead::NotYet | SlotRead::Torn => {
+                std::thread::park_timeout(self.cfg.pacer.fine_poll);
+                None
+            }
+        }
+    }
+
+    fn build_frame(&mut self, sequence: u32, header: FrameHeader, data: Vec<u8>) -> Option<Frame> {
+        let info = match analyse(&data) {
+            Ok(info) => info,
+            Err(e) => {
+                self.malformed(sequence, &e.to_string());
+                return None;
+            }
+        };
+        if let Err(e) = self.params.update(&data, &info) {
+            self.warn.warn("sps", |n| tracing::warn!(segment = %self.cfg.name, error = %e, suppressed = n, "unusable parameter set"));
+        }
+        let received_ns = monotonic_ns();
+        let meta = FrameMeta {
+            frame_number: header.frame_number,
+            sequence,
+            timestamp_ns: header.timestamp.as_nanos(),
+            received_ns,
+            camera_id: header.camera_id,
+            width: u32::try_from(header.width).unwrap_or(0),
+            height: u32::try_from(header.height).unwrap_or(0),
+            generation: self.generation,
+        };
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.stats
+            .last_frame_ns
+            .store(received_ns, Ordering::Relaxed);
+        Some(Frame::new(
+            meta,
+            data.into_boxed_slice(),
+            info,
+            self.params.current(),
+        ))
+    }
+
+    fn malformed(&mut self, sequence: u32, why: &str) {
+        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        let name = &self.cfg.name;
+        self.warn.warn("malformed", |n| {
+            tracing::warn!(segment = %name, sequence, suppressed = n, "dropped a malformed frame: {why}")
+        });
+    }
+
+    /// Notices a writer that unlinked the name and created a new segment under it.
+    fn check_identity(&mut self) -> Result<(), ShmError> {
+        if self.last_identity_check.elapsed() < self.cfg.identity_check {
+            return Ok(());
+        }
+        self.last_identity_check = Instant::now();
+        let mapped = self.seg.as_ref().map(Segment::id);
+        match current_id(&self.cfg.name)? {
+            None => {
+                if !self.gone_logged {
+                    tracing::info!(segment = %self.cfg.name, "segment removed; waiting for the writer to create it again");
+                    self.gone_logged = true;
+                }
+            }
+            Some(id) if Some(id) != mapped && id.size != 0 => {
+                tracing::info!(segment = %self.cfg.name, "segment replaced: following the new writer");
+                self.try_attach()?;
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
