@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use stackctl_core::h264::{
-    NalType, ParamCache, SpsInfo, analyse, split_annexb, split_annexb_checked, with_params,
+    NalType, ParamCache, ParameterSets, SpsInfo, analyse, split_annexb, split_annexb_checked,
+    with_params,
 };
 
 const SPS_BASELINE: &[u8] = &[0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xf6, 0x40];
@@ -142,7 +143,11 @@ proptest! {
     #[test]
     fn analyse_classifies_every_assembled_nal((leading, mut nals) in access_unit()) {
         for (payload, _, _) in &mut nals {
-            payload[0] &= 0x7f;
+            // Clear the forbidden bit; a zero header byte would read as trailing padding.
+            payload[0] = match payload[0] & 0x7f {
+                0 => 0x06,
+                header => header,
+            };
         }
         let au = assemble(leading, &nals);
         let info = analyse(&au).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -171,7 +176,7 @@ proptest! {
     fn cache_follows_a_model_of_the_latest_parameter_sets(stream in nal_stream()) {
         let mut cache = ParamCache::new();
         let mut model: (Option<&[u8]>, Option<&[u8]>) = (None, None);
-        let mut previous = None;
+        let mut previous: Option<Arc<ParameterSets>> = None;
         for nals in stream {
             let au = assemble(0, &nals.iter().map(|n| (n.to_vec(), true, 0)).collect::<Vec<_>>());
             let info = analyse(&au).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -196,7 +201,7 @@ proptest! {
                 (got, want) => prop_assert!(false, "cache {:?}, model {:?}", got, want),
             }
             if let (Some(before), Some(now)) = (&previous, &current) {
-                let unchanged: bool = **before == **now;
+                let unchanged = **before == **now;
                 prop_assert_eq!(Arc::ptr_eq(before, now), unchanged);
             }
             previous = current;

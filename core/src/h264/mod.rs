@@ -59,4 +59,6 @@ pub use error::H264Error;
 pub use nal::{Nal, NalHeader, NalType};
 pub use params::{ParamCache, ParameterSets};
 pub use sps::{SpsInfo, SpsTiming};
-pub use with_params::{START_CODE, WithParams, with_params, write_annexb_with_params};
+pub use with_params::{
+    NalsWithParams, START_CODE, WithParams, with_params, write_annexb_with_params,
+};

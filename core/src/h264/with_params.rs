@@ -21,47 +21,45 @@ pub fn with_params<'a>(
     info: &'a AccessUnitInfo,
 ) -> Result<WithParams<'a>, H264Error> {
     info.check_data(au)?;
-    let mut nals = info.nals().iter();
+    let mut rest = info.nals().iter();
     let aud = match info.nals().first() {
         Some(nal) if nal.nal_type() == NalType::Aud => {
-            nals.next();
+            rest.next();
             nal.get(au)
         }
         _ => None,
     };
-    Ok(WithParams {
-        head: [
-            aud.map(|_| START_CODE),
-            aud,
-            Some(START_CODE),
-            Some(&params.sps),
-            Some(START_CODE),
-            Some(&params.pps),
-        ],
+    let nals = NalsWithParams {
+        head: [aud, Some(&params.sps), Some(&params.pps)],
         head_pos: 0,
         au,
+        rest,
+    };
+    Ok(WithParams {
         nals,
         pending: None,
     })
 }
 
 /// Iterator over the byte slices of an access unit with parameter sets in front, made by
-/// [`with_params`]. Allocation-free; concatenating the pieces gives the Annex-B stream.
+/// [`with_params`]: a [`START_CODE`], a NAL unit, a start code, ... Allocation-free;
+/// concatenating the pieces gives the Annex-B stream.
 #[derive(Debug, Clone)]
 pub struct WithParams<'a> {
-    /// Optional AUD (start code + NAL), then start code, SPS, start code, PPS.
-    head: [Option<&'a [u8]>; 6],
-    head_pos: usize,
-    au: &'a [u8],
-    nals: slice::Iter<'a, Nal>,
+    nals: NalsWithParams<'a>,
     /// A NAL unit whose start code was just yielded.
     pending: Option<&'a [u8]>,
 }
 
-impl WithParams<'_> {
+impl<'a> WithParams<'a> {
     /// Total number of bytes the pieces add up to.
     pub fn byte_len(&self) -> usize {
         self.clone().map(<[u8]>::len).sum()
+    }
+
+    /// The same NAL units without start codes, e.g. for an RTP packetizer.
+    pub fn nal_units(self) -> NalsWithParams<'a> {
+        self.nals
     }
 }
 
@@ -69,27 +67,47 @@ impl<'a> Iterator for WithParams<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        while let Some(piece) = self.head.get(self.head_pos) {
-            self.head_pos += 1;
-            if let Some(piece) = piece {
-                return Some(piece);
-            }
-        }
         if let Some(nal) = self.pending.take() {
             return Some(nal);
         }
-        let au = self.au;
-        let nal = self
-            .nals
-            .by_ref()
-            .filter(|nal| !nal.nal_type().is_parameter_set())
-            .find_map(|nal| nal.get(au))?;
-        self.pending = Some(nal);
+        self.pending = Some(self.nals.next()?);
         Some(START_CODE)
     }
 }
 
 impl FusedIterator for WithParams<'_> {}
+
+/// Iterator over the NAL units (no start codes) of an access unit with parameter sets in
+/// front, made by [`WithParams::nal_units`].
+#[derive(Debug, Clone)]
+pub struct NalsWithParams<'a> {
+    /// The opening AUD if any, the SPS, the PPS.
+    head: [Option<&'a [u8]>; 3],
+    head_pos: usize,
+    au: &'a [u8],
+    /// The access unit's NAL units after the opening AUD.
+    rest: slice::Iter<'a, Nal>,
+}
+
+impl<'a> Iterator for NalsWithParams<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while let Some(piece) = self.head.get(self.head_pos) {
+            self.head_pos += 1;
+            if piece.is_some() {
+                return *piece;
+            }
+        }
+        let au = self.au;
+        self.rest
+            .by_ref()
+            .filter(|nal| !nal.nal_type().is_parameter_set())
+            .find_map(|nal| nal.get(au))
+    }
+}
+
+impl FusedIterator for NalsWithParams<'_> {}
 
 /// Writes `au` as Annex-B with `params` in front, as described at [`with_params`].
 pub fn write_annexb_with_params(
@@ -164,6 +182,11 @@ mod tests {
         let pieces: Vec<&[u8]> = with_params(&params, &au, &info).unwrap().collect();
         assert_eq!(pieces.len(), 6);
         assert_eq!(pieces[5].as_ptr(), au[4..].as_ptr());
+        let nals: Vec<&[u8]> = with_params(&params, &au, &info)
+            .unwrap()
+            .nal_units()
+            .collect();
+        assert_eq!(nals, [MAIN_720P_SPS, PPS_2, IDR]);
     }
 
     #[test]

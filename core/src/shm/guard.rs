@@ -8,24 +8,35 @@
 //!
 //! What this module does for a frame (see `read_frame`):
 //! 1. If the writer has already moved on, copy and re-validate: done.
-//! 2. Otherwise read the header; if it is the header the slot held before (or the zeros of a new
-//!    segment), the writer has not even reached it: come back later.
+//! 2. Otherwise read the header; unless its camera timestamp is later than the previous frame's
+//!    (and it describes an H.264 frame of a sane size), the writer has not finished writing it:
+//!    come back later. Header bytes are not written in order (glibc's x86-64 memcpy stores the
+//!    first 40 bytes of a large copy last), so nothing weaker than the timestamp is trusted.
 //! 3. Copy `data_size` bytes, re-read header and index: a changed header or a lapped slot is torn.
 //! 4. Wait for the [`TornReadGuard`] window, or less if the writer moves on meanwhile, then
 //!    compare the copy with the slot byte for byte and the header again. Any difference means the
 //!    writer was still writing: start over.
 //!
-//! A torn copy survives step 4 only if the writer stalls, inside the first `data_size` bytes of
-//! its copy, for longer than the whole window. The default window is 500 µs: a copy of a
-//! 3 MB slot takes 0.15–0.4 ms on this class of machine, and the stability check then spans
-//! more than a whole slot copy. `Settled` makes the window 250 ms, which on a 30 fps
-//! stream means "wait for the writer to move on". The figures behind these defaults are in the
-//! README (`cargo bench -p stackctl-core --bench latency`).
+//! Each time step 4 catches the writer mid-copy, that frame's window doubles (up to 250 ms): a
+//! writer seen to be slow is waited out.
+//!
+//! A torn copy survives step 4 only if the writer stalls (is preempted), inside the first
+//! `data_size` bytes of its copy, for longer than the whole window. The default window is
+//! 500 µs: a 3 MB slot copy takes 0.15–0.4 ms on this class of machine, so the check spans more
+//! than a whole slot copy. That residual risk is not left silent: the source re-checks every
+//! frame it delivered early once the writer has moved on, and counts a mismatch as a late tear
+//! (`SourceStats::late_tears`, with a warning). `Settled` makes the window 250 ms, which on a
+//! 30 fps stream means "wait for the writer to move on": proof against any writer short of one
+//! hung for a quarter of a second mid-copy, for one frame interval of latency. The figures behind
+//! these choices are in the README (`cargo bench -p stackctl-core --bench latency`).
 
 use std::time::{Duration, Instant};
 
 use crate::layout::{FrameHeader, PixelFormat, RING_SLOTS, SLOT_DATA_CAPACITY, slot_of};
 use crate::shm::Segment;
+
+/// The window of [`TornReadGuard::Settled`], and the longest any window grows to.
+pub const SETTLED_WINDOW: Duration = Duration::from_millis(250);
 
 /// How hard the reader works to never deliver a half-written frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +65,7 @@ impl TornReadGuard {
         match self {
             Self::Off => None,
             Self::Verify { window } => Some(window),
-            Self::Settled => Some(Duration::from_millis(250)),
+            Self::Settled => Some(SETTLED_WINDOW),
         }
     }
 }
@@ -81,19 +92,27 @@ fn ahead(write_index: u32, c: u32) -> u32 {
     write_index.wrapping_sub(c)
 }
 
-/// Reads the frame with counter `c`. `previous` is the header the slot held before, when known.
-/// `torn_retries` counts restarts of the procedure.
+/// Reads the frame with counter `c`. `after_ns` is the camera timestamp of the frame before it
+/// (0 when unknown): the writer stamps frames with `CLOCK_MONOTONIC`, so a header whose
+/// timestamp is not later has not been written yet. `torn_retries` counts restarts of the
+/// procedure.
 pub(crate) fn read_frame(
     seg: &Segment,
     c: u32,
-    previous: Option<&FrameHeader>,
+    after_ns: u64,
     guard: TornReadGuard,
     torn_retries: &mut u64,
     stop: &dyn Fn() -> bool,
 ) -> SlotRead {
+    let mut window = guard.window();
     loop {
-        match read_once(seg, c, previous, guard) {
-            SlotRead::Torn if !stop() => *torn_retries += 1,
+        match read_once(seg, c, after_ns, guard, window) {
+            SlotRead::Torn if !stop() => {
+                *torn_retries += 1;
+                // Caught the writer mid-copy: it is slower than the window assumed, so wait
+                // longer before believing the next copy.
+                window = window.map(|w| (w * 2).min(SETTLED_WINDOW));
+            }
             other => return other,
         }
     }
@@ -102,36 +121,36 @@ pub(crate) fn read_frame(
 fn read_once(
     seg: &Segment,
     c: u32,
-    previous: Option<&FrameHeader>,
+    after_ns: u64,
     guard: TornReadGuard,
+    window: Option<Duration>,
 ) -> SlotRead {
     let slot = slot_of(c);
     let complete = ahead(seg.write_index(), c) >= 2;
     let header = seg.read_header(slot);
-    if !complete
-        && guard != TornReadGuard::Off
-        && (previous == Some(&header) || header == FrameHeader::default())
-    {
-        return SlotRead::NotYet;
+    let guarded = guard != TornReadGuard::Off;
+    let size = usize::try_from(header.data_size)
+        .ok()
+        .filter(|&size| size > 0 && size <= SLOT_DATA_CAPACITY);
+    let h264 = PixelFormat::from_raw(header.format) == PixelFormat::H264;
+    if guarded && !complete {
+        // Which header bytes a writer stores first depends on its memcpy: glibc on x86-64 stores
+        // the first 40 bytes of a large copy *last*, aarch64 first. So an unfinished slot's
+        // header is only believed once its timestamp is new, and only to accept a frame: a
+        // verdict that would skip the slot waits until the writer has moved on.
+        if header.timestamp.as_nanos() <= after_ns || !h264 || size.is_none() {
+            return SlotRead::NotYet;
+        }
     }
-    // A header caught mid-copy can look like another format or a bad size: confirm those
-    // verdicts with a second read before believing them.
-    let unsettled = || !complete && guard != TornReadGuard::Off && seg.read_header(slot) != header;
-    if PixelFormat::from_raw(header.format) != PixelFormat::H264 {
-        return if unsettled() {
-            SlotRead::Torn
-        } else {
-            SlotRead::OtherFormat(header)
-        };
+    if !h264 {
+        return SlotRead::OtherFormat(header);
     }
-    let size = match usize::try_from(header.data_size) {
-        Ok(size) if size > 0 && size <= SLOT_DATA_CAPACITY => size,
-        _ if unsettled() => return SlotRead::Torn,
-        _ => return SlotRead::BadSize(header),
+    let Some(size) = size else {
+        return SlotRead::BadSize(header);
     };
     let mut data = Vec::with_capacity(size);
     seg.copy_data(slot, size, &mut data);
-    if guard == TornReadGuard::Off {
+    if !guarded {
         return SlotRead::Frame(header, data);
     }
     if seg.read_header(slot) != header {
@@ -140,7 +159,7 @@ fn read_once(
     if ahead(seg.write_index(), c) > RING_SLOTS as u32 {
         return SlotRead::Overwritten;
     }
-    if !complete && let Some(window) = guard.window() {
+    if !complete && let Some(window) = window {
         wait_settled(seg, c, window);
         if seg.read_header(slot) != header || !seg.data_matches(slot, &data) {
             return SlotRead::Torn;

@@ -87,7 +87,7 @@ fn run(
 ) -> Result<(), ShmError> {
     source.wait_for_segment(open_timeout, stop)?;
     while let Some(frame) = source.next_frame(stop)? {
-        bus.publish(Arc::new(frame));
+        bus.publish(frame);
     }
     Ok(())
 }

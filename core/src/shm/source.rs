@@ -89,6 +89,10 @@ pub struct SourceStats {
     pub torn_retries: AtomicU64,
     /// Writer restarts followed.
     pub restarts: AtomicU64,
+    /// Frames delivered before the writer had moved on that turned out, once it had, to differ
+    /// from the slot: tears the guard's window missed (see [`crate::shm::guard`]). Should stay
+    /// 0; if not, use the `Settled` guard.
+    pub late_tears: AtomicU64,
     /// `CLOCK_MONOTONIC` nanoseconds of the last delivered frame, 0 before the first.
     pub last_frame_ns: AtomicU64,
 }
@@ -102,9 +106,9 @@ pub struct ShmSource {
     next: u32,
     /// The last index value seen, to notice arrivals.
     seen: u32,
-    /// Header each slot held when we last read it: lets the guard recognise a slot the writer
-    /// has claimed but not yet reached.
-    previous: [Option<FrameHeader>; RING_SLOTS],
+    /// Camera timestamp of the frame before `next` (0 when unknown): a slot whose header is not
+    /// later than this has not been written yet.
+    last_ts: u64,
     pacer: Pacer,
     params: ParamCache,
     generation: u32,
@@ -113,6 +117,9 @@ pub struct ShmSource {
     gone_logged: bool,
     warn: WarnLimiter,
     epoch: Instant,
+    /// The last frame delivered while the writer was still on it: checked again once the
+    /// writer has moved on.
+    audit: Option<Arc<Frame>>,
 }
 
 impl ShmSource {
@@ -124,7 +131,7 @@ impl ShmSource {
             seg: None,
             next: 0,
             seen: 0,
-            previous: [None; RING_SLOTS],
+            last_ts: 0,
             pacer,
             params: ParamCache::default(),
             generation: 0,
@@ -133,6 +140,7 @@ impl ShmSource {
             gone_logged: false,
             warn: WarnLimiter::new(Duration::from_secs(5)),
             epoch: Instant::now(),
+            audit: None,
         }
     }
 
@@ -200,17 +208,24 @@ impl ShmSource {
             match self.cfg.start {
                 StartPosition::Next => {
                     self.next = w;
-                    for (slot, prev) in self.previous.iter_mut().enumerate() {
-                        *prev = Some(seg.read_header(slot));
-                    }
+                    // The newest slot may be mid-copy and show an older timestamp: that only
+                    // lowers the bar, and frame `w` is newer than both.
+                    self.last_ts = match w {
+                        0 => 0,
+                        _ => seg
+                            .read_header(slot_of(w.wrapping_sub(1)))
+                            .timestamp
+                            .as_nanos(),
+                    };
                 }
                 StartPosition::Oldest => {
                     self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
-                    self.previous = [None; RING_SLOTS];
+                    self.last_ts = 0;
                 }
             }
         }
         self.seen = w;
+        self.audit = None;
         tracing::info!(segment = %self.cfg.name, write_index = w, restarted, "attached to shared memory");
         self.seg = Some(seg);
         self.last_identity_check = Instant::now();
@@ -222,7 +237,8 @@ impl ShmSource {
         self.generation = self.generation.wrapping_add(1);
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
         self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
-        self.previous = [None; RING_SLOTS];
+        self.last_ts = 0;
+        self.audit = None;
         self.pacer.reset();
     }
 
@@ -230,7 +246,7 @@ impl ShmSource {
     /// first if it is not attached (forever; use [`ShmSource::wait_for_segment`] for a limit).
     ///
     /// To stop a thread blocked here, set `stop` and unpark the thread.
-    pub fn next_frame(&mut self, stop: &AtomicBool) -> Result<Option<Frame>, ShmError> {
+    pub fn next_frame(&mut self, stop: &AtomicBool) -> Result<Option<Arc<Frame>>, ShmError> {
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(None);
@@ -240,14 +256,14 @@ impl ShmSource {
                 continue;
             }
             self.check_identity()?;
-            let Some(seg) = self.seg.as_ref() else {
+            let Some(w) = self.seg.as_ref().map(Segment::write_index) else {
                 continue;
             };
-            let w = seg.write_index();
             let now = self.epoch.elapsed();
             if w != self.seen {
                 self.seen = w;
                 self.pacer.on_arrival(now);
+                self.audit_early_frame(w);
             }
             let pending = w.wrapping_sub(self.next);
             if pending == 0 {
@@ -266,8 +282,19 @@ impl ShmSource {
                     .fetch_add(u64::from(lost), Ordering::Relaxed);
                 self.warn.warn("lost", |n| tracing::warn!(segment = %self.cfg.name, lost, suppressed = n, "fell more than a ring behind the writer"));
                 self.next = w.wrapping_sub(RING_SLOTS as u32 - 1);
+                // Raise the freshness bar past the frames we skipped, or a stale slot could pass
+                // for a new one.
+                if let Some(seg) = self.seg.as_ref() {
+                    let before = seg.read_header(slot_of(self.next.wrapping_sub(1)));
+                    self.last_ts = self.last_ts.max(before.timestamp.as_nanos());
+                }
             }
+            let early = w.wrapping_sub(self.next) < 2;
             if let Some(frame) = self.read_next(stop) {
+                let frame = Arc::new(frame);
+                if early && self.cfg.guard != TornReadGuard::Off {
+                    self.audit = Some(frame.clone());
+                }
                 return Ok(Some(frame));
             }
         }
@@ -277,32 +304,23 @@ impl ShmSource {
     fn read_next(&mut self, stop: &AtomicBool) -> Option<Frame> {
         let seg = self.seg.as_ref()?;
         let c = self.next;
-        let slot = slot_of(c);
         let mut torn = 0;
-        let read = read_frame(
-            seg,
-            c,
-            self.previous[slot].as_ref(),
-            self.cfg.guard,
-            &mut torn,
-            &|| stop.load(Ordering::Relaxed),
-        );
+        let read = read_frame(seg, c, self.last_ts, self.cfg.guard, &mut torn, &|| {
+            stop.load(Ordering::Relaxed)
+        });
         self.stats.torn_retries.fetch_add(torn, Ordering::Relaxed);
         match read {
             SlotRead::Frame(header, data) => {
-                self.previous[slot] = Some(header);
-                self.next = c.wrapping_add(1);
+                self.advance(c, &header);
                 self.build_frame(c, header, data)
             }
             SlotRead::OtherFormat(header) => {
-                self.previous[slot] = Some(header);
-                self.next = c.wrapping_add(1);
+                self.advance(c, &header);
                 self.stats.other_format.fetch_add(1, Ordering::Relaxed);
                 None
             }
             SlotRead::BadSize(header) => {
-                self.previous[slot] = Some(header);
-                self.next = c.wrapping_add(1);
+                self.advance(c, &header);
                 self.malformed(
                     c,
                     &format!("data_size {} is 0 or larger than a slot", header.data_size),
@@ -319,6 +337,46 @@ impl ShmSource {
                 None
             }
         }
+    }
+
+    /// Once the writer has moved past the frame in `audit`, checks that what was delivered is
+    /// what the slot holds now that it is surely complete.
+    fn audit_early_frame(&mut self, w: u32) {
+        let Some(frame) = self.audit.as_ref() else {
+            return;
+        };
+        let c = frame.meta().sequence;
+        let ahead = w.wrapping_sub(c);
+        if ahead < 2 {
+            return;
+        }
+        let Some(frame) = self.audit.take() else {
+            return;
+        };
+        let Some(seg) = self.seg.as_ref() else { return };
+        // Past a whole ring the slot has been reused: nothing left to compare with.
+        if ahead > RING_SLOTS as u32 {
+            return;
+        }
+        let header = seg.read_header(slot_of(c));
+        let intact = header.timestamp.as_nanos() == frame.meta().timestamp_ns
+            && header.data_size == frame.data().len() as u64
+            && seg.data_matches(slot_of(c), frame.data());
+        if !intact {
+            self.stats.late_tears.fetch_add(1, Ordering::Relaxed);
+            let name = &self.cfg.name;
+            self.warn.warn("late-tear", |n| {
+                tracing::warn!(segment = %name, sequence = c, suppressed = n,
+                    "a frame delivered before the writer finished it was torn: the writer stalls \
+                     mid-copy longer than the guard's window; consider the settled guard")
+            });
+        }
+    }
+
+    /// Moves past frame `c`, whose header was `header`.
+    fn advance(&mut self, c: u32, header: &FrameHeader) {
+        self.next = c.wrapping_add(1);
+        self.last_ts = self.last_ts.max(header.timestamp.as_nanos());
     }
 
     fn build_frame(&mut self, sequence: u32, header: FrameHeader, data: Vec<u8>) -> Option<Frame> {

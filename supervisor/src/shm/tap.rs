@@ -67,11 +67,12 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
     let dropped = sub.stats().snapshot().dropped;
     let ended = source.stop();
     eprintln!(
-        "tap: {written} frames, {bytes} bytes; lost {}, malformed {}, other formats {}, torn copies retried {}, writer restarts {}, dropped by a slow output {dropped}",
+        "tap: {written} frames, {bytes} bytes; lost {}, malformed {}, other formats {}, torn copies retried {}, late tears {}, writer restarts {}, dropped by a slow output {dropped}",
         stats.lost.load(Ordering::Relaxed),
         stats.malformed.load(Ordering::Relaxed),
         stats.other_format.load(Ordering::Relaxed),
         stats.torn_retries.load(Ordering::Relaxed),
+        stats.late_tears.load(Ordering::Relaxed),
         stats.restarts.load(Ordering::Relaxed),
     );
     ended.context("reading shared memory")?;
