@@ -1,5 +1,7 @@
 //! Property tests of the `h264` module: no input panics it, and splitting finds exactly the
 //! NAL units an access unit was assembled from.
+// A failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

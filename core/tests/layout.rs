@@ -1,5 +1,7 @@
 //! The Rust layout must be the C layout: compile the board's struct definitions with the system
 //! C compiler, run the program, and compare every size and offset.
+// A failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};

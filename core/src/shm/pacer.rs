@@ -17,8 +17,11 @@ use std::time::Duration;
 pub struct PacerConfig {
     /// Poll interval around the due time.
     pub fine_poll: Duration,
-    /// Start fine polling this long before the due time (covers the camera's jitter).
+    /// Start fine polling at most this long before the due time.
     pub early: Duration,
+    /// ... and at least this long. In between, the lead follows the measured arrival jitter:
+    /// a punctual camera costs few wake-ups, an irregular one is still caught early.
+    pub min_early: Duration,
     /// Longest poll interval while a frame is late, and the longest sleep before the first frame.
     pub max_poll: Duration,
     /// Fine polling lasts this long past the due time before backing off.
@@ -30,6 +33,7 @@ impl Default for PacerConfig {
         Self {
             fine_poll: Duration::from_micros(100),
             early: Duration::from_millis(2),
+            min_early: Duration::from_micros(300),
             max_poll: Duration::from_millis(4),
             late_window: Duration::from_millis(3),
         }
@@ -42,6 +46,8 @@ pub struct Pacer {
     cfg: PacerConfig,
     last_arrival: Option<Duration>,
     period: Option<Duration>,
+    /// Mean absolute deviation of arrivals from the predicted period.
+    jitter: Duration,
     /// Current back-off step while a frame is late.
     late_poll: Duration,
 }
@@ -53,8 +59,14 @@ impl Pacer {
             cfg,
             last_arrival: None,
             period: None,
+            jitter: cfg.early,
             late_poll: cfg.fine_poll,
         }
+    }
+
+    /// How long before the due time fine polling starts now.
+    pub fn lead(&self) -> Duration {
+        (self.jitter * 4 + self.cfg.fine_poll).clamp(self.cfg.min_early, self.cfg.early)
     }
 
     /// The frame period it currently expects, once it has seen two frames.
@@ -67,6 +79,10 @@ impl Pacer {
     pub fn on_arrival(&mut self, now: Duration) {
         if let Some(last) = self.last_arrival {
             let seen = now.saturating_sub(last);
+            if let Some(p) = self.period {
+                let deviation = seen.abs_diff(p);
+                self.jitter = (self.jitter * 7 + deviation.min(self.cfg.early)) / 8;
+            }
             self.period = Some(match self.period {
                 // A rate switch (30 ↔ 2 fps) is a factor of 15: take the new period at once
                 // instead of averaging towards it over dozens of frames.
@@ -89,7 +105,8 @@ impl Pacer {
             return self.back_off();
         };
         let due = last + period;
-        let wake = due.saturating_sub(self.cfg.early);
+        let lead = self.lead();
+        let wake = due.saturating_sub(lead);
         if now < wake {
             return (wake - now).max(self.cfg.fine_poll);
         }
@@ -160,6 +177,17 @@ mod tests {
         p.on_arrival(t + 1000 * MS);
         p.on_arrival(t + 1033 * MS);
         assert_eq!(p.period(), Some(33 * MS));
+    }
+
+    #[test]
+    fn an_irregular_camera_gets_a_longer_lead() {
+        let mut p = Pacer::new(PacerConfig::default());
+        let mut t = Duration::ZERO;
+        for i in 0..60 {
+            t += Duration::from_micros(if i % 2 == 0 { 32_000 } else { 34_600 });
+            p.on_arrival(t);
+        }
+        assert_eq!(p.lead(), 2 * MS);
     }
 
     #[test]

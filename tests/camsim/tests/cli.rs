@@ -2,6 +2,8 @@
 //!
 //! Every test uses segment and file names that include the test process's pid, waits for camsim
 //! to exit (or for its start-up line) rather than sleeping, and removes what it created.
+// A failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
