@@ -176,6 +176,12 @@ impl ShmWriter {
         Ok(counter)
     }
 
+    /// Sets `write_index` back to 0 without recreating the segment: a writer restarted in place,
+    /// which readers must notice from the index going backwards.
+    pub fn reset_index(&mut self) {
+        self.index_atomic().store(0, Ordering::SeqCst);
+    }
+
     /// Removes the name, like the camera daemon does when it stops. Readers keep their mapping.
     pub fn unlink(&self) -> Result<(), ShmError> {
         match shm_unlink(self.name.as_str()) {

@@ -1,0 +1,1 @@
+//! stackctl configuration (being written).

@@ -1,0 +1,133 @@
+//! The source against a writer in the same process: what it delivers, skips, counts and follows.
+// A failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use stackctl_core::clock::monotonic_ns;
+use stackctl_core::layout::{FrameHeader, PixelFormat, Timespec};
+use stackctl_core::shm::{CopyMode, ShmSource, ShmWriter, SourceConfig, StartPosition};
+
+struct Fixture {
+    writer: ShmWriter,
+    source: ShmSource,
+    stop: AtomicBool,
+    next_number: u64,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Self {
+        let name = format!("/stackctl-source-{tag}-{}", std::process::id());
+        let writer = ShmWriter::create(&name).expect("create segment");
+        let mut cfg = SourceConfig::new(&name);
+        cfg.start = StartPosition::Next;
+        cfg.identity_check = Duration::ZERO;
+        let mut source = ShmSource::new(cfg);
+        let stop = AtomicBool::new(false);
+        source
+            .wait_for_segment(Some(Duration::from_secs(5)), &stop)
+            .expect("attach");
+        Self {
+            writer,
+            source,
+            stop,
+            next_number: 0,
+        }
+    }
+
+    fn publish(&mut self, format: PixelFormat) -> u64 {
+        let number = self.next_number;
+        self.next_number += 1;
+        let header = FrameHeader {
+            frame_number: number,
+            timestamp: Timespec::from_nanos(monotonic_ns()),
+            width: 64,
+            height: 64,
+            format: format.to_raw(),
+            ..FrameHeader::default()
+        };
+        let mut au = vec![0, 0, 0, 1, if number % 10 == 0 { 0x65 } else { 0x41 }];
+        au.extend((0..1000).map(|i| 0x20 | (i as u8 ^ number as u8) & 0x5f));
+        self.writer
+            .publish(&header, &au, CopyMode::WholeSlot)
+            .expect("publish");
+        number
+    }
+
+    fn next(&mut self) -> u64 {
+        let frame = self
+            .source
+            .next_frame(&self.stop)
+            .expect("read")
+            .expect("a frame");
+        frame.meta().frame_number
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.writer.unlink();
+    }
+}
+
+#[test]
+fn frames_of_other_formats_are_skipped_and_counted() {
+    let mut f = Fixture::new("formats");
+    let a = f.publish(PixelFormat::H264);
+    f.publish(PixelFormat::Nv12);
+    f.publish(PixelFormat::Jpeg);
+    let b = f.publish(PixelFormat::H264);
+    f.publish(PixelFormat::H264); // moves the writer past `b`
+    assert_eq!(f.next(), a);
+    assert_eq!(f.next(), b);
+    assert_eq!(f.source.stats().other_format.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn falling_more_than_a_ring_behind_counts_the_lost_frames() {
+    let mut f = Fixture::new("lost");
+    let first = f.publish(PixelFormat::H264);
+    assert_eq!(f.next(), first);
+    // 40 frames while the reader looks away: only the last 29 complete ones are still there.
+    for _ in 0..40 {
+        f.publish(PixelFormat::H264);
+    }
+    let resumed = f.next();
+    assert_eq!(
+        resumed,
+        40 - 29 + 1,
+        "resumes at the oldest frame still in the ring"
+    );
+    assert_eq!(f.source.stats().lost.load(Ordering::Relaxed), 11);
+    for want in resumed + 1..=40 {
+        assert_eq!(f.next(), want, "then every frame in order");
+    }
+}
+
+#[test]
+fn an_index_that_goes_back_is_a_new_stream() {
+    let mut f = Fixture::new("backwards");
+    for _ in 0..5 {
+        f.publish(PixelFormat::H264);
+    }
+    for want in 0..5 {
+        assert_eq!(f.next(), want);
+    }
+    f.writer.reset_index();
+    let restarted = f.publish(PixelFormat::H264);
+    f.publish(PixelFormat::H264);
+    let frame = f
+        .source
+        .next_frame(&f.stop)
+        .expect("read")
+        .expect("a frame");
+    assert_eq!(frame.meta().frame_number, restarted);
+    assert_eq!(
+        frame.meta().sequence,
+        0,
+        "the new stream starts at write index 0"
+    );
+    assert_eq!(frame.meta().generation, 1);
+    assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 1);
+}
