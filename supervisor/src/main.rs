@@ -1,6 +1,8 @@
 //! `stackctl`: one program in place of the board's launch script.
 
 mod cli;
+mod notify;
+mod service;
 mod shm;
 mod signals;
 

@@ -1,0 +1,7 @@
+//! The services stackctl supervises: their life cycle and restart rules.
+//!
+//! The rules are pure functions of time and events (tested as tables); the orchestration that
+//! applies them to real processes lives beside them.
+#![allow(dead_code)] // The orchestrator that drives these comes with `stackctl up`.
+
+pub mod restart;
