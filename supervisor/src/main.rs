@@ -2,6 +2,7 @@
 
 mod cli;
 mod notify;
+mod probe;
 mod service;
 mod shm;
 mod signals;

@@ -1,0 +1,217 @@
+//! Readiness and liveness checks that look at a service from the outside.
+//!
+//! Each kind answers one question with one attempt; the supervisor repeats attempts at the
+//! configured interval and applies the timeout and retry rules. `exec` and `log` probes need the
+//! process layer and live with the orchestrator.
+#![allow(dead_code)] // `stackctl up` drives these.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use stackctl_core::shm::{Segment, ShmError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What a probe looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A camera segment exists, has the board's size, and its `write_index` advances.
+    Shm(String),
+    /// A file exists.
+    File(PathBuf),
+    /// A TCP connection to `host:port` succeeds.
+    Tcp(String),
+    /// `GET` of an `http://` URL answers 2xx or 3xx.
+    Http(String),
+}
+
+/// Memory between attempts (only the shm probe needs any).
+#[derive(Debug, Default)]
+pub struct ProbeState {
+    last_index: Option<(u64, u32)>,
+}
+
+/// Runs one attempt, bounded by `timeout`. `Err` says why it failed, for status and logs.
+pub async fn attempt(
+    target: &Target,
+    state: &mut ProbeState,
+    timeout: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, run(target, state)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+async fn run(target: &Target, state: &mut ProbeState) -> Result<(), String> {
+    match target {
+        Target::Shm(name) => shm(name, state),
+        Target::File(path) => match std::fs::metadata(path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        },
+        Target::Tcp(addr) => TcpStream::connect(addr.as_str())
+            .await
+            .map(drop)
+            .map_err(|e| format!("connect {addr}: {e}")),
+        Target::Http(url) => http(url).await,
+    }
+}
+
+/// Ready once the index has moved between two attempts on the same incarnation.
+fn shm(name: &str, state: &mut ProbeState) -> Result<(), String> {
+    let seg = match Segment::open(name) {
+        Ok(seg) => seg,
+        Err(ShmError::NotFound(_)) => return Err(format!("{name} does not exist yet")),
+        Err(e) => return Err(e.to_string()),
+    };
+    let now = (seg.id().ino, seg.write_index());
+    let previous = state.last_index.replace(now);
+    match previous {
+        Some(before) if before.0 == now.0 && before.1 != now.1 => Ok(()),
+        _ => Err(format!(
+            "{name}: write_index {} has not advanced yet",
+            now.1
+        )),
+    }
+}
+
+/// A minimal HTTP/1.1 `GET`: the status line is all a probe needs.
+async fn http(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs can be probed"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: stackctl-probe\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut head = [0u8; 64];
+    let mut len = 0;
+    while len < 12 {
+        match stream.read(&mut head[len..]).await {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => return Err(format!("{url}: {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..len]);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
+    if (200..400).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use stackctl_core::layout::{FrameHeader, PixelFormat};
+    use stackctl_core::shm::{CopyMode, ShmWriter};
+
+    use super::*;
+
+    const T: Duration = Duration::from_secs(5);
+
+    /// An HTTP server on loopback that answers each connection with `status` once.
+    fn serve(status: u16) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = write!(conn, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        format!("http://{addr}/health")
+    }
+
+    #[tokio::test]
+    async fn http_succeeds_on_2xx_and_fails_on_5xx() {
+        let mut state = ProbeState::default();
+        assert_eq!(
+            attempt(&Target::Http(serve(200)), &mut state, T).await,
+            Ok(())
+        );
+        let err = attempt(&Target::Http(serve(503)), &mut state, T)
+            .await
+            .unwrap_err();
+        assert!(err.contains("503"), "{err}");
+        let err = attempt(&Target::Http("https://x".into()), &mut state, T)
+            .await
+            .unwrap_err();
+        assert!(err.contains("only http://"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn tcp_and_file() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let mut state = ProbeState::default();
+        assert_eq!(
+            attempt(&Target::Tcp(addr.clone()), &mut state, T).await,
+            Ok(())
+        );
+        drop(listener);
+        assert!(attempt(&Target::Tcp(addr), &mut state, T).await.is_err());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ready");
+        assert!(
+            attempt(&Target::File(path.clone()), &mut state, T)
+                .await
+                .is_err()
+        );
+        std::fs::write(&path, b"").expect("write");
+        assert_eq!(attempt(&Target::File(path), &mut state, T).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn shm_needs_the_index_to_advance() {
+        let name = format!("/stackctl-probe-{}", std::process::id());
+        let target = Target::Shm(name.clone());
+        let mut state = ProbeState::default();
+        let err = attempt(&target, &mut state, T).await.unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+
+        let mut writer = ShmWriter::create(&name).expect("segment");
+        let header = FrameHeader {
+            format: PixelFormat::H264.to_raw(),
+            ..FrameHeader::default()
+        };
+        let au = [0, 0, 0, 1, 0x65, 0x88];
+        // A stale segment whose index never moves is not ready.
+        writer
+            .publish(&header, &au, CopyMode::WholeSlot)
+            .expect("publish");
+        assert!(attempt(&target, &mut state, T).await.is_err());
+        assert!(attempt(&target, &mut state, T).await.is_err());
+        writer
+            .publish(&header, &au, CopyMode::WholeSlot)
+            .expect("publish");
+        assert_eq!(attempt(&target, &mut state, T).await, Ok(()));
+        writer.unlink().expect("unlink");
+    }
+}
