@@ -1,11 +1,15 @@
 //! `stackctl`: one program in place of the board's launch script.
 
 mod cli;
+mod control;
+mod http;
+mod metrics;
 mod notify;
 mod probe;
 mod service;
 mod shm;
 mod signals;
+mod status;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,293 @@
+//! The control socket: how `stackctl status | restart | stop | start | logs | down` reach the
+//! running `stackctl up`.
+//!
+//! A Unix stream socket (mode 0600, or 0660 with a configured group), local only: mutating
+//! commands never travel over TCP. The protocol is one JSON request line, answered by JSON lines:
+//! a single [`Response`] for most commands, or a stream of log lines for `logs`.
+//!
+//! A socket file left by a crashed `up` is detected (nothing accepts on it) and replaced; a
+//! socket something still answers on means another `stackctl up` runs, and this one refuses.
+#![allow(dead_code)] // `stackctl up` and the control commands drive it.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// A command sent to `stackctl up`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// The stack's status.
+    Status,
+    /// Restart one service (resets its crash-loop budget).
+    Restart {
+        /// Service name.
+        service: String,
+    },
+    /// Stop one service; it stays stopped until started.
+    Stop {
+        /// Service name.
+        service: String,
+    },
+    /// Start a stopped or failed service.
+    Start {
+        /// Service name.
+        service: String,
+    },
+    /// The last `lines` lines of a service's output, then new ones if `follow`.
+    Logs {
+        /// Service name.
+        service: String,
+        /// How many past lines.
+        lines: usize,
+        /// Keep streaming new lines.
+        follow: bool,
+    },
+    /// Stop everything and exit.
+    Down,
+}
+
+/// The answer to a request (the last line of a `logs` stream too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// What went wrong, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The stack's status, for `status` and after state changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status::StackStatus>,
+}
+
+impl Response {
+    /// Success without a payload.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            error: None,
+            status: None,
+        }
+    }
+
+    /// A failure with its reason.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(message.into()),
+            status: None,
+        }
+    }
+}
+
+/// What the orchestrator answers: one response, or log lines (JSON values) then a response.
+#[derive(Debug)]
+pub enum Reply {
+    /// A single response.
+    One(Response),
+    /// Lines to stream; the stream ends when the sender is dropped.
+    Stream(mpsc::Receiver<serde_json::Value>),
+}
+
+/// A request as the orchestrator receives it, with where to send the reply.
+pub type Call = (Request, oneshot::Sender<Reply>);
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Another `stackctl up` answers on the socket.
+    #[error(
+        "another stackctl up is running (its control socket {0} answers); stop it first with `stackctl down`"
+    )]
+    AlreadyRunning(PathBuf),
+    /// The socket could not be created.
+    #[error("cannot create the control socket {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Binds the control socket at `path`, replacing a stale one, with mode 0600 (0660 when a group
+/// is given; `gid` must then be the group's id).
+pub async fn bind(path: &Path, gid: Option<u32>) -> Result<UnixListener, ControlError> {
+    let bind_err = |source| ControlError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(ControlError::AlreadyRunning(path.to_owned()));
+        }
+        tracing::info!(socket = %path.display(), "replacing a stale control socket");
+        std::fs::remove_file(path).map_err(bind_err)?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(bind_err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    let mode = if gid.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(bind_err)?;
+    }
+    Ok(listener)
+}
+
+/// Accepts connections forever, passing each request to `calls`.
+pub async fn serve(listener: UnixListener, calls: mpsc::Sender<Call>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, calls).await {
+                        tracing::debug!(error = %e, "control connection ended");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Reply::One(Response::error(format!("bad request: {e}"))),
+        Ok(request) => {
+            let (tx, rx) = oneshot::channel();
+            if calls.send((request, tx)).await.is_err() {
+                Reply::One(Response::error("stackctl is shutting down"))
+            } else {
+                rx.await
+                    .unwrap_or_else(|_| Reply::One(Response::error("stackctl is shutting down")))
+            }
+        }
+    };
+    match reply {
+        Reply::One(response) => write_line(&mut write, &response).await,
+        Reply::Stream(mut lines) => {
+            while let Some(value) = lines.recv().await {
+                write_line(&mut write, &value).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn write_line(
+    write: &mut (impl AsyncWriteExt + Unpin),
+    value: &impl Serialize,
+) -> io::Result<()> {
+    let mut text = serde_json::to_string(value).map_err(io::Error::other)?;
+    text.push('\n');
+    write.write_all(text.as_bytes()).await
+}
+
+/// Client side: sends `request` and calls `on_line` with every JSON line received until the
+/// server closes the connection.
+pub async fn call(
+    path: &Path,
+    request: &Request,
+    mut on_line: impl FnMut(serde_json::Value),
+) -> io::Result<()> {
+    let stream = UnixStream::connect(path).await.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot reach stackctl up at {}: {e} (is it running? --socket or --config name the socket)", path.display()),
+        )
+    })?;
+    let (read, mut write) = stream.into_split();
+    write_line(&mut write, request).await?;
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        on_line(serde_json::from_str(&line).map_err(io::Error::other)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_is_answered_and_a_second_server_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("run").join("stackctl.sock");
+        let listener = bind(&path, None).await.expect("bind");
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let (tx, mut rx) = mpsc::channel::<Call>(4);
+        tokio::spawn(serve(listener, tx));
+        tokio::spawn(async move {
+            while let Some((request, reply)) = rx.recv().await {
+                let response = match request {
+                    Request::Restart { service } if service == "cam" => Response::ok(),
+                    other => Response::error(format!("unexpected {other:?}")),
+                };
+                let _ = reply.send(Reply::One(response));
+            }
+        });
+        let mut got = Vec::new();
+        call(
+            &path,
+            &Request::Restart {
+                service: "cam".into(),
+            },
+            |v| got.push(v),
+        )
+        .await
+        .expect("call");
+        assert_eq!(got, vec![serde_json::json!({"ok": true})]);
+
+        match bind(&path, None).await {
+            Err(ControlError::AlreadyRunning(p)) => assert_eq!(p, path),
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stackctl.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("bind"));
+        assert!(path.exists(), "a dead server leaves its socket file behind");
+        let _listener = bind(&path, None)
+            .await
+            .expect("the stale socket is replaced");
+    }
+
+    #[tokio::test]
+    async fn a_bad_request_gets_an_error_not_silence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sock");
+        let listener = bind(&path, None).await.expect("bind");
+        let (tx, _rx) = mpsc::channel::<Call>(1);
+        tokio::spawn(serve(listener, tx));
+        let mut stream = UnixStream::connect(&path).await.expect("connect");
+        stream
+            .write_all(b"{\"cmd\":\"explode\"}\n")
+            .await
+            .expect("write");
+        let mut lines = BufReader::new(stream).lines();
+        let line = lines.next_line().await.expect("read").expect("a line");
+        let response: Response = serde_json::from_str(&line).expect("json");
+        assert!(!response.ok);
+        assert!(response.error.unwrap_or_default().contains("bad request"));
+    }
+}
