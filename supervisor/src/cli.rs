@@ -22,9 +22,144 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the stack in the foreground and keep it running (what systemd runs).
+    Up(UpArgs),
+    /// Show every service's state, pid, uptime, restarts, last exit, CPU and memory.
+    Status(StatusArgs),
+    /// Restart one service (its crash-loop budget starts over).
+    Restart(ServiceArgs),
+    /// Stop one service; it stays stopped until `stackctl start`.
+    Stop(ServiceArgs),
+    /// Start a stopped or failed service.
+    Start(ServiceArgs),
+    /// Show a service's recent output.
+    Logs(LogsArgs),
+    /// Stop the whole stack (in reverse dependency order) and end `stackctl up`.
+    Down(SocketArgs),
+    /// Print the effective configuration as TOML.
+    Config(ConfigArgs),
+    /// Validate the configuration, executables, directories and plugins; start nothing.
+    Check(ConfigFlags),
     /// Look at the camera's shared-memory segments (the first stop when the stream is black).
     #[command(subcommand)]
     Shm(ShmCommand),
+}
+
+/// Where the configuration comes from, and the legacy launch script's options.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigFlags {
+    /// Configuration file [default: ./stackctl.toml, then /etc/stackctl/stackctl.toml].
+    #[arg(long, short, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Set any configuration key, e.g. `--set services.web_monitor.enabled=false` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Do not run the services' build commands.
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Do not start the YOLO detector (services.yolo_detector_daemon).
+    #[arg(long)]
+    pub no_detector: bool,
+    /// Do not start the web monitor (services.web_monitor).
+    #[arg(long)]
+    pub no_monitor: bool,
+    /// Do not stream (streaming.enabled = false).
+    #[arg(long)]
+    pub no_streaming: bool,
+    /// Web monitor listen address (monitor.host).
+    #[arg(long, value_name = "HOST")]
+    pub monitor_host: Option<String>,
+    /// Web monitor port (monitor.port).
+    #[arg(long, value_name = "PORT")]
+    pub monitor_port: Option<u16>,
+    /// stackctl's HTTP port: signalling, recording, health, status (http.port).
+    #[arg(long, value_name = "PORT")]
+    pub streaming_port: Option<u16>,
+    /// Separate metrics port, 0 for none (metrics.port).
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+    /// Accepted for compatibility with the launch script; nothing listens on it.
+    #[arg(long, value_name = "PORT")]
+    pub pprof_port: Option<u16>,
+    /// Most simultaneous viewers (streaming.max_clients).
+    #[arg(long, value_name = "N")]
+    pub max_clients: Option<u32>,
+    /// YOLO model: v8n, v11n or v13n (detector.model).
+    #[arg(long, value_name = "MODEL")]
+    pub yolo_model: Option<String>,
+    /// Detection score threshold, 0 to 1 (detector.score_threshold).
+    #[arg(long, value_name = "T")]
+    pub score_thres: Option<f64>,
+    /// Non-maximum suppression threshold, 0 to 1 (detector.nms_threshold).
+    #[arg(long, value_name = "T")]
+    pub nms_thres: Option<f64>,
+}
+
+/// Arguments of `stackctl up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+/// How a control command finds the running `stackctl up`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SocketArgs {
+    /// The control socket [default: `[control] socket` of the configuration].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Configuration file naming the socket.
+    #[arg(long, short, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `stackctl status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where `stackctl up` listens.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// A command on one service.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The service's name, as in `[services.NAME]`.
+    pub service: String,
+    /// Where `stackctl up` listens.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// Arguments of `stackctl logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service's name.
+    pub service: String,
+    /// Keep printing new lines.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How many past lines.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub lines: usize,
+    /// Where `stackctl up` listens.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// Arguments of `stackctl config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Show where each value came from (default, file and line, environment variable, flag).
+    #[arg(long)]
+    pub explain: bool,
+    /// Configuration.
+    #[command(flatten)]
+    pub config: ConfigFlags,
 }
 
 /// `stackctl shm ...`

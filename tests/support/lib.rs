@@ -5,6 +5,8 @@
 //! packages have integration tests of their own; these tests run them from the target directory.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod up;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -4,4 +4,9 @@
 //! applies them to real processes lives beside them.
 #![allow(dead_code)] // The orchestrator that drives these comes with `stackctl up`.
 
+pub mod gate;
+pub mod plan;
+pub mod resources;
 pub mod restart;
+pub mod run;
+pub mod stack;

@@ -1,0 +1,279 @@
+//! The configuration's fixed sections: `[log]`, `[control]`, `[http]`... Every field has a
+//! default; see the README for the environment variable and flag of each.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::enums::{LogFormat, ShmGuard, YoloModel};
+
+/// `[log]`: the supervisor's own log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter directive: `"info"`, or e.g. `"info,stackctl_core=debug"`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[control]`: the local socket of `stackctl status`, `restart`, `logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The Unix socket's path. Default: see [`ControlConfig::default_socket`].
+    pub socket: PathBuf,
+    /// A group given access to the socket, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl ControlConfig {
+    /// The default socket: `/run/stackctl/stackctl.sock` for root (`euid` 0), else
+    /// `$XDG_RUNTIME_DIR/stackctl.sock` when that is an absolute path, else
+    /// `/tmp/stackctl-<euid>.sock`.
+    pub fn default_socket(euid: u32, xdg_runtime_dir: Option<&str>) -> PathBuf {
+        match xdg_runtime_dir {
+            _ if euid == 0 => PathBuf::from("/run/stackctl/stackctl.sock"),
+            Some(dir) if Path::new(dir).is_absolute() => Path::new(dir).join("stackctl.sock"),
+            _ => PathBuf::from(format!("/tmp/stackctl-{euid}.sock")),
+        }
+    }
+}
+
+impl Default for ControlConfig {
+    /// The default for root; [`crate::load`] uses [`ControlConfig::default_socket`].
+    fn default() -> Self {
+        Self {
+            socket: Self::default_socket(0, None),
+            group: None,
+        }
+    }
+}
+
+/// `[http]`: the streaming server's HTTP listener (the API of the legacy Go server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address to listen on.
+    pub host: String,
+    /// The port, 1..=65535.
+    #[serde(deserialize_with = "crate::port::deserialize")]
+    pub port: u16,
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8081,
+            cors_origins: vec!["http://localhost:8080".into()],
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The port; 0 turns the separate metrics listener off.
+    #[serde(deserialize_with = "crate::port::or_zero")]
+    pub port: u16,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { port: 9090 }
+    }
+}
+
+/// `[monitor]`: where the web monitor listens (used by its service's arguments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// The address.
+    pub host: String,
+    /// The port, 1..=65535.
+    #[serde(deserialize_with = "crate::port::deserialize")]
+    pub port: u16,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8080,
+        }
+    }
+}
+
+/// `[detector]`: the YOLO detector's settings (used by its service's arguments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// `v8n`, `v11n` or `v13n`.
+    pub model: YoloModel,
+    /// Minimum detection score, 0..=1.
+    pub score_threshold: f64,
+    /// Non-maximum-suppression IoU threshold, 0..=1.
+    pub nms_threshold: f64,
+    /// The directory holding the model files.
+    pub model_dir: PathBuf,
+}
+
+impl DetectorConfig {
+    /// The model file: `model_dir` joined with [`YoloModel::file_name`]. Read-only; it can be
+    /// referenced as `{detector.model_path}`.
+    pub fn model_path(&self) -> PathBuf {
+        self.model_dir.join(self.model.file_name())
+    }
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            model: YoloModel::V11n,
+            score_threshold: 0.6,
+            nms_threshold: 0.7,
+            model_dir: "/tmp/yolo_models".into(),
+        }
+    }
+}
+
+/// `[streaming]`: the streaming server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingConfig {
+    /// Whether the stack streams at all (`--no-streaming` turns it off).
+    pub enabled: bool,
+    /// The most viewers at once, at least 1.
+    pub max_clients: u32,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_clients: 10,
+        }
+    }
+}
+
+/// `[recording]`: where recordings go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// The directory (relative paths are relative to the supervisor's working directory).
+    pub path: PathBuf,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            path: "recordings".into(),
+        }
+    }
+}
+
+/// `[tools]`: external programs the services use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// The `uv` binary that runs the Python services.
+    pub uv: String,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self { uv: "uv".into() }
+    }
+}
+
+/// `[legacy]`: settings of the legacy script kept so that its flags and variables still parse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyConfig {
+    /// The Go server's pprof port. Accepted for compatibility; nothing listens on it.
+    #[serde(deserialize_with = "crate::port::deserialize")]
+    pub pprof_port: u16,
+}
+
+impl Default for LegacyConfig {
+    fn default() -> Self {
+        Self { pprof_port: 6060 }
+    }
+}
+
+/// `[source]`: the camera's H.264 shared-memory ring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The POSIX shared-memory name, `/name`.
+    pub shm: String,
+    /// The torn-read guard: `verify` or `settled`.
+    pub guard: ShmGuard,
+    /// How long to wait for the segment to appear.
+    #[serde(with = "crate::duration")]
+    pub open_timeout: Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            shm: "/pet_camera_stream".into(),
+            guard: ShmGuard::Verify,
+            open_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[build]`: the services' build steps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildConfig {
+    /// Skip every service's `build` commands (`--skip-build`).
+    pub skip: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_socket() {
+        let cases = [
+            (0, Some("/run/user/0"), "/run/stackctl/stackctl.sock"),
+            (1000, Some("/run/user/1000"), "/run/user/1000/stackctl.sock"),
+            (1000, Some("relative"), "/tmp/stackctl-1000.sock"),
+            (1000, Some(""), "/tmp/stackctl-1000.sock"),
+            (1000, None, "/tmp/stackctl-1000.sock"),
+        ];
+        for (euid, xdg, want) in cases {
+            assert_eq!(
+                ControlConfig::default_socket(euid, xdg),
+                PathBuf::from(want)
+            );
+        }
+    }
+
+    #[test]
+    fn model_path() {
+        let d = DetectorConfig::default();
+        assert_eq!(
+            d.model_path(),
+            PathBuf::from("/tmp/yolo_models/yolo11n_detect_bayese_640x640_nv12.bin")
+        );
+    }
+}

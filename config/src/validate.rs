@@ -1,0 +1,289 @@
+//! Checks the typed, interpolated configuration beyond what its types enforce: ranges, names,
+//! probes, back-off, dependencies.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use toml::Value;
+
+use crate::duration;
+use crate::error::ConfigError;
+use crate::extract::value_text;
+use crate::graph::find_cycles;
+use crate::schema::{BuildCommand, Config, Probe, ProbeKind, ServiceConfig};
+use crate::tree::{KeyPath, Tree, format_key};
+
+/// Collects errors about values of the configuration.
+struct Check<'a> {
+    tree: &'a Tree,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Check<'_> {
+    /// Reports `value` (the effective value, in TOML syntax) at `path`.
+    fn fail(&mut self, path: &[&str], value: String, problem: impl Into<String>) {
+        let path: KeyPath = path.iter().map(|s| (*s).to_owned()).collect();
+        self.errors.push(ConfigError::Invalid {
+            key: format_key(&path, path.len()),
+            value,
+            problem: problem.into(),
+            origin: self.tree.origin_near(&path),
+        });
+    }
+
+    /// Reports element `index` of the list at `path`.
+    fn fail_item(
+        &mut self,
+        path: &[&str],
+        index: usize,
+        value: String,
+        problem: impl Into<String>,
+    ) {
+        let mut full: KeyPath = path.iter().map(|s| (*s).to_owned()).collect();
+        let depth = full.len();
+        full.push(index.to_string());
+        self.errors.push(ConfigError::Invalid {
+            key: format_key(&full, depth),
+            value,
+            problem: problem.into(),
+            origin: self.tree.origin_near(&full),
+        });
+    }
+
+    fn not_empty(&mut self, path: &[&str], text: &str) {
+        if text.trim().is_empty() {
+            self.fail(path, quote(text), "must not be empty");
+        }
+    }
+
+    fn not_empty_item(&mut self, path: &[&str], index: usize, text: &str) {
+        if text.trim().is_empty() {
+            self.fail_item(path, index, quote(text), "must not be empty");
+        }
+    }
+
+    fn fraction(&mut self, path: &[&str], x: f64) {
+        if !(0.0..=1.0).contains(&x) {
+            self.fail(path, Value::Float(x).to_string(), "must be between 0 and 1");
+        }
+    }
+
+    fn positive(&mut self, path: &[&str], d: Duration) {
+        if d.is_zero() {
+            self.fail(path, quote(&duration::format(d)), "must be longer than 0s");
+        }
+    }
+
+    fn shm_name(&mut self, path: &[&str], name: &str) {
+        if let Err(problem) = check_shm_name(name) {
+            self.fail(path, quote(name), problem);
+        }
+    }
+}
+
+fn quote(text: &str) -> String {
+    value_text(&Value::String(text.to_owned()))
+}
+
+/// A POSIX shared-memory name (or glob of names): `/name`, no other slash.
+fn check_shm_name(name: &str) -> Result<(), &'static str> {
+    match name.strip_prefix('/') {
+        Some(rest) if !rest.is_empty() && !rest.contains('/') && name.len() <= 255 => Ok(()),
+        _ => Err("not a shared-memory name (\"/name\", one leading slash)"),
+    }
+}
+
+/// Adds an error to `errors` for every invalid value of `config`. `failed` are the template
+/// fields whose interpolation failed (already reported).
+pub(crate) fn validate(
+    config: &Config,
+    tree: &Tree,
+    failed: &BTreeSet<KeyPath>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut c = Check { tree, errors };
+    c.not_empty(&["log", "level"], &config.log.level);
+    c.not_empty(
+        &["control", "socket"],
+        &config.control.socket.to_string_lossy(),
+    );
+    if let Some(group) = &config.control.group {
+        c.not_empty(&["control", "group"], group);
+    }
+    c.not_empty(&["http", "host"], &config.http.host);
+    c.not_empty(&["monitor", "host"], &config.monitor.host);
+    c.fraction(
+        &["detector", "score_threshold"],
+        config.detector.score_threshold,
+    );
+    c.fraction(
+        &["detector", "nms_threshold"],
+        config.detector.nms_threshold,
+    );
+    c.not_empty(
+        &["detector", "model_dir"],
+        &config.detector.model_dir.to_string_lossy(),
+    );
+    if config.streaming.max_clients == 0 {
+        c.fail(
+            &["streaming", "max_clients"],
+            "0".into(),
+            "must be at least 1",
+        );
+    }
+    c.not_empty(
+        &["recording", "path"],
+        &config.recording.path.to_string_lossy(),
+    );
+    c.not_empty(&["tools", "uv"], &config.tools.uv);
+    c.shm_name(&["source", "shm"], &config.source.shm);
+    c.positive(&["source", "open_timeout"], config.source.open_timeout);
+    for (i, dir) in config.plugin_dirs.iter().enumerate() {
+        c.not_empty_item(&["plugin_dirs"], i, &dir.to_string_lossy());
+    }
+    for (name, service) in &config.services {
+        check_service(&mut c, name, service, failed);
+        check_dependencies(&mut c, config, name, service);
+    }
+    for cycle in find_cycles(&config.services) {
+        // A cycle names at least one service twice: `a -> a`.
+        let [first, second, ..] = cycle.0.as_slice() else {
+            continue;
+        };
+        let path = ["services", first, "depends_on", second].map(String::from);
+        c.errors.push(ConfigError::Cycle {
+            key: format!("services.{first}.depends_on"),
+            origin: tree.origin_near(&path),
+            cycle: cycle.0.clone(),
+        });
+    }
+}
+
+fn check_service(c: &mut Check<'_>, name: &str, s: &ServiceConfig, failed: &BTreeSet<KeyPath>) {
+    let at = |key: &'static str| ["services", name, key];
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
+    {
+        c.fail(&["services", name], "{…}".into(), "a service name is made of a-z, 0-9, '_' and '-' (it appears in STACKCTL_SERVICES__NAME__* variables and --set keys)");
+    }
+    c.not_empty(&at("command"), &s.command);
+    if let Some(cwd) = &s.cwd {
+        c.not_empty(&at("cwd"), &cwd.to_string_lossy());
+    }
+    for (key, _) in s
+        .env
+        .iter()
+        .filter(|(k, _)| k.is_empty() || k.contains(['=', '\0']))
+    {
+        c.fail(
+            &["services", name, "env", key],
+            "…".into(),
+            "not an environment variable name",
+        );
+    }
+    for (i, step) in s.build.iter().enumerate() {
+        let empty = match step {
+            BuildCommand::Argv(argv) => argv.first().is_none_or(|a| a.trim().is_empty()),
+            BuildCommand::Shell(line) => line.trim().is_empty(),
+        };
+        if empty {
+            c.fail_item(&at("build"), i, quote(""), "an empty command");
+        }
+    }
+    for (key, probe) in [("ready", &s.ready), ("liveness", &s.liveness)] {
+        if let Some(probe) = probe {
+            check_probe(c, &["services", name, key], probe, failed);
+        }
+    }
+    let backoff = &s.backoff;
+    c.positive(&["services", name, "backoff", "initial"], backoff.initial);
+    if backoff.initial > backoff.max {
+        let value = quote(&duration::format(backoff.initial));
+        let problem = format!(
+            "longer than backoff.max ({})",
+            duration::format(backoff.max)
+        );
+        c.fail(&["services", name, "backoff", "initial"], value, problem);
+    }
+    c.fraction(&["services", name, "backoff", "jitter"], backoff.jitter);
+    c.positive(&at("restart_window"), s.restart_window);
+    for (i, glob) in s.clean_shm.iter().enumerate() {
+        let element: KeyPath = ["services", name, "clean_shm", &i.to_string()]
+            .map(str::to_owned)
+            .into();
+        if !failed.contains(&element)
+            && let Err(problem) = check_shm_name(glob)
+        {
+            c.fail_item(&at("clean_shm"), i, quote(glob), problem);
+        }
+    }
+}
+
+fn check_probe(c: &mut Check<'_>, at: &[&str; 3], probe: &Probe, failed: &BTreeSet<KeyPath>) {
+    let kind = probe.kind.key();
+    let path = [at[0], at[1], at[2], kind];
+    let owned: KeyPath = path.iter().map(|s| (*s).to_owned()).collect();
+    if !failed.contains(&owned) {
+        let problem = match &probe.kind {
+            ProbeKind::Shm(name) => check_shm_name(name)
+                .err()
+                .map(|p| (quote(name), p.to_owned())),
+            ProbeKind::File(p) if p.as_os_str().is_empty() => {
+                Some((quote(""), "must not be empty".into()))
+            }
+            ProbeKind::Tcp(addr) => check_tcp(addr).map(|p| (quote(addr), p)),
+            ProbeKind::Http(url)
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.ends_with("//") =>
+            {
+                Some((quote(url), "not an http:// or https:// URL".into()))
+            }
+            ProbeKind::Exec(argv) if argv.first().is_none_or(|a| a.trim().is_empty()) => {
+                Some(("[]".into(), "an empty command".into()))
+            }
+            ProbeKind::Log(re) if re.is_empty() => Some((quote(""), "must not be empty".into())),
+            _ => None,
+        };
+        if let Some((value, problem)) = problem {
+            c.fail(&path, value, problem);
+        }
+    }
+    c.positive(&[at[0], at[1], at[2], "interval"], probe.interval);
+    c.positive(&[at[0], at[1], at[2], "timeout"], probe.timeout);
+}
+
+/// `host:port` with a port in 1..=65535.
+fn check_tcp(addr: &str) -> Option<String> {
+    let ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    (!ok).then(|| "not host:port (e.g. \"127.0.0.1:8080\")".to_owned())
+}
+
+fn check_dependencies(c: &mut Check<'_>, config: &Config, name: &str, s: &ServiceConfig) {
+    for (other, condition) in &s.depends_on {
+        let path: KeyPath = ["services", name, "depends_on", other]
+            .map(str::to_owned)
+            .into();
+        let problem = match config.services.get(other) {
+            None => format!("there is no service {other:?}"),
+            Some(dep) if s.enabled && !dep.enabled => {
+                let why = c
+                    .tree
+                    .origin_near(&["services".into(), other.clone(), "enabled".into()]);
+                format!(
+                    "service {other:?} is disabled (enabled = false, from {why}); disable {name:?} too or drop the dependency"
+                )
+            }
+            Some(_) => continue,
+        };
+        c.errors.push(ConfigError::Dependency {
+            key: format_key(&path, path.len()),
+            value: quote(condition.as_str()),
+            problem,
+            origin: c.tree.origin_near(&path),
+        });
+    }
+}

@@ -1,0 +1,88 @@
+//! Odd inputs give errors, never a panic, and every error is one line.
+
+use stackctl_config::load;
+
+use crate::{env, file, sources, sources_with};
+
+fn check(s: &stackctl_config::Sources) {
+    if let Err(errors) = load(s) {
+        assert!(!errors.is_empty());
+        for e in errors.errors() {
+            let text = e.to_string();
+            assert!(!text.is_empty() && !text.contains('\n'), "{text:?}");
+        }
+    }
+}
+
+#[test]
+fn odd_files() {
+    let deep = format!("a = {}{}", "[".repeat(2000), "]".repeat(2000));
+    let cases = [
+        "services = 5",
+        "services.x = 5",
+        "plugins = 5",
+        "plugins.x = 5",
+        "[[services]]\ncommand = \"x\"",
+        "[services.x]",
+        "[services.x]\ncommand = \"x\"\nready = \"tcp\"",
+        "[services.x]\ncommand = \"x\"\nbuild = [1, [2], {}]",
+        "[services.x]\ncommand = \"x\"\ndepends_on = [\"a\"]",
+        "[services.x]\ncommand = \"x\"\nenv = { A = 1 }",
+        "[services.x]\ncommand = \"x\"\nready = { exec = [] }",
+        "[services.x]\ncommand = \"x\"\nliveness = { shm = \"/a\", retries = -1 }",
+        "[services.\"é.ü\"]\ncommand = \"x\"",
+        "[services.x]\ncommand = \"{\"\nargs = [\"}\", \"{{\", \"{a.b.c.d.e}\"]",
+        "[detector]\nscore_threshold = nan\nnms_threshold = inf",
+        "[http]\nport = 9223372036854775807",
+        "[source]\nopen_timeout = \"99999999999999999999s\"",
+        "when = 1979-05-27T07:32:00Z\n[log]\nlevel = 1979-05-27",
+        "[plugins.x]\nwhen = 1979-05-27\nnested = { a = { b = [1, 2] } }",
+        deep.as_str(),
+        "\u{0}",
+        "[",
+    ];
+    for text in cases {
+        check(&sources_with(&file(text)));
+    }
+}
+
+#[test]
+fn odd_variables_and_flags() {
+    let mut s = sources();
+    s.env = env(&[
+        ("STACKCTL_SERVICES", "5"),
+        ("STACKCTL_SERVICES__X", "{ command = 1 }"),
+        ("STACKCTL_HTTP", "[1]"),
+        ("STACKCTL___", "x"),
+        ("STACKCTL_PLUGINS__A__B__C", "1979-05-27"),
+        ("MONITOR_PORT", ""),
+        ("YOLO_MODEL", "[\"v8n\"]"),
+    ]);
+    s.flags.sets = vec![
+        "services.y={ depends_on = { y = \"ready\" } }".into(),
+        "services.y.command={}".into(),
+        "=".into(),
+        "a=[".into(),
+    ];
+    check(&s);
+}
+
+#[test]
+fn zz_show() {
+    for text in ["services = 5", "[[services]]\ncommand = \"x\"", "[services.x]", "[services.x]\ncommand = \"x\"\nbuild = [1, [2], {}]", "[services.x]\ncommand = \"x\"\nenv = { A = 1 }", "when = 1979-05-27T07:32:00Z\n[log]\nlevel = 1979-05-27", "[services.\"é.ü\"]\ncommand = \"x\"", "[http]\nport = 9223372036854775807", "[source]\nopen_timeout = \"99999999999999999999s\"","[services.x]\ncommand = \"{\"\nargs = [\"}\", \"{{\", \"{a.b.c.d.e}\"]"] {
+        println!("--- {text:?}\n{}", load(&sources_with(&file(text))).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()));
+    }
+    let mut s = sources();
+    s.env = env(&[
+        ("STACKCTL_SERVICES", "5"),
+        ("STACKCTL_HTTP", "[1]"),
+        ("STACKCTL___", "x"),
+        ("MONITOR_PORT", ""),
+        ("YOLO_MODEL", "[\"v8n\"]"),
+    ]);
+    s.flags.sets = vec![
+        "services.y={ depends_on = { y = \"ready\" } }".into(),
+        "a=[".into(),
+    ];
+    println!("---\n{}", load(&s).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()));
+}

@@ -1,0 +1,126 @@
+//! The control commands: `stackctl status | restart | stop | start | logs | down` talk to the
+//! running `stackctl up` over its control socket.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::control::{Request, Response, call};
+use crate::status::StackStatus;
+
+/// Sends `request` and prints the answer; `json` prints status as JSON instead of a table.
+pub async fn run(socket: &Path, request: Request, json: bool) -> anyhow::Result<ExitCode> {
+    let is_status = request == Request::Status;
+    let mut failure = None;
+    call(socket, &request, |value| {
+        if let Some(line) = value.get("line") {
+            print_log_line(line);
+            return;
+        }
+        match serde_json::from_value::<Response>(value) {
+            Ok(Response {
+                ok: false, error, ..
+            }) => {
+                failure = Some(error.unwrap_or_else(|| "request failed".into()));
+            }
+            Ok(Response {
+                status: Some(status),
+                ..
+            }) if is_status => {
+                if json {
+                    match serde_json::to_string_pretty(&status) {
+                        Ok(text) => println!("{text}"),
+                        Err(e) => failure = Some(e.to_string()),
+                    }
+                } else {
+                    print_status(&status);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => failure = Some(format!("unexpected answer: {e}")),
+        }
+    })
+    .await
+    .context("control socket")?;
+    if let Some(error) = failure {
+        bail!(error);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_log_line(line: &serde_json::Value) {
+    let text = line
+        .get("text")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default();
+    let stream = line
+        .get("stream")
+        .and_then(|t| t.as_str())
+        .unwrap_or("stdout");
+    if stream == "stderr" {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// The table `stackctl status` prints.
+pub fn print_status(status: &StackStatus) {
+    println!(
+        "stackctl {} (pid {}): {}, up {}",
+        status.version,
+        status.pid,
+        status.phase,
+        duration(status.uptime_secs)
+    );
+    println!(
+        "{:<26} {:<10} {:>7} {:>9} {:>8} {:<18} {:>6} {:>8}  DETAIL",
+        "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "CPU%", "RSS"
+    );
+    for s in &status.services {
+        let dash = || "-".to_owned();
+        println!(
+            "{:<26} {:<10} {:>7} {:>9} {:>8} {:<18} {:>6} {:>8}  {}",
+            s.name,
+            s.state.name(),
+            s.pid.map_or_else(dash, |p| p.to_string()),
+            s.uptime_secs.map_or_else(dash, duration),
+            s.restarts,
+            s.last_exit.clone().unwrap_or_else(dash),
+            s.cpu_percent.map_or_else(dash, |c| format!("{c:.1}")),
+            s.rss_bytes.map_or_else(dash, bytes),
+            s.detail.clone().unwrap_or_default(),
+        );
+    }
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn bytes(b: u64) -> String {
+    match b {
+        0..1_048_576 => format!("{}K", b / 1024),
+        _ => format!("{:.1}M", b as f64 / 1_048_576.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(duration(59.9), "59s");
+        assert_eq!(duration(61.0), "1m01s");
+        assert_eq!(duration(7322.0), "2h02m");
+        assert_eq!(bytes(4096), "4K");
+        assert_eq!(bytes(5 * 1_048_576), "5.0M");
+    }
+}

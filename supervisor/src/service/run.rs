@@ -1,0 +1,310 @@
+//! One run of a service: clean its segments, build, spawn, probe, and report, until it exits or
+//! is told to stop. Each run is a task that owns its process; the orchestrator only hears about
+//! it through [`RunEvent`]s tagged with the run's generation, so a late event from an old run
+//! can never be mistaken for the current one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::plan::{Check, ProbePlan, ServicePlan};
+use crate::probe::{ProbeState, attempt};
+use crate::process::{Exit, ExitClass, LogRing, Reaper, classify};
+
+/// What a run reports.
+#[derive(Debug)]
+pub enum RunEvent {
+    /// Build commands are running.
+    Building,
+    /// The process runs with this pid.
+    Started(u32),
+    /// A build command failed, or the process could not be spawned.
+    StartFailed(String),
+    /// The readiness probe passed (or there is none).
+    Ready,
+    /// The readiness probe gave up.
+    NotReady(String),
+    /// The liveness probe failed too many times in a row.
+    Unhealthy(String),
+    /// The process ended; `None` if it could not be reaped after SIGKILL.
+    Exited(Option<Exit>, ExitClass),
+}
+
+/// A report from run `generation` of service `index`.
+#[derive(Debug)]
+pub struct Report {
+    /// The service.
+    pub index: usize,
+    /// The run.
+    pub generation: u64,
+    /// What happened.
+    pub event: RunEvent,
+}
+
+/// The orchestrator's handle on a run.
+#[derive(Debug)]
+pub struct RunHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunHandle {
+    /// Asks the run to stop its process (the stop signal, then SIGKILL after the timeout). The
+    /// run reports `Exited` when done.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// True once the run's task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The one reaper.
+    pub reaper: Arc<Reaper>,
+    /// Where reports go.
+    pub reports: mpsc::UnboundedSender<Report>,
+    /// Whether build commands are skipped.
+    pub skip_build: bool,
+}
+
+/// Starts run `generation` of `plan` (service `index`).
+pub fn start(
+    ctx: RunContext,
+    plan: Arc<ServicePlan>,
+    index: usize,
+    generation: u64,
+    logs: Arc<LogRing>,
+) -> RunHandle {
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(run(ctx, plan, index, generation, logs, stop_rx));
+    RunHandle {
+        stop: Some(stop_tx),
+        task,
+    }
+}
+
+async fn run(
+    ctx: RunContext,
+    plan: Arc<ServicePlan>,
+    index: usize,
+    generation: u64,
+    logs: Arc<LogRing>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let report = |event| {
+        let _ = ctx.reports.send(Report {
+            index,
+            generation,
+            event,
+        });
+    };
+    if !plan.clean_shm.is_empty() {
+        match crate::shm_clean::clean(&plan.clean_shm) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(service = %plan.name, ?removed, "removed stale shared memory")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(service = %plan.name, error = %e, "could not clean shared memory")
+            }
+        }
+    }
+    if !ctx.skip_build && !plan.build.is_empty() {
+        report(RunEvent::Building);
+        for step in &plan.build {
+            let outcome = tokio::select! {
+                outcome = run_to_completion(&ctx.reaper, step, logs.clone(), None) => outcome,
+                _ = &mut stop => {
+                    report(RunEvent::Exited(None, ExitClass::Stopped));
+                    return;
+                }
+            };
+            if let Err(why) = outcome {
+                report(RunEvent::StartFailed(format!(
+                    "build step `{}` {why}",
+                    step.name
+                )));
+                return;
+            }
+        }
+    }
+    // Subscribe before spawning, so a log probe cannot miss the line it waits for.
+    let log_lines = logs.subscribe();
+    let mut child = match ctx.reaper.spawn(&plan.spec, logs.clone()).await {
+        Ok(child) => child,
+        Err(e) => {
+            report(RunEvent::StartFailed(format!(
+                "cannot start {}: {e}",
+                plan.spec.program.display()
+            )));
+            return;
+        }
+    };
+    report(RunEvent::Started(child.pid()));
+    let probes = tokio::spawn(probe(
+        ctx.clone(),
+        plan.clone(),
+        index,
+        generation,
+        log_lines,
+    ));
+    let (exit, class) = tokio::select! {
+        exit = child.wait() => (Some(exit), classify(exit, None)),
+        _ = &mut stop => {
+            let stopped = child.stop(plan.stop_signal, plan.stop_timeout).await;
+            if stopped.killed {
+                tracing::warn!(service = %plan.name, timeout = ?plan.stop_timeout, "did not stop in time: killed");
+            }
+            if !stopped.group_empty {
+                tracing::warn!(service = %plan.name, "processes of its group survived SIGKILL");
+            }
+            (stopped.exit, stopped.class.unwrap_or(ExitClass::Stopped))
+        }
+    };
+    probes.abort();
+    report(RunEvent::Exited(exit, class));
+}
+
+/// Runs `spec` to its end; `Err` says how it failed.
+async fn run_to_completion(
+    reaper: &Reaper,
+    spec: &crate::process::ProcessSpec,
+    logs: Arc<LogRing>,
+    timeout: Option<Duration>,
+) -> Result<(), String> {
+    let mut child = reaper
+        .spawn(spec, logs)
+        .await
+        .map_err(|e| format!("could not start: {e}"))?;
+    let exit = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
+            Ok(exit) => exit,
+            Err(_) => {
+                child
+                    .stop(nix::sys::signal::Signal::SIGKILL, Duration::ZERO)
+                    .await;
+                return Err(format!("took longer than {limit:?}"));
+            }
+        },
+        None => child.wait().await,
+    };
+    match exit {
+        Exit::Code(0) => Ok(()),
+        other => Err(other.to_string()),
+    }
+}
+
+/// Readiness, then liveness, for one run.
+async fn probe(
+    ctx: RunContext,
+    plan: Arc<ServicePlan>,
+    index: usize,
+    generation: u64,
+    mut lines: tokio::sync::broadcast::Receiver<crate::process::LogLine>,
+) {
+    let report = |event| {
+        let _ = ctx.reports.send(Report {
+            index,
+            generation,
+            event,
+        });
+    };
+    match &plan.ready {
+        None => report(RunEvent::Ready),
+        Some(ready) => match wait_ready(&ctx, ready, &mut lines).await {
+            Ok(()) => report(RunEvent::Ready),
+            Err(why) => {
+                report(RunEvent::NotReady(why));
+                return;
+            }
+        },
+    }
+    let Some(live) = &plan.liveness else { return };
+    let mut failures = 0;
+    let mut state = ProbeState::default();
+    loop {
+        tokio::time::sleep(live.interval).await;
+        match check_once(&ctx, live, &mut state, live.timeout).await {
+            Ok(()) => failures = 0,
+            Err(why) => {
+                failures += 1;
+                tracing::warn!(service = %plan.name, failures, "liveness probe failed: {why}");
+                if failures > live.retries {
+                    report(RunEvent::Unhealthy(why));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn wait_ready(
+    ctx: &RunContext,
+    ready: &ProbePlan,
+    lines: &mut tokio::sync::broadcast::Receiver<crate::process::LogLine>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + ready.timeout;
+    if let Check::Log(pattern) = &ready.check {
+        let wait = async {
+            loop {
+                match lines.recv().await {
+                    Ok(line) if pattern.is_match(&line.text) => return Ok(()),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err("its output ended".to_owned());
+                    }
+                }
+            }
+        };
+        return tokio::time::timeout(ready.timeout, wait)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no line matching /{pattern}/ within {:?}",
+                    ready.timeout
+                ))
+            });
+    }
+    let mut state = ProbeState::default();
+    let mut failures = 0u32;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last =
+            match check_once(ctx, ready, &mut state, left.max(Duration::from_millis(1))).await {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
+        failures += 1;
+        if ready.retries > 0 && failures >= ready.retries {
+            return Err(format!("{failures} attempts failed, the last: {last}"));
+        }
+        if Instant::now() + ready.interval >= deadline {
+            return Err(format!("not ready within {:?}: {last}", ready.timeout));
+        }
+        tokio::time::sleep(ready.interval).await;
+    }
+}
+
+async fn check_once(
+    ctx: &RunContext,
+    probe: &ProbePlan,
+    state: &mut ProbeState,
+    limit: Duration,
+) -> Result<(), String> {
+    match &probe.check {
+        Check::Target(target) => attempt(target, state, limit).await,
+        Check::Exec(spec) => {
+            run_to_completion(&ctx.reaper, spec, Arc::new(LogRing::new(64)), Some(limit)).await
+        }
+        Check::Log(_) => Ok(()),
+    }
+}

@@ -1,0 +1,205 @@
+//! `stackctl up`, `stackctl config` and `stackctl check`: load the configuration, then run (or
+//! show, or check) the stack.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use stackctl_config::{Flags, Loaded, Sources};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::cli::{ConfigArgs, ConfigFlags, SocketArgs};
+use crate::http::{self, Routes};
+use crate::notify::Notifier;
+use crate::plan::{find_executable, plans};
+use crate::process::Reaper;
+use crate::service::plan::ServicePlan;
+use crate::service::stack::Stack;
+use crate::status::StackStatus;
+
+/// Exit code for a configuration error: nothing was started.
+pub const CONFIG_ERROR: u8 = 2;
+
+/// A configuration problem, reported as is and mapped to exit code 2.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads the configuration from the file, the environment and `flags`.
+pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
+    let mut sources = Sources::new(nix::unistd::geteuid().as_raw());
+    sources.file = flags.config.clone();
+    sources.env = std::env::vars().collect();
+    sources.flags = Flags {
+        skip_build: flags.skip_build,
+        no_detector: flags.no_detector,
+        no_monitor: flags.no_monitor,
+        no_streaming: flags.no_streaming,
+        monitor_host: flags.monitor_host.clone(),
+        monitor_port: flags.monitor_port,
+        streaming_port: flags.streaming_port,
+        metrics_port: flags.metrics_port,
+        pprof_port: flags.pprof_port,
+        max_clients: flags.max_clients,
+        yolo_model: flags.yolo_model.clone(),
+        score_thres: flags.score_thres,
+        nms_thres: flags.nms_thres,
+        sets: flags.sets.clone(),
+    };
+    let loaded = stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()))?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+/// The directory relative paths in the configuration are resolved against.
+fn base_dir(loaded: &Loaded) -> PathBuf {
+    loaded
+        .file
+        .as_ref()
+        .and_then(|f| f.parent().map(Path::to_owned))
+        .filter(|d| !d.as_os_str().is_empty())
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn service_plans(loaded: &Loaded) -> anyhow::Result<Vec<ServicePlan>> {
+    plans(&loaded.config, &base_dir(loaded)).map_err(|errors| ConfigError(errors.join("\n")).into())
+}
+
+/// The control socket a control command talks to.
+pub fn socket_path(args: &SocketArgs) -> anyhow::Result<PathBuf> {
+    if let Some(socket) = &args.socket {
+        return Ok(socket.clone());
+    }
+    let flags = ConfigFlags {
+        config: args.config.clone(),
+        ..ConfigFlags::default()
+    };
+    Ok(load(&flags)?.config.control.socket.clone())
+}
+
+/// `stackctl config [--explain]`.
+pub fn show(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load(&args.config)?;
+    if args.explain {
+        for item in loaded.explain() {
+            println!("{} = {}  # {}", item.key, item.value, item.origin);
+        }
+    } else {
+        print!("{}", loaded.to_toml());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackctl check`: everything `up` would refuse, without starting anything.
+pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
+    let loaded = load(flags)?;
+    let plans = service_plans(&loaded)?;
+    let mut problems = Vec::new();
+    for plan in plans.iter().filter(|p| p.enabled) {
+        let cwd = plan.spec.cwd.as_deref().unwrap_or(Path::new("."));
+        if !cwd.is_dir() {
+            problems.push(format!(
+                "services.{}.cwd: {} is not a directory",
+                plan.name,
+                cwd.display()
+            ));
+        } else if let Err(e) = find_executable(&plan.spec.program) {
+            problems.push(format!("services.{}.command: {e}", plan.name));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError(problems.join("\n")).into());
+    }
+    let enabled = plans.iter().filter(|p| p.enabled).count();
+    let file = loaded
+        .file
+        .as_ref()
+        .map_or_else(|| "no file".to_owned(), |f| f.display().to_string());
+    println!(
+        "configuration ok ({file}): {enabled} of {} services enabled",
+        plans.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackctl up`.
+pub async fn up(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
+    let loaded = load(flags)?;
+    let config = &loaded.config;
+    let plans = service_plans(&loaded)?;
+    let notifier = Notifier::from_env(|k| std::env::var(k).ok()).context("NOTIFY_SOCKET")?;
+    let reaper = Reaper::start().context("cannot start the process reaper")?;
+
+    let gid = match &config.control.group {
+        Some(name) => Some(
+            nix::unistd::Group::from_name(name)
+                .ok()
+                .flatten()
+                .with_context(|| format!("control.group = {name:?}: no such group"))?
+                .gid
+                .as_raw(),
+        ),
+        None => None,
+    };
+    let socket = config.control.socket.clone();
+    let listener = crate::control::bind(&socket, gid).await?;
+    let (calls_tx, calls) = mpsc::channel(16);
+    tokio::spawn(crate::control::serve(listener, calls_tx));
+
+    let (status_tx, status_rx) = watch::channel(Arc::new(empty_status()));
+    let http_addr = format!("{}:{}", config.http.host, config.http.port);
+    let http = bind_tcp(&http_addr, "http.port").await?;
+    tokio::spawn(http::serve(http, status_rx.clone(), Routes::All));
+    if config.metrics.port != 0 && config.metrics.port != config.http.port {
+        let addr = format!("{}:{}", config.http.host, config.metrics.port);
+        let metrics = bind_tcp(&addr, "metrics.port").await?;
+        tokio::spawn(http::serve(metrics, status_rx, Routes::MetricsOnly));
+    }
+    tracing::info!(
+        config = %loaded.file.as_ref().map_or_else(|| "defaults".to_owned(), |f| f.display().to_string()),
+        socket = %socket.display(),
+        http = %http_addr,
+        services = plans.len(),
+        "stackctl up"
+    );
+    let code = Stack::new(plans, reaper, config.build.skip, notifier, status_tx)
+        .run(calls)
+        .await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(ExitCode::from(code))
+}
+
+async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "{key}: {addr} is already in use: another program listens there (find it with `ss -ltnp`), or choose another port"
+        ),
+        Err(e) => Err(e).with_context(|| format!("{key}: cannot listen on {addr}")),
+    }
+}
+
+fn empty_status() -> StackStatus {
+    StackStatus {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        pid: std::process::id(),
+        uptime_secs: 0.0,
+        ready: false,
+        phase: "starting".to_owned(),
+        services: Vec::new(),
+        cpu_seconds: 0.0,
+        rss_bytes: 0,
+    }
+}
