@@ -37,7 +37,13 @@ pub(crate) fn extract(tree: &mut Tree, errors: &mut Vec<ConfigError>) -> Option<
             if whole && matches!(e.kind, Kind::InvalidType(..)) && tree.fall_back_to_text(node) {
                 continue;
             }
-            errors.push(describe(tree, &e.path, depth, &e.kind));
+            if whole || is_list(node) {
+                errors.push(describe(tree, &e.path, depth, &e.kind));
+            } else {
+                // serde takes a list for a struct (its fields in order); say what was meant.
+                let table = Kind::InvalidType(figment::error::Actual::Seq, "a map".into());
+                errors.push(describe(tree, node, depth, &table));
+            }
             if !tree.remove(node) {
                 return None;
             }
@@ -45,6 +51,20 @@ pub(crate) fn extract(tree: &mut Tree, errors: &mut Vec<ConfigError>) -> Option<
     }
     errors.push(ConfigError::Internal("too many errors".into()));
     None
+}
+
+/// Whether the schema has a list at `path` (anything goes under `plugins`).
+fn is_list(path: &[String]) -> bool {
+    const LISTS: [&str; 6] = [
+        "plugin_dirs",
+        "cors_origins",
+        "args",
+        "build",
+        "clean_shm",
+        "exec",
+    ];
+    path.first().is_some_and(|k| k == "plugins")
+        || path.last().is_some_and(|k| LISTS.contains(&k.as_str()))
 }
 
 /// The error for the value at `path` (through tables for `depth` segments).
@@ -82,7 +102,10 @@ fn describe(tree: &Tree, path: &[String], depth: usize, kind: &Kind) -> ConfigEr
 /// A value in TOML syntax, shortened if long.
 pub(crate) fn value_text(value: &Value) -> String {
     const MAX: usize = 80;
-    let text = value.to_string();
+    let text = match value {
+        Value::Datetime(d) => d.to_string(),
+        value => value.to_string(),
+    };
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
@@ -92,6 +115,7 @@ pub(crate) fn value_text(value: &Value) -> String {
 fn problem(kind: &Kind) -> String {
     match kind {
         Kind::InvalidType(_, expected) => format!("expected {}", expected_text(expected)),
+        Kind::InvalidLength(_, expected) => format!("expected {}", expected_text(expected)),
         Kind::InvalidValue(_, expected) => {
             format!("out of range, expected {}", expected_text(expected))
         }

@@ -159,61 +159,57 @@ pub(crate) fn validate(
     }
 }
 
-fn check_service(c: &mut Check<'_>, name: &str, s: &ServiceConfig, failed: &BTreeSet<KeyPath>) {
-    let at = |key: &'static str| ["services", name, key];
-    if name.is_empty()
-        || !name
+fn valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
             .chars()
             .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
-    {
-        c.fail(&["services", name], "{…}".into(), "a service name is made of a-z, 0-9, '_' and '-' (it appears in STACKCTL_SERVICES__NAME__* variables and --set keys)");
+}
+
+fn check_service(c: &mut Check<'_>, name: &str, s: &ServiceConfig, failed: &BTreeSet<KeyPath>) {
+    let at = |key: &'static str| ["services", name, key];
+    if !valid_service_name(name) {
+        let problem = "a service name is made of a-z, 0-9, '_' and '-' \
+                       (it appears in STACKCTL_SERVICES__NAME__* variables and --set keys)";
+        c.fail(&["services", name], "{…}".into(), problem);
     }
     c.not_empty(&at("command"), &s.command);
     if let Some(cwd) = &s.cwd {
         c.not_empty(&at("cwd"), &cwd.to_string_lossy());
     }
-    for (key, _) in s
-        .env
-        .iter()
-        .filter(|(k, _)| k.is_empty() || k.contains(['=', '\0']))
-    {
-        c.fail(
-            &["services", name, "env", key],
-            "…".into(),
-            "not an environment variable name",
-        );
+    for (key, value) in &s.env {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            let problem = "not an environment variable name";
+            c.fail(&["services", name, "env", key], quote(value), problem);
+        }
     }
     for (i, step) in s.build.iter().enumerate() {
-        let empty = match step {
-            BuildCommand::Argv(argv) => argv.first().is_none_or(|a| a.trim().is_empty()),
-            BuildCommand::Shell(line) => line.trim().is_empty(),
+        let (empty, value) = match step {
+            BuildCommand::Argv(argv) => (empty_argv(argv), list(argv)),
+            BuildCommand::Shell(line) => (line.trim().is_empty(), quote(line)),
         };
         if empty {
-            c.fail_item(&at("build"), i, quote(""), "an empty command");
+            c.fail_item(&at("build"), i, value, "an empty command");
         }
     }
     for (key, probe) in [("ready", &s.ready), ("liveness", &s.liveness)] {
         if let Some(probe) = probe {
-            check_probe(c, &["services", name, key], probe, failed);
+            check_probe(c, ["services", name, key], probe, failed);
         }
     }
     let backoff = &s.backoff;
-    c.positive(&["services", name, "backoff", "initial"], backoff.initial);
+    let initial = ["services", name, "backoff", "initial"];
+    c.positive(&initial, backoff.initial);
     if backoff.initial > backoff.max {
         let value = quote(&duration::format(backoff.initial));
-        let problem = format!(
-            "longer than backoff.max ({})",
-            duration::format(backoff.max)
-        );
-        c.fail(&["services", name, "backoff", "initial"], value, problem);
+        let max = duration::format(backoff.max);
+        c.fail(&initial, value, format!("longer than backoff.max ({max})"));
     }
     c.fraction(&["services", name, "backoff", "jitter"], backoff.jitter);
     c.positive(&at("restart_window"), s.restart_window);
     for (i, glob) in s.clean_shm.iter().enumerate() {
-        let element: KeyPath = ["services", name, "clean_shm", &i.to_string()]
-            .map(str::to_owned)
-            .into();
-        if !failed.contains(&element)
+        let element = ["services", name, "clean_shm", &i.to_string()].map(str::to_owned);
+        if !failed.contains(element.as_slice())
             && let Err(problem) = check_shm_name(glob)
         {
             c.fail_item(&at("clean_shm"), i, quote(glob), problem);
@@ -221,37 +217,47 @@ fn check_service(c: &mut Check<'_>, name: &str, s: &ServiceConfig, failed: &BTre
     }
 }
 
-fn check_probe(c: &mut Check<'_>, at: &[&str; 3], probe: &Probe, failed: &BTreeSet<KeyPath>) {
-    let kind = probe.kind.key();
-    let path = [at[0], at[1], at[2], kind];
-    let owned: KeyPath = path.iter().map(|s| (*s).to_owned()).collect();
-    if !failed.contains(&owned) {
-        let problem = match &probe.kind {
-            ProbeKind::Shm(name) => check_shm_name(name)
-                .err()
-                .map(|p| (quote(name), p.to_owned())),
-            ProbeKind::File(p) if p.as_os_str().is_empty() => {
-                Some((quote(""), "must not be empty".into()))
-            }
-            ProbeKind::Tcp(addr) => check_tcp(addr).map(|p| (quote(addr), p)),
-            ProbeKind::Http(url)
-                if !(url.starts_with("http://") || url.starts_with("https://"))
-                    || url.ends_with("//") =>
-            {
-                Some((quote(url), "not an http:// or https:// URL".into()))
-            }
-            ProbeKind::Exec(argv) if argv.first().is_none_or(|a| a.trim().is_empty()) => {
-                Some(("[]".into(), "an empty command".into()))
-            }
-            ProbeKind::Log(re) if re.is_empty() => Some((quote(""), "must not be empty".into())),
-            _ => None,
-        };
-        if let Some((value, problem)) = problem {
-            c.fail(&path, value, problem);
+fn empty_argv(argv: &[String]) -> bool {
+    argv.first().is_none_or(|a| a.trim().is_empty())
+}
+
+fn list(items: &[String]) -> String {
+    value_text(&Value::Array(
+        items.iter().map(|i| Value::String(i.clone())).collect(),
+    ))
+}
+
+fn check_probe(c: &mut Check<'_>, at: [&str; 3], probe: &Probe, failed: &BTreeSet<KeyPath>) {
+    let [services, name, key] = at;
+    let target = [services, name, key, probe.kind.key()];
+    let problem = match &probe.kind {
+        _ if failed.contains(target.map(str::to_owned).as_slice()) => None,
+        ProbeKind::Shm(shm) => check_shm_name(shm)
+            .err()
+            .map(|p| (quote(shm), p.to_owned())),
+        ProbeKind::File(p) if p.as_os_str().is_empty() => {
+            Some((quote(""), "must not be empty".into()))
         }
+        ProbeKind::Tcp(addr) => check_tcp(addr).map(|p| (quote(addr), p)),
+        ProbeKind::Http(url) if !is_http_url(url) => {
+            Some((quote(url), "not an http:// or https:// URL".into()))
+        }
+        ProbeKind::Exec(argv) if empty_argv(argv) => Some((list(argv), "an empty command".into())),
+        ProbeKind::Log(re) if re.is_empty() => Some((quote(""), "must not be empty".into())),
+        _ => None,
+    };
+    if let Some((value, problem)) = problem {
+        c.fail(&target, value, problem);
     }
-    c.positive(&[at[0], at[1], at[2], "interval"], probe.interval);
-    c.positive(&[at[0], at[1], at[2], "timeout"], probe.timeout);
+    c.positive(&[services, name, key, "interval"], probe.interval);
+    c.positive(&[services, name, key, "timeout"], probe.timeout);
+}
+
+fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|host| !host.is_empty() && !host.starts_with('/'))
 }
 
 /// `host:port` with a port in 1..=65535.

@@ -25,13 +25,39 @@ use crate::control::Request;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let result = match cli.command {
+    // `up` sets up logging itself, from its configuration's `log.level`.
+    let logging = match cli.command {
+        Command::Up(_) => Ok(()),
+        _ => init_logging(None),
+    };
+    let result = logging.and_then(|()| run(cli.command));
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("stackctl: {err:#}");
+            if err.downcast_ref::<up::ConfigError>().is_some() {
+                ExitCode::from(up::CONFIG_ERROR)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Shm(ShmCommand::Inspect(args)) => shm::inspect::run(&args),
         Command::Shm(ShmCommand::Tap(args)) => shm::tap::run(&args),
         Command::Config(args) => up::show(&args),
         Command::Check(flags) => up::check(&flags),
-        Command::Up(args) => block_on(up::up(&args.config)),
+        Command::Up(args) => {
+            let loaded = up::load(&args.config)?;
+            init_logging(Some(&loaded.config.log.level))?;
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            block_on(up::up(loaded))
+        }
         Command::Status(args) => control(&args.socket, Request::Status, args.json),
         Command::Restart(a) => control(&a.socket, Request::Restart { service: a.service }, false),
         Command::Stop(a) => control(&a.socket, Request::Stop { service: a.service }, false),
@@ -44,17 +70,6 @@ fn main() -> ExitCode {
                 follow: a.follow,
             };
             control(&a.socket, request, false)
-        }
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("stackctl: {err:#}");
-            if err.downcast_ref::<up::ConfigError>().is_some() {
-                ExitCode::from(up::CONFIG_ERROR)
-            } else {
-                ExitCode::FAILURE
-            }
         }
     }
 }
@@ -74,12 +89,22 @@ fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> 
         .block_on(future)
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr: `RUST_LOG` if set, else `level` (the configuration's `log.level`), else info.
+fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.is_empty() => tracing_subscriber::EnvFilter::try_new(&env)
+            .map_err(|e| up::ConfigError(format!("RUST_LOG = {env:?}: not a log filter: {e}")))?,
+        _ => {
+            let level = level.unwrap_or("info");
+            tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
+                up::ConfigError(format!("log.level = {level:?}: not a log filter: {e}"))
+            })?
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    Ok(())
 }

@@ -38,7 +38,15 @@ impl std::error::Error for ConfigError {}
 pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
     let mut sources = Sources::new(nix::unistd::geteuid().as_raw());
     sources.file = flags.config.clone();
-    sources.env = std::env::vars().collect();
+    // Lossily: a variable that is not UTF-8 must not crash stackctl (none of ours can be one).
+    sources.env = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
     sources.flags = Flags {
         skip_build: flags.skip_build,
         no_detector: flags.no_detector,
@@ -55,11 +63,7 @@ pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
         nms_thres: flags.nms_thres,
         sets: flags.sets.clone(),
     };
-    let loaded = stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()))?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(loaded)
+    stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()).into())
 }
 
 /// The directory relative paths in the configuration are resolved against.
@@ -134,9 +138,8 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `stackctl up`.
-pub async fn up(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
-    let loaded = load(flags)?;
+/// `stackctl up`, with the configuration already loaded (logging is set up from it).
+pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let config = &loaded.config;
     let plans = service_plans(&loaded)?;
     let notifier = Notifier::from_env(|k| std::env::var(k).ok()).context("NOTIFY_SOCKET")?;

@@ -5,7 +5,7 @@
 //!
 //! | | `ready` (is it up yet?) | `liveness` (is it still working?) |
 //! | --- | --- | --- |
-//! | `interval` | between attempts, default 200ms | between attempts, default 10s |
+//! | `interval` | between attempts, default 50ms (cheap checks; READY follows readiness closely) | between attempts, default 10s |
 //! | `timeout` | total time the service has to become ready, default 30s | per attempt, default 5s |
 //! | `retries` | failed attempts before giving up, 0 = unlimited within `timeout` (default 0) | consecutive failures before a restart, default 3 |
 //! | `log` | allowed | not allowed (a log line is an event, not a state) |
@@ -37,7 +37,7 @@ pub struct Probe {
 pub enum ProbeKind {
     /// `shm = "/name"`: the POSIX shared-memory segment exists (in `/dev/shm`) and is not empty.
     Shm(String),
-    /// `file = PATH`: the file exists.
+    /// `file = PATH`: the file exists (a relative path is from the service's `cwd`).
     File(PathBuf),
     /// `tcp = "host:port"`: a TCP connection succeeds.
     Tcp(String),
@@ -131,7 +131,7 @@ impl ProbeSpec {
             return Err("a liveness probe cannot be `log` (use it for `ready`)".into());
         }
         let (interval, timeout, retries) = match usage {
-            ProbeUse::Ready => (Duration::from_millis(200), Duration::from_secs(30), 0),
+            ProbeUse::Ready => (Duration::from_millis(50), Duration::from_secs(30), 0),
             ProbeUse::Liveness => (Duration::from_secs(10), Duration::from_secs(5), 3),
         };
         Ok(Probe {
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(p.kind, ProbeKind::Tcp("127.0.0.1:80".into()));
         assert_eq!(
             (p.interval, p.timeout, p.retries),
-            (Duration::from_millis(200), Duration::from_secs(30), 0)
+            (Duration::from_millis(50), Duration::from_secs(30), 0)
         );
         let p = spec("exec = [\"true\"]\nretries = 5")
             .into_probe(ProbeUse::Liveness)

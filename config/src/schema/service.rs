@@ -16,13 +16,15 @@ use super::probe::Probe;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
-    /// The program (looked up in `PATH` when it has no `/`). Required, non-empty.
+    /// The program: a bare name is looked up in `PATH`, a name with a `/` is a path (the
+    /// supervisor resolves relative ones from `cwd`). Required, non-empty.
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
     /// Variables added to the supervisor's environment for this service.
     pub env: BTreeMap<String, String>,
-    /// The working directory (default: the supervisor's).
+    /// The working directory; the supervisor resolves a relative one, and the default, against
+    /// the configuration file's directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
     /// Whether it runs at all.
@@ -66,9 +68,9 @@ pub struct ServiceConfig {
     /// How long to wait after `stop_signal` before SIGKILL.
     #[serde(with = "crate::duration")]
     pub stop_timeout: Duration,
-    /// Shared-memory names (globs, e.g. `"/pet_camera_*"`) owned by this service: the
-    /// supervisor unlinks matching segments before each start, so a stale one from a previous
-    /// run is never taken for a live one.
+    /// Shared-memory names (`*` and `?` globs, e.g. `"/pet_camera_*"`) owned by this service:
+    /// the supervisor unlinks matching segments before each start, so a stale one from a
+    /// previous run is never taken for a live one.
     pub clean_shm: Vec<String>,
     /// Whether restarting this service also restarts the services that depend on it.
     pub restart_dependents: bool,

@@ -210,8 +210,8 @@ fn depending_on_a_disabled_service_is_an_error() {
 fn probes_are_checked_after_interpolation() {
     let text = r#"[services.p]
 command = "p"
-ready = { tcp = "localhost" }
-liveness = { http = "ftp://x" }
+ready = { tcp = "{monitor.host}" }
+liveness = { http = "https://" }
 clean_shm = ["/ok_*", "no_slash"]
 build = [[]]
 "#;
@@ -222,7 +222,7 @@ build = [[]]
         errors(&sources_with(&f)),
         [
             format!(
-                "services.p.build[0] = \"\": an empty command, {}",
+                "services.p.build[0] = []: an empty command, {}",
                 at("build")
             ),
             format!(
@@ -230,11 +230,11 @@ build = [[]]
                 at("clean_shm")
             ),
             format!(
-                "services.p.liveness.http = \"ftp://x\": not an http:// or https:// URL, {}",
+                "services.p.liveness.http = \"https://\": not an http:// or https:// URL, {}",
                 at("liveness")
             ),
             format!(
-                "services.p.ready.tcp = \"localhost\": not host:port (e.g. \"127.0.0.1:8080\"), {}",
+                "services.p.ready.tcp = \"0.0.0.0\": not host:port (e.g. \"127.0.0.1:8080\"), {}",
                 at("ready")
             ),
         ]

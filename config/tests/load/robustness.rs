@@ -68,21 +68,21 @@ fn odd_variables_and_flags() {
 }
 
 #[test]
-fn zz_show() {
-    for text in ["services = 5", "[[services]]\ncommand = \"x\"", "[services.x]", "[services.x]\ncommand = \"x\"\nbuild = [1, [2], {}]", "[services.x]\ncommand = \"x\"\nenv = { A = 1 }", "when = 1979-05-27T07:32:00Z\n[log]\nlevel = 1979-05-27", "[services.\"é.ü\"]\ncommand = \"x\"", "[http]\nport = 9223372036854775807", "[source]\nopen_timeout = \"99999999999999999999s\"","[services.x]\ncommand = \"{\"\nargs = [\"}\", \"{{\", \"{a.b.c.d.e}\"]"] {
-        println!("--- {text:?}\n{}", load(&sources_with(&file(text))).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()));
-    }
+fn a_list_where_a_table_belongs() {
+    let text = "[[services.x]]\ncommand = \"x\"\n\n[log]\nlevel = 1979-05-27\n";
+    let f = file(text);
+    let p = f.path.display();
+    assert_eq!(
+        crate::errors(&sources_with(&f)),
+        [
+            format!("log.level = 1979-05-27: expected a string, from {p} line 5"),
+            format!("services.x = [{{ command = \"x\" }}]: expected a table, from {p} line 1"),
+        ]
+    );
     let mut s = sources();
-    s.env = env(&[
-        ("STACKCTL_SERVICES", "5"),
-        ("STACKCTL_HTTP", "[1]"),
-        ("STACKCTL___", "x"),
-        ("MONITOR_PORT", ""),
-        ("YOLO_MODEL", "[\"v8n\"]"),
-    ]);
-    s.flags.sets = vec![
-        "services.y={ depends_on = { y = \"ready\" } }".into(),
-        "a=[".into(),
-    ];
-    println!("---\n{}", load(&s).map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()));
+    s.env = env(&[("STACKCTL_HTTP", "[1]")]);
+    assert_eq!(
+        crate::errors(&s),
+        ["http = [1]: expected a table, from env STACKCTL_HTTP"]
+    );
 }

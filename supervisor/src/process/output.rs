@@ -107,8 +107,12 @@ async fn pump(
 
 fn deliver(service: &str, stream: Stream, ring: &LogRing, text: String) {
     match stream {
-        Stream::Stdout => tracing::info!(target: "output", service, stream = "stdout", "{text}"),
-        Stream::Stderr => tracing::warn!(target: "output", service, stream = "stderr", "{text}"),
+        Stream::Stdout => {
+            tracing::info!(target: "output", service = %service, stream = "stdout", "{text}")
+        }
+        Stream::Stderr => {
+            tracing::warn!(target: "output", service = %service, stream = "stderr", "{text}")
+        }
     }
     ring.push(LogLine {
         at: SystemTime::now(),

@@ -238,7 +238,7 @@ async fn probe(
             Err(why) => {
                 failures += 1;
                 tracing::warn!(service = %plan.name, failures, "liveness probe failed: {why}");
-                if failures > live.retries {
+                if failures >= live.retries.max(1) {
                     report(RunEvent::Unhealthy(why));
                     return;
                 }
