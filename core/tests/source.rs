@@ -47,7 +47,17 @@ impl Fixture {
             format: format.to_raw(),
             ..FrameHeader::default()
         };
-        let mut au = vec![0, 0, 0, 1, if number % 10 == 0 { 0x65 } else { 0x41 }];
+        let mut au = vec![
+            0,
+            0,
+            0,
+            1,
+            if number.is_multiple_of(10) {
+                0x65
+            } else {
+                0x41
+            },
+        ];
         au.extend((0..1000).map(|i| 0x20 | (i as u8 ^ number as u8) & 0x5f));
         self.writer
             .publish(&header, &au, CopyMode::WholeSlot)

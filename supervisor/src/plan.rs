@@ -71,7 +71,7 @@ fn plan(
                 BuildCommand::Shell(line) => ("sh".to_owned(), vec!["-c".to_owned(), line.clone()]),
             };
             Ok(ProcessSpec {
-                name: format!("{name} build {}", i + 1),
+                name: format!("{name}/build{}", i + 1),
                 program: self::program(&program, &cwd),
                 args,
                 env: spec.env.clone(),
@@ -148,7 +148,7 @@ fn probe_plan(
                 .split_first()
                 .ok_or_else(|| format!("{key}.exec is an empty command"))?;
             Check::Exec(ProcessSpec {
-                name: format!("{} probe", service.name),
+                name: format!("{}/probe", service.name),
                 program: program(first, cwd),
                 args: rest.to_vec(),
                 env: service.env.clone(),

@@ -218,11 +218,36 @@ impl Up {
 
     /// The first line ever logged about `service` containing `text` (as [`Up::wait_event`]
     /// matches them): one already seen, or else the next one.
+    ///
+    /// Use it where the order of two lines is not certain: a service's own output is read by
+    /// other tasks than those logging its state, so `output:` lines may come before or after the
+    /// orchestrator's `started`, `completed`...
     pub fn first_event(&mut self, service: &str, text: &str) -> String {
-        match self.position(service, text) {
-            Some(i) => self.seen[i].clone(),
-            None => self.wait_event(service, text),
+        self.nth_event(service, text, 1)
+    }
+
+    /// The `n`-th (from 1) line ever logged about `service` containing `text`, waiting for it
+    /// if it has not been seen yet.
+    pub fn nth_event(&mut self, service: &str, text: &str, n: usize) -> String {
+        let matches =
+            |line: &str| line.contains(text) && field(line, "service").as_deref() == Some(service);
+        let mut count = self.seen.iter().filter(|l| matches(l)).count();
+        if count >= n {
+            return self
+                .seen
+                .iter()
+                .filter(|l| matches(l))
+                .nth(n - 1)
+                .cloned()
+                .expect("counted");
         }
+        let what = format!("line {n} with {text:?} for service {service:?}");
+        self.wait_until(&what, |line| {
+            if matches(line) {
+                count += 1;
+            }
+            count >= n
+        })
     }
 
     /// The first line ever logged containing every one of `needles`: one already seen, or else
@@ -359,10 +384,33 @@ pub fn kill(pid: u32, signal: i32) {
     assert!(status.success(), "kill -{signal} {pid} failed");
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a configuration to listen on.
+///
+/// Chosen below the kernel's ephemeral range (`ip_local_port_range`), pseudo-randomly per test
+/// process, and checked by binding it: a port the kernel handed out for `127.0.0.1:0` (what
+/// other tests and every outgoing connection get) could be taken again before `stackctl up`
+/// binds it, one outside that range only by another test making the same pick.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.clamp(11_000, 65_535));
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let candidate = low + seed.wrapping_add(n.wrapping_mul(7919)) % (high - low);
+        let port = u16::try_from(candidate).expect("below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}")
 }
 
 /// True while `/proc/PID` exists: the process runs, or is a zombie nobody reaped.
@@ -396,6 +444,28 @@ pub fn wait_gone(pid: u32) -> Duration {
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     start.elapsed()
+}
+
+/// Waits until `pid` has died: gone from `/proc`, or a zombie (reaping it is then its new
+/// parent's business, e.g. init's, which may take its time), polling; returns how long it took.
+///
+/// # Panics
+/// When it still runs after [`EVENT_TIMEOUT`].
+pub fn wait_dead(pid: u32) -> Duration {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match proc_status(pid, "State") {
+            None => return start.elapsed(),
+            Some(state) if state.starts_with('Z') => return start.elapsed(),
+            Some(state) => assert!(
+                start.elapsed() < EVENT_TIMEOUT,
+                "process {pid} still runs after {EVENT_TIMEOUT:?} (state {state})"
+            ),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// The value of `key=` in a log line (up to the next space), e.g. `field(line, "pid")`.

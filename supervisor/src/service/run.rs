@@ -175,31 +175,41 @@ async fn run(
 }
 
 /// Runs `spec` to its end; `Err` says how it failed.
+///
+/// Used for build steps and exec probes, whose futures are dropped when their service stops:
+/// the child is held by a [`KillOnDrop`], so dropping the future kills its process group
+/// instead of leaving it behind.
 async fn run_to_completion(
     reaper: &Reaper,
     spec: &crate::process::ProcessSpec,
     logs: Arc<LogRing>,
     timeout: Option<Duration>,
 ) -> Result<(), String> {
-    let mut child = reaper
+    let child = reaper
         .spawn(spec, logs)
         .await
         .map_err(|e| format!("could not start: {e}"))?;
+    let child = KillOnDrop(child);
     let exit = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
+        Some(limit) => match tokio::time::timeout(limit, child.0.wait()).await {
             Ok(exit) => exit,
-            Err(_) => {
-                child
-                    .stop(nix::sys::signal::Signal::SIGKILL, Duration::ZERO)
-                    .await;
-                return Err(format!("took longer than {limit:?}"));
-            }
+            Err(_) => return Err(format!("took longer than {limit:?}")),
         },
-        None => child.wait().await,
+        None => child.0.wait().await,
     };
     match exit {
         Exit::Code(0) => Ok(()),
         other => Err(other.to_string()),
+    }
+}
+
+/// A child whose whole process group is SIGKILLed when this is dropped (the reaper then reaps
+/// it). After a normal exit the group is usually empty and the signal finds nothing.
+struct KillOnDrop(crate::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.signal(nix::sys::signal::Signal::SIGKILL);
     }
 }
 

@@ -523,6 +523,7 @@ impl Stack {
         match s.state {
             ServiceState::Building | ServiceState::Starting | ServiceState::Ready => {
                 s.state = ServiceState::Stopping;
+                tracing::info!(service = %s.plan.name, "stopping");
                 self.stop_run(i, AfterExit::Stop);
             }
             ServiceState::Waiting | ServiceState::Backoff => {
