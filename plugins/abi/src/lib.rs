@@ -1,0 +1,254 @@
+//! The sink plugin ABI: `#[repr(C)]` mirrors of `include/stackctl_sink.h`, which is the
+//! specification (threads, ownership and lifetimes are documented there, on every item).
+//!
+//! This crate holds only the contract. Rust sinks use `stackctl-sink-sdk`, which wraps it in a
+//! safe trait; stackctl's plugin host uses it directly. `tests/layout.rs` compiles the header
+//! with the system C compiler and checks every size and offset against these definitions.
+#![allow(unsafe_code)] // `Send`/`Sync` for the raw-pointer tables, as the header allows.
+
+use std::ffi::c_void;
+
+/// First field of [`Sink`]: "SINK" in little-endian ASCII.
+pub const MAGIC: u32 = 0x4B4E_4953;
+/// Major ABI version: a plugin of another major is refused.
+pub const ABI_MAJOR: u16 = 1;
+/// Minor ABI version: grows when fields are appended.
+pub const ABI_MINOR: u16 = 0;
+/// The one symbol a plugin exports.
+pub const ENTRY_SYMBOL: &str = "stackctl_sink_entry";
+
+/// A borrowed UTF-8 string, not nul-terminated (`stackctl_str`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Str {
+    /// First byte; may be null when `len` is 0.
+    pub ptr: *const u8,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl Str {
+    /// An empty string.
+    pub const EMPTY: Self = Self { ptr: std::ptr::null(), len: 0 };
+
+    /// Borrows `s`. The result is valid as long as `s`.
+    pub const fn new(s: &str) -> Self {
+        Self { ptr: s.as_ptr(), len: s.len() }
+    }
+}
+
+// SAFETY: a `Str` is a pointer to immutable bytes; the tables holding them are static and
+// shared between threads, which the header allows ([any-thread] reads of static data).
+unsafe impl Sync for Str {}
+// SAFETY: as above: the bytes are never written through it.
+unsafe impl Send for Str {}
+
+/// A buffer the plugin allocated, freed by the plugin's `free_buf` (`stackctl_buf`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Buf {
+    /// First byte, or null.
+    pub ptr: *mut u8,
+    /// Bytes in use.
+    pub len: usize,
+    /// Capacity, for the plugin's allocator.
+    pub cap: usize,
+}
+
+impl Buf {
+    /// An empty buffer (nothing to free).
+    pub const EMPTY: Self = Self { ptr: std::ptr::null_mut(), len: 0, cap: 0 };
+}
+
+/// `stackctl_status`.
+pub type Status = u32;
+/// Success.
+pub const STATUS_OK: Status = 0;
+/// The plugin's configuration section is wrong.
+pub const STATUS_ERR_CONFIG: Status = 1;
+/// Anything else failed.
+pub const STATUS_ERR_FAILED: Status = 2;
+/// A panic was caught at the boundary.
+pub const STATUS_ERR_PANIC: Status = 3;
+
+/// `stackctl_log_level` values.
+pub mod log_level {
+    /// Errors.
+    pub const ERROR: u32 = 1;
+    /// Warnings.
+    pub const WARN: u32 = 2;
+    /// Information.
+    pub const INFO: u32 = 3;
+    /// Debugging.
+    pub const DEBUG: u32 = 4;
+    /// Tracing.
+    pub const TRACE: u32 = 5;
+}
+
+/// `STACKCTL_FRAME_IDR`.
+pub const FRAME_IDR: u32 = 0x1;
+/// `STACKCTL_FRAME_INBAND_PARAMS`.
+pub const FRAME_INBAND_PARAMS: u32 = 0x2;
+
+/// One access unit, owned by the host (`stackctl_frame`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Frame {
+    /// The host's `sizeof(stackctl_frame)`.
+    pub struct_size: u32,
+    /// `FRAME_*` flags.
+    pub flags: u32,
+    /// The access unit, Annex-B.
+    pub data: *const u8,
+    /// Its length.
+    pub len: usize,
+    /// The camera's counter.
+    pub frame_number: u64,
+    /// Capture time, `CLOCK_MONOTONIC` nanoseconds.
+    pub timestamp_ns: u64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The writer's index.
+    pub sequence: u32,
+    /// Camera restarts seen.
+    pub generation: u32,
+    /// 0 day, 1 night.
+    pub camera_id: i32,
+    /// Zero.
+    pub reserved: u32,
+    /// Latest SPS (no start code), or null.
+    pub sps: *const u8,
+    /// Its length.
+    pub sps_len: usize,
+    /// Latest PPS (no start code), or null.
+    pub pps: *const u8,
+    /// Its length.
+    pub pps_len: usize,
+}
+
+/// An HTTP header (`stackctl_header`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    /// Lower-case name.
+    pub name: Str,
+    /// Value.
+    pub value: Str,
+}
+
+/// An HTTP request, owned by the host (`stackctl_http_request`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct HttpRequest {
+    /// The host's `sizeof(stackctl_http_request)`.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Pass to `http_respond` exactly once.
+    pub id: u64,
+    /// Method.
+    pub method: Str,
+    /// Path.
+    pub path: Str,
+    /// Query string, without `?`.
+    pub query: Str,
+    /// Headers.
+    pub headers: *const Header,
+    /// Their number.
+    pub header_count: usize,
+    /// Body.
+    pub body: *const u8,
+    /// Its length.
+    pub body_len: usize,
+}
+
+/// What the host offers (`stackctl_host`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Host {
+    /// The host's `sizeof(stackctl_host)`.
+    pub struct_size: u32,
+    /// The host's major ABI version.
+    pub abi_major: u16,
+    /// The host's minor ABI version.
+    pub abi_minor: u16,
+    /// First argument of every callback.
+    pub host_ctx: *mut c_void,
+    /// Highest level worth sending.
+    pub max_log_level: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Logs a line.
+    pub log: unsafe extern "C" fn(host_ctx: *mut c_void, level: u32, target: Str, message: Str),
+    /// Answers a request.
+    pub http_respond: unsafe extern "C" fn(
+        host_ctx: *mut c_void,
+        request_id: u64,
+        status: u16,
+        headers: *const Header,
+        header_count: usize,
+        body: *const u8,
+        body_len: usize,
+    ),
+    /// Keeps a frame beyond `on_frame`.
+    pub frame_retain: unsafe extern "C" fn(host_ctx: *mut c_void, frame: *const Frame),
+    /// Ends one retain.
+    pub frame_release: unsafe extern "C" fn(host_ctx: *mut c_void, frame: *const Frame),
+}
+
+/// The plugin's table (`stackctl_sink`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Sink {
+    /// [`MAGIC`].
+    pub magic: u32,
+    /// The plugin's major ABI version.
+    pub abi_major: u16,
+    /// The plugin's minor ABI version.
+    pub abi_minor: u16,
+    /// The plugin's `sizeof(stackctl_sink)`.
+    pub struct_size: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The plugin's name.
+    pub name: Str,
+    /// The plugin's version.
+    pub version: Str,
+    /// Path prefixes it serves.
+    pub routes: *const Str,
+    /// Their number.
+    pub route_count: usize,
+    /// Creates an instance.
+    pub create: unsafe extern "C" fn(
+        host: *const Host,
+        config_toml: Str,
+        instance: *mut *mut c_void,
+        error: *mut Buf,
+    ) -> Status,
+    /// Starts it.
+    pub start: unsafe extern "C" fn(instance: *mut c_void, error: *mut Buf) -> Status,
+    /// One access unit; non-OK detaches the plugin.
+    pub on_frame: unsafe extern "C" fn(instance: *mut c_void, frame: *const Frame) -> Status,
+    /// One HTTP request; non-OK means it will not answer (the host answers 500, detaches it).
+    pub on_http: unsafe extern "C" fn(instance: *mut c_void, request: *const HttpRequest) -> Status,
+    /// Its metrics.
+    pub metrics: unsafe extern "C" fn(instance: *mut c_void, out: *mut Buf) -> Status,
+    /// Stops it.
+    pub stop: unsafe extern "C" fn(instance: *mut c_void),
+    /// Frees it.
+    pub destroy: unsafe extern "C" fn(instance: *mut c_void),
+    /// Frees a plugin-owned buffer.
+    pub free_buf: unsafe extern "C" fn(buf: Buf),
+}
+
+// SAFETY: the table is immutable static data plus function pointers, shared read-only between
+// threads as the header specifies.
+unsafe impl Sync for Sink {}
+
+/// The entry point's type.
+pub type EntryFn = unsafe extern "C" fn() -> *const Sink;
+
+/// Offset of the fields every version has: what the host reads before trusting `struct_size`.
+pub const SINK_PREFIX_SIZE: usize = std::mem::offset_of!(Sink, name);
