@@ -40,6 +40,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Validate the configuration, executables, directories and plugins; start nothing.
     Check(ConfigFlags),
+    /// List the sink plugins configured and found, with their ABI, version and routes.
+    Plugins(ConfigFlags),
     /// Look at the camera's shared-memory segments (the first stop when the stream is black).
     #[command(subcommand)]
     Shm(ShmCommand),

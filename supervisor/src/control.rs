@@ -89,9 +89,16 @@ impl Response {
 #[derive(Debug)]
 pub enum Reply {
     /// A single response.
-    One(Response),
+    One(Box<Response>),
     /// Lines to stream; the stream ends when the sender is dropped.
     Stream(mpsc::Receiver<serde_json::Value>),
+}
+
+impl Reply {
+    /// A single response.
+    pub fn one(response: Response) -> Self {
+        Self::One(Box::new(response))
+    }
 }
 
 /// A request as the orchestrator receives it, with where to send the reply.
@@ -164,14 +171,14 @@ async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()>
     let mut line = String::new();
     BufReader::new(read).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Reply::One(Response::error(format!("bad request: {e}"))),
+        Err(e) => Reply::one(Response::error(format!("bad request: {e}"))),
         Ok(request) => {
             let (tx, rx) = oneshot::channel();
             if calls.send((request, tx)).await.is_err() {
-                Reply::One(Response::error("stackctl is shutting down"))
+                Reply::one(Response::error("stackctl is shutting down"))
             } else {
                 rx.await
-                    .unwrap_or_else(|_| Reply::One(Response::error("stackctl is shutting down")))
+                    .unwrap_or_else(|_| Reply::one(Response::error("stackctl is shutting down")))
             }
         }
     };
@@ -240,7 +247,7 @@ mod tests {
                     Request::Restart { service } if service == "cam" => Response::ok(),
                     other => Response::error(format!("unexpected {other:?}")),
                 };
-                let _ = reply.send(Reply::One(response));
+                let _ = reply.send(Reply::one(response));
             }
         });
         let mut got = Vec::new();

@@ -1,21 +1,29 @@
-//! stackctl's HTTP server: `/metrics` and `/api/status` (read-only; nothing that changes the
-//! stack is reachable over TCP). The sink plugins' routes join it later.
-#![allow(dead_code)] // Served by `stackctl up`.
+//! stackctl's HTTP server: `/health`, `/metrics`, `/api/status`, and the routes of the sink
+//! plugins. Read-only for the stack itself: nothing that starts or stops a service is reachable
+//! over TCP (that is the control socket's job).
+//!
+//! Every 4xx and 5xx carries a JSON body; CORS is answered for the configured origins only
+//! (with OPTIONS preflight); request bodies are limited in size and in time.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use stackctl_core::clock::monotonic_ns;
+use stackctl_core::shm::SourceStats;
+use stackctl_plugin_abi as abi;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::plugins::PluginHost;
 use crate::status::StackStatus;
 
 /// Which routes a listener serves.
@@ -29,13 +37,30 @@ pub enum Routes {
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body accepted (SDP offers are a few kB).
+pub const BODY_LIMIT: usize = 1 << 20;
+/// How long a plugin may take to answer before the client gets a 504.
+const PLUGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Frames older than this mean the stream has stopped (the night rate is 2 fps).
+const STALE_AFTER: Duration = Duration::from_secs(3);
+
+/// What the handlers read.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The latest stack status.
+    pub status: watch::Receiver<Arc<StackStatus>>,
+    /// The sink plugins, when any run.
+    pub plugins: Option<Arc<PluginHost>>,
+    /// The camera source's counters, when the source runs.
+    pub source: Option<(String, Arc<SourceStats>)>,
+    /// Origins allowed to call from a browser.
+    pub cors_origins: Arc<Vec<String>>,
+}
 
 /// Serves `listener` until the task is dropped.
-pub async fn serve(
-    listener: TcpListener,
-    status: watch::Receiver<Arc<StackStatus>>,
-    routes: Routes,
-) {
+pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -44,11 +69,11 @@ pub async fn serve(
                 continue;
             }
         };
-        let status = status.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let snapshot = status.borrow().clone();
-                async move { Ok::<_, Infallible>(route(&req, &snapshot, routes)) }
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(handle(req, &ctx, routes).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -61,30 +86,225 @@ pub async fn serve(
     }
 }
 
-fn route(req: &Request<Incoming>, status: &StackStatus, routes: Routes) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let known = match routes {
-        Routes::All => matches!(path, "/metrics" | "/api/status"),
+async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Full<Bytes>> {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| ctx.cors_origins.iter().any(|allowed| allowed == o))
+        .map(str::to_owned);
+    let mut response = if req.method() == Method::OPTIONS {
+        respond(StatusCode::OK, "text/plain", String::new())
+    } else {
+        dispatch(req, ctx, routes).await
+    };
+    if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, PATCH, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Location, Link, Retry-After"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let own = match routes {
+        Routes::All => matches!(path.as_str(), "/metrics" | "/api/status" | "/health"),
         Routes::MetricsOnly => path == "/metrics",
     };
-    if !known {
-        return json_error(StatusCode::NOT_FOUND, &format!("no route {path}"));
+    if own {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{path} only answers GET"),
+            );
+        }
+        let status = ctx.status.borrow().clone();
+        return match path.as_str() {
+            "/metrics" => metrics(&status, ctx),
+            "/health" => health(ctx),
+            _ => json(StatusCode::OK, &*status),
+        };
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    if routes == Routes::All
+        && let Some(plugin) = ctx.plugins.as_ref().and_then(|p| p.route(&path).cloned())
+    {
+        return to_plugin(req, &plugin).await;
+    }
+    json_error(StatusCode::NOT_FOUND, &format!("no route {path}"))
+}
+
+fn metrics(status: &StackStatus, ctx: &Context) -> Response<Full<Bytes>> {
+    match crate::metrics::render(status) {
+        Ok(mut text) => {
+            if let Some(plugins) = &ctx.plugins {
+                text.push_str(&plugins.metrics());
+            }
+            respond(StatusCode::OK, "text/plain; version=0.0.4", text)
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("metrics: {e}")),
+    }
+}
+
+/// `/health`: 200 while frames flow, 503 with a reason when not; always with the legacy fields.
+fn health(ctx: &Context) -> Response<Full<Bytes>> {
+    let plugin_metrics = ctx
+        .plugins
+        .as_ref()
+        .map(|p| p.metrics())
+        .unwrap_or_default();
+    let gauge = |name: &str| -> f64 {
+        plugin_metrics
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.strip_prefix(name))
+            .filter_map(|rest| rest.rsplit(' ').next()?.trim().parse::<f64>().ok())
+            .sum()
+    };
+    let webrtc_clients = gauge("streaming_active_clients") as u64;
+    let recording = gauge("streaming_recording_active") > 0.0;
+    let (reason, has_headers) = match &ctx.source {
+        None => (Some("no camera source is configured".to_owned()), false),
+        Some((name, stats)) => {
+            let last = stats.last_frame_ns.load(Ordering::Relaxed);
+            let age = Duration::from_nanos(monotonic_ns().saturating_sub(last));
+            let reason = if last == 0 {
+                Some(format!("no frame from {name} yet"))
+            } else if age > STALE_AFTER {
+                Some(format!(
+                    "no frame from {name} for {:.1} s",
+                    age.as_secs_f64()
+                ))
+            } else {
+                None
+            };
+            (reason, stats.has_params.load(Ordering::Relaxed))
+        }
+    };
+    let body = serde_json::json!({
+        "status": if reason.is_none() { "ok" } else { "unavailable" },
+        "reason": reason,
+        "webrtc_clients": webrtc_clients,
+        "recording": recording,
+        "has_headers": has_headers,
+    });
+    let code = if reason.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(code, &body)
+}
+
+/// Hands a request to a plugin and waits for its answer (which it may give later).
+async fn to_plugin(
+    req: Request<Incoming>,
+    plugin: &Arc<crate::plugins::Plugin>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
+            Err(_) => {
+                return json_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time",
+                );
+            }
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request bodies are limited to {BODY_LIMIT} bytes"),
+                );
+            }
+            Ok(Err(e)) => {
+                return json_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"));
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let (id, answer) = plugin.ctx.expect_response();
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let call = plugin.clone();
+    // A plugin's on_http should not block, but if it does it blocks a blocking-pool thread, not
+    // the server.
+    let accepted = tokio::task::spawn_blocking(move || {
+        let c_headers: Vec<abi::Header> = headers
+            .iter()
+            .map(|(k, v)| abi::Header {
+                name: abi::Str::new(k),
+                value: abi::Str::new(v),
+            })
+            .collect();
+        let request = abi::HttpRequest {
+            struct_size: std::mem::size_of::<abi::HttpRequest>() as u32,
+            reserved: 0,
+            id,
+            method: abi::Str::new(&method),
+            path: abi::Str::new(&path),
+            query: abi::Str::new(&query),
+            headers: c_headers.as_ptr(),
+            header_count: c_headers.len(),
+            body: body.as_ptr(),
+            body_len: body.len(),
+        };
+        call.on_http(&request)
+    })
+    .await
+    .unwrap_or(false);
+    if !accepted {
+        plugin.ctx.forget(id);
         return json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &format!("{path} only answers GET"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("plugin {} failed", plugin.name),
         );
     }
-    match path {
-        "/metrics" => match crate::metrics::render(status) {
-            Ok(text) => respond(StatusCode::OK, "text/plain; version=0.0.4", text),
-            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("metrics: {e}")),
-        },
-        _ => match serde_json::to_string(status) {
-            Ok(json) => respond(StatusCode::OK, "application/json", json),
-            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("status: {e}")),
-        },
+    match tokio::time::timeout(PLUGIN_TIMEOUT, answer).await {
+        Ok(Ok(answer)) => {
+            let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+            *response.status_mut() =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (name, value) in answer.headers {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().append(name, value);
+                }
+            }
+            response
+        }
+        _ => {
+            plugin.ctx.forget(id);
+            json_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("plugin {} did not answer in time", plugin.name),
+            )
+        }
+    }
+}
+
+fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_string(value) {
+        Ok(body) => respond(code, "application/json", body),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding: {e}")),
     }
 }
 
@@ -93,7 +313,7 @@ fn respond(code: StatusCode, content_type: &'static str, body: String) -> Respon
     *response.status_mut() = code;
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -109,7 +329,7 @@ mod tests {
 
     use super::*;
 
-    async fn get(addr: std::net::SocketAddr, request: &str) -> String {
+    async fn send(addr: std::net::SocketAddr, request: &str) -> String {
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut out = String::new();
@@ -117,21 +337,29 @@ mod tests {
         out
     }
 
+    fn context() -> Context {
+        let (_tx, status) = watch::channel(Arc::new(crate::metrics::tests::sample()));
+        Context {
+            status,
+            plugins: None,
+            source: None,
+            cors_origins: Arc::new(vec!["http://localhost:8080".to_owned()]),
+        }
+    }
+
     #[tokio::test]
     async fn routes_answer_and_unknown_ones_get_json_errors() {
-        let status = Arc::new(crate::metrics::tests::sample());
-        let (_tx, rx) = watch::channel(status);
         let all = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let metrics_only = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let (a, m) = (
             all.local_addr().expect("addr"),
             metrics_only.local_addr().expect("addr"),
         );
-        tokio::spawn(serve(all, rx.clone(), Routes::All));
-        tokio::spawn(serve(metrics_only, rx, Routes::MetricsOnly));
+        tokio::spawn(serve(all, context(), Routes::All));
+        tokio::spawn(serve(metrics_only, context(), Routes::MetricsOnly));
 
         let close = "Connection: close\r\n\r\n";
-        let r = get(
+        let r = send(
             a,
             &format!("GET /api/status HTTP/1.1\r\nHost: x\r\n{close}"),
         )
@@ -141,12 +369,12 @@ mod tests {
             r.contains("\"phase\":\"ready\"") && r.contains("application/json"),
             "{r}"
         );
-        let r = get(m, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{close}")).await;
+        let r = send(m, &format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{close}")).await;
         assert!(
             r.starts_with("HTTP/1.1 200") && r.contains("stackctl_ready 1"),
             "{r}"
         );
-        let r = get(
+        let r = send(
             m,
             &format!("GET /api/status HTTP/1.1\r\nHost: x\r\n{close}"),
         )
@@ -155,11 +383,47 @@ mod tests {
             r.starts_with("HTTP/1.1 404") && r.contains("\"error\""),
             "{r}"
         );
-        let r = get(
+        let r = send(
             a,
             &format!("POST /api/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n{close}"),
         )
         .await;
         assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+        // No camera source: unhealthy, with the legacy fields all the same.
+        let r = send(a, &format!("GET /health HTTP/1.1\r\nHost: x\r\n{close}")).await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        for field in [
+            "\"webrtc_clients\":0",
+            "\"recording\":false",
+            "\"has_headers\":false",
+            "\"reason\"",
+        ] {
+            assert!(r.contains(field), "{field} missing: {r}");
+        }
+    }
+
+    #[tokio::test]
+    async fn cors_answers_only_the_allowed_origins() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(listener, context(), Routes::All));
+        let preflight = |origin: &str| {
+            format!(
+                "OPTIONS /offer HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n"
+            )
+        };
+        let r = send(addr, &preflight("http://localhost:8080"))
+            .await
+            .to_lowercase();
+        assert!(r.starts_with("http/1.1 200"), "{r}");
+        assert!(
+            r.contains("access-control-allow-origin: http://localhost:8080"),
+            "{r}"
+        );
+        assert!(r.contains("access-control-allow-methods:"), "{r}");
+        let r = send(addr, &preflight("http://evil.example"))
+            .await
+            .to_lowercase();
+        assert!(!r.contains("access-control-allow-origin"), "{r}");
     }
 }

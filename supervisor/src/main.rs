@@ -7,6 +7,7 @@ mod http;
 mod metrics;
 mod notify;
 mod plan;
+mod plugins;
 mod probe;
 mod process;
 mod service;
@@ -50,6 +51,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Shm(ShmCommand::Tap(args)) => shm::tap::run(&args),
         Command::Config(args) => up::show(&args),
         Command::Check(flags) => up::check(&flags),
+        Command::Plugins(flags) => up::list_plugins(&flags),
         Command::Up(args) => {
             let loaded = up::load(&args.config)?;
             init_logging(Some(&loaded.config.log.level))?;

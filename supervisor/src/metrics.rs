@@ -98,6 +98,67 @@ pub fn render(status: &StackStatus) -> Result<String, prometheus::Error> {
     registry.register(Box::new(restarts))?;
     registry.register(Box::new(cpu))?;
 
+    if let Some(src) = &status.source {
+        counter(
+            "stackctl_source_frames_total",
+            "H.264 frames read from the camera's segment",
+            src.frames as f64,
+        )?;
+        counter(
+            "stackctl_source_lost_total",
+            "Frames lost by falling a ring behind",
+            src.lost as f64,
+        )?;
+        counter(
+            "stackctl_source_malformed_total",
+            "Malformed frames dropped",
+            src.malformed as f64,
+        )?;
+        counter(
+            "stackctl_source_torn_retries_total",
+            "Copies retried: the camera was still writing",
+            src.torn_retries as f64,
+        )?;
+        counter(
+            "stackctl_source_late_tears_total",
+            "Early deliveries found torn afterwards",
+            src.late_tears as f64,
+        )?;
+        counter(
+            "stackctl_source_restarts_total",
+            "Camera restarts followed",
+            src.restarts as f64,
+        )?;
+    }
+    let plugin_up = GaugeVec::new(
+        Opts::new("stackctl_plugin_up", "1 while a sink plugin runs"),
+        &["plugin"],
+    )?;
+    let plugin_frames = CounterVec::new(
+        Opts::new("stackctl_plugin_frames_total", "Frames handed to a plugin"),
+        &["plugin"],
+    )?;
+    let plugin_dropped = CounterVec::new(
+        Opts::new(
+            "stackctl_plugin_dropped_total",
+            "Frames a plugin missed by being slow (whole GOPs)",
+        ),
+        &["plugin"],
+    )?;
+    for p in &status.plugins {
+        let l = [p.name.as_str()];
+        plugin_up
+            .with_label_values(&l)
+            .set(bool_f(p.state == "running"));
+        plugin_frames.with_label_values(&l).inc_by(p.frames as f64);
+        plugin_dropped
+            .with_label_values(&l)
+            .inc_by(p.dropped as f64);
+    }
+    registry.register(Box::new(plugin_up))?;
+    registry.register(Box::new(plugin_frames))?;
+    registry.register(Box::new(plugin_dropped))?;
+
     let mut out = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut out)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
@@ -140,6 +201,8 @@ pub(crate) mod tests {
             ],
             cpu_seconds: 0.5,
             rss_bytes: 8_000_000,
+            plugins: Vec::new(),
+            source: None,
         }
     }
 

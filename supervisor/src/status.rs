@@ -105,4 +105,31 @@ pub struct StackStatus {
     pub cpu_seconds: f64,
     /// stackctl's own resident memory in bytes.
     pub rss_bytes: u64,
+    /// The sink plugins.
+    #[serde(default)]
+    pub plugins: Vec<crate::plugins::PluginStatus>,
+    /// The camera source, when plugins need one.
+    #[serde(default)]
+    pub source: Option<SourceStatus>,
+}
+
+/// The shared-memory source feeding the plugins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    /// Segment name.
+    pub shm: String,
+    /// H.264 frames read.
+    pub frames: u64,
+    /// Frames lost by falling a ring behind.
+    pub lost: u64,
+    /// Malformed frames dropped.
+    pub malformed: u64,
+    /// Copies retried because the camera was still writing them.
+    pub torn_retries: u64,
+    /// Early deliveries found torn afterwards (should stay 0).
+    pub late_tears: u64,
+    /// Camera restarts followed.
+    pub restarts: u64,
+    /// Milliseconds since the last frame, when there was one.
+    pub last_frame_age_ms: Option<f64>,
 }

@@ -16,7 +16,7 @@ use crate::notify::Notifier;
 use crate::plan::{find_executable, plans};
 use crate::process::Reaper;
 use crate::service::plan::ServicePlan;
-use crate::service::stack::Stack;
+use crate::service::stack::{Attachments, Stack};
 use crate::status::StackStatus;
 
 /// Exit code for a configuration error: nothing was started.
@@ -123,6 +123,16 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
             problems.push(format!("services.{}.command: {e}", plan.name));
         }
     }
+    let plugin_configs =
+        crate::plugins::configs(&loaded.config).map_err(|e| ConfigError(e.join("\n")))?;
+    let dirs = crate::plugins::loader::search_dirs(&loaded.config.plugin_dirs);
+    for p in plugin_configs.iter().filter(|p| p.enabled) {
+        if let Err(e) = crate::plugins::loader::resolve(&p.name, &p.path, &dirs)
+            .and_then(|path| crate::plugins::loader::load(&p.name, &path))
+        {
+            problems.push(e.to_string());
+        }
+    }
     if !problems.is_empty() {
         return Err(ConfigError(problems.join("\n")).into());
     }
@@ -135,6 +145,66 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
         "configuration ok ({file}): {enabled} of {} services enabled",
         plans.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stackctl plugins`: every configured plugin, and every plugin file in the plugin
+/// directories, with its ABI, version and routes.
+pub fn list_plugins(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
+    use crate::plugins::loader;
+    let loaded = load(flags)?;
+    let configs = crate::plugins::configs(&loaded.config).map_err(|e| ConfigError(e.join("\n")))?;
+    let dirs = loader::search_dirs(&loaded.config.plugin_dirs);
+    let describe = |name: &str, path: &Path| match loader::load(name, path) {
+        Ok(lib) => format!(
+            "{} {} (ABI {}.{}), routes: {}",
+            loader::str_of(lib.table.name),
+            loader::str_of(lib.table.version),
+            lib.table.abi_major,
+            lib.table.abi_minor,
+            match loader::routes(lib.table) {
+                r if r.is_empty() => "none".to_owned(),
+                r => r.join(" "),
+            }
+        ),
+        Err(e) => format!("UNUSABLE: {e}"),
+    };
+    let mut seen = Vec::new();
+    for cfg in &configs {
+        let state = if cfg.enabled { "enabled" } else { "disabled" };
+        match loader::resolve(&cfg.name, &cfg.path, &dirs) {
+            Ok(path) => {
+                println!(
+                    "{:<14} {state:<9} {}: {}",
+                    cfg.name,
+                    path.display(),
+                    describe(&cfg.name, &path)
+                );
+                seen.push(path);
+            }
+            Err(e) => println!("{:<14} {state:<9} {e}", cfg.name),
+        }
+    }
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let is_lib = path.extension().is_some_and(|e| e == "so")
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("lib"));
+            if is_lib && !seen.contains(&path) {
+                println!(
+                    "{:<14} {:<9} {}: {}",
+                    "-",
+                    "found",
+                    path.display(),
+                    describe("-", &path)
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -161,14 +231,44 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let (calls_tx, calls) = mpsc::channel(16);
     tokio::spawn(crate::control::serve(listener, calls_tx));
 
+    // The data path: the camera's segment onto the bus, the bus into the sink plugins.
+    let plugin_configs = crate::plugins::configs(config).map_err(|e| ConfigError(e.join("\n")))?;
+    let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
+        let bus = stackctl_core::Bus::new();
+        let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
+        source_cfg.guard = match config.source.guard {
+            stackctl_config::ShmGuard::Verify => stackctl_core::shm::TornReadGuard::default(),
+            stackctl_config::ShmGuard::Settled => stackctl_core::shm::TornReadGuard::Settled,
+        };
+        let plugins = crate::plugins::PluginHost::start(&plugin_configs, &config.plugin_dirs, &bus)
+            .map_err(anyhow::Error::msg)?;
+        let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus, None)
+            .context("cannot start the shared-memory reader")?;
+        (Some(source), Some(Arc::new(plugins)))
+    } else {
+        (None, None)
+    };
+    let attached = Attachments {
+        plugins: plugins.clone(),
+        source: source
+            .as_ref()
+            .map(|s| (config.source.shm.clone(), s.stats().clone())),
+    };
+
     let (status_tx, status_rx) = watch::channel(Arc::new(empty_status()));
+    let http_ctx = http::Context {
+        status: status_rx,
+        plugins: plugins.clone(),
+        source: attached.source.clone(),
+        cors_origins: Arc::new(config.http.cors_origins.clone()),
+    };
     let http_addr = format!("{}:{}", config.http.host, config.http.port);
     let http = bind_tcp(&http_addr, "http.port").await?;
-    tokio::spawn(http::serve(http, status_rx.clone(), Routes::All));
+    tokio::spawn(http::serve(http, http_ctx.clone(), Routes::All));
     if config.metrics.port != 0 && config.metrics.port != config.http.port {
         let addr = format!("{}:{}", config.http.host, config.metrics.port);
         let metrics = bind_tcp(&addr, "metrics.port").await?;
-        tokio::spawn(http::serve(metrics, status_rx, Routes::MetricsOnly));
+        tokio::spawn(http::serve(metrics, http_ctx, Routes::MetricsOnly));
     }
     tracing::info!(
         config = %loaded.file.as_ref().map_or_else(|| "defaults".to_owned(), |f| f.display().to_string()),
@@ -177,9 +277,25 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
         services = plans.len(),
         "stackctl up"
     );
-    let code = Stack::new(plans, reaper, config.build.skip, notifier, status_tx)
-        .run(calls)
-        .await;
+    let stack = Stack::new(
+        plans,
+        reaper,
+        config.build.skip,
+        notifier,
+        status_tx,
+        attached,
+    );
+    let code = stack.run(calls).await;
+    if let Some(plugins) = plugins {
+        tokio::task::spawn_blocking(move || plugins.stop())
+            .await
+            .ok();
+    }
+    if let Some(source) = source
+        && let Err(e) = source.stop()
+    {
+        tracing::warn!("shared-memory reader: {e}");
+    }
     let _ = std::fs::remove_file(&socket);
     Ok(ExitCode::from(code))
 }
@@ -204,5 +320,7 @@ fn empty_status() -> StackStatus {
         services: Vec::new(),
         cpu_seconds: 0.0,
         rss_bytes: 0,
+        plugins: Vec::new(),
+        source: None,
     }
 }

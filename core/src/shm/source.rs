@@ -95,6 +95,8 @@ pub struct SourceStats {
     pub late_tears: AtomicU64,
     /// `CLOCK_MONOTONIC` nanoseconds of the last delivered frame, 0 before the first.
     pub last_frame_ns: AtomicU64,
+    /// True once an SPS and a PPS have been seen (a decoder can start at the next IDR).
+    pub has_params: std::sync::atomic::AtomicBool,
 }
 
 /// Reads frames from one named segment. Not thread-safe by design: one owner, one thread.

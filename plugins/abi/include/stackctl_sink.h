@@ -154,7 +154,8 @@ typedef struct stackctl_host {
 } stackctl_host;
 
 /*
- * The plugin's table, static in the plugin (valid for the life of the process).
+ * The plugin's table, static in the plugin (valid for the life of the process). No function
+ * pointer may be NULL: a sink with nothing to do in one provides a function that does nothing.
  */
 typedef struct stackctl_sink {
     uint32_t magic;                  /* STACKCTL_SINK_MAGIC */

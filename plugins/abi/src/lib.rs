@@ -29,11 +29,17 @@ pub struct Str {
 
 impl Str {
     /// An empty string.
-    pub const EMPTY: Self = Self { ptr: std::ptr::null(), len: 0 };
+    pub const EMPTY: Self = Self {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 
     /// Borrows `s`. The result is valid as long as `s`.
     pub const fn new(s: &str) -> Self {
-        Self { ptr: s.as_ptr(), len: s.len() }
+        Self {
+            ptr: s.as_ptr(),
+            len: s.len(),
+        }
     }
 }
 
@@ -57,7 +63,11 @@ pub struct Buf {
 
 impl Buf {
     /// An empty buffer (nothing to free).
-    pub const EMPTY: Self = Self { ptr: std::ptr::null_mut(), len: 0, cap: 0 };
+    pub const EMPTY: Self = Self {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+        cap: 0,
+    };
 }
 
 /// `stackctl_status`.
@@ -252,3 +262,20 @@ pub type EntryFn = unsafe extern "C" fn() -> *const Sink;
 
 /// Offset of the fields every version has: what the host reads before trusting `struct_size`.
 pub const SINK_PREFIX_SIZE: usize = std::mem::offset_of!(Sink, name);
+
+/// `sizeof(stackctl_sink)` in ABI 1.0. A table of any 1.0+ plugin is at least this long; fields
+/// appended by later minors are read only when `struct_size` covers them.
+pub const SINK_V1_0_SIZE: usize = std::mem::size_of::<Sink>();
+
+/// Offsets of the table's function pointers (none may be null; the host checks them as raw
+/// pointers before it treats the table as a [`Sink`]).
+pub const SINK_FN_OFFSETS: [(&str, usize); 8] = [
+    ("create", std::mem::offset_of!(Sink, create)),
+    ("start", std::mem::offset_of!(Sink, start)),
+    ("on_frame", std::mem::offset_of!(Sink, on_frame)),
+    ("on_http", std::mem::offset_of!(Sink, on_http)),
+    ("metrics", std::mem::offset_of!(Sink, metrics)),
+    ("stop", std::mem::offset_of!(Sink, stop)),
+    ("destroy", std::mem::offset_of!(Sink, destroy)),
+    ("free_buf", std::mem::offset_of!(Sink, free_buf)),
+];

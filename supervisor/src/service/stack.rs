@@ -89,6 +89,16 @@ pub struct Stack {
     phase: Phase,
     rng: u64,
     resources: Resources,
+    attached: Attachments,
+}
+
+/// What runs beside the services and shows in the status: the sink plugins and their source.
+#[derive(Debug, Default, Clone)]
+pub struct Attachments {
+    /// The plugin host, when plugins are configured.
+    pub plugins: Option<Arc<crate::plugins::PluginHost>>,
+    /// The source's segment name and counters, when it runs.
+    pub source: Option<(String, Arc<stackctl_core::shm::SourceStats>)>,
 }
 
 impl Stack {
@@ -99,6 +109,7 @@ impl Stack {
         skip_build: bool,
         notifier: Notifier,
         status: watch::Sender<Arc<StackStatus>>,
+        attached: Attachments,
     ) -> Self {
         let (reports_tx, reports) = mpsc::unbounded_channel();
         let (timers_tx, timers) = mpsc::unbounded_channel();
@@ -142,6 +153,7 @@ impl Stack {
             phase: Phase::Running,
             rng: seed(),
             resources: Resources::new(),
+            attached,
         }
     }
 
@@ -446,13 +458,13 @@ impl Stack {
 
     fn on_call(&mut self, (request, reply): Call) {
         let answer = match request {
-            Request::Status => Reply::One(Response {
+            Request::Status => Reply::one(Response {
                 status: Some(self.snapshot()),
                 ..Response::ok()
             }),
             Request::Down => {
                 self.shutdown("stackctl down", 0);
-                Reply::One(Response::ok())
+                Reply::one(Response::ok())
             }
             Request::Restart { service } => {
                 self.with_service(&service, |stack, i| stack.operator_restart(i))
@@ -469,7 +481,7 @@ impl Stack {
                 follow,
             } => match self.find(&service) {
                 Ok(i) => logs_reply(&self.services[i].logs, lines, follow),
-                Err(e) => Reply::One(Response::error(e)),
+                Err(e) => Reply::one(Response::error(e)),
             },
         };
         let _ = reply.send(answer);
@@ -494,7 +506,7 @@ impl Stack {
             Ok(()) => Response::ok(),
             Err(e) => Response::error(e),
         };
-        Reply::One(response)
+        Reply::one(response)
     }
 
     fn operator_restart(&mut self, i: usize) -> Result<(), String> {
@@ -608,13 +620,21 @@ impl Stack {
                 }
             })
             .collect();
-        let ready = self.services.iter().all(|s| {
-            !s.plan.required
-                || matches!(
-                    s.state,
-                    ServiceState::Ready | ServiceState::Completed | ServiceState::Disabled
-                )
-        });
+        let source = self
+            .attached
+            .source
+            .as_ref()
+            .map(|(shm, stats)| source_status(shm, stats));
+        // With plugins, READY also waits for the camera's first frame to reach the bus.
+        let source_up = source.as_ref().is_none_or(|s| s.frames > 0);
+        let ready = source_up
+            && self.services.iter().all(|s| {
+                !s.plan.required
+                    || matches!(
+                        s.state,
+                        ServiceState::Ready | ServiceState::Completed | ServiceState::Disabled
+                    )
+            });
         let phase = match self.phase {
             Phase::Stopping(_) | Phase::Done(_) => "stopping",
             Phase::Idle => "stopped",
@@ -632,6 +652,13 @@ impl Stack {
             services,
             cpu_seconds: me.map_or(0.0, |u| u.cpu_seconds),
             rss_bytes: me.map_or(0, |u| u.rss_bytes),
+            plugins: self
+                .attached
+                .plugins
+                .as_ref()
+                .map(|p| p.statuses())
+                .unwrap_or_default(),
+            source,
         }
     }
 
@@ -665,6 +692,25 @@ fn summary(status: &StackStatus) -> String {
         line.push_str(&odd.join(", "));
     }
     line
+}
+
+fn source_status(
+    shm: &str,
+    stats: &stackctl_core::shm::SourceStats,
+) -> crate::status::SourceStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    let last = stats.last_frame_ns.load(Relaxed);
+    crate::status::SourceStatus {
+        shm: shm.to_owned(),
+        frames: stats.frames.load(Relaxed),
+        lost: stats.lost.load(Relaxed),
+        malformed: stats.malformed.load(Relaxed),
+        torn_retries: stats.torn_retries.load(Relaxed),
+        late_tears: stats.late_tears.load(Relaxed),
+        restarts: stats.restarts.load(Relaxed),
+        last_frame_age_ms: (last > 0)
+            .then(|| stackctl_core::clock::monotonic_ns().saturating_sub(last) as f64 / 1e6),
+    }
 }
 
 fn logs_reply(logs: &LogRing, lines: usize, follow: bool) -> Reply {

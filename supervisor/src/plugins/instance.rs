@@ -1,0 +1,286 @@
+//! One running plugin: created and started with its configuration, fed by its own delivery
+//! thread from its own bus subscription, and detached (marked failed, never unloaded) when it
+//! reports a failure or a caught panic.
+#![allow(unsafe_code)] // Calls through the plugin's table.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions, SubscriberStats};
+use stackctl_plugin_abi as abi;
+
+use super::host::{FrameView, HostCtx, table};
+use super::loader::{Library, routes, str_of};
+
+/// How long `stop` waits for a plugin stuck in `on_frame` before leaving it behind.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The instance pointer a plugin returned; only ever passed back to the plugin.
+#[derive(Debug, Clone, Copy)]
+struct Instance(*mut c_void);
+// SAFETY: the header defines which calls may happen on which thread; the host only passes the
+// pointer back to the plugin under those rules and never dereferences it.
+unsafe impl Send for Instance {}
+// SAFETY: as above.
+unsafe impl Sync for Instance {}
+
+/// The host table handed to the plugin; boxed so its address never changes.
+#[derive(Debug)]
+struct HostTable {
+    _table: Box<abi::Host>,
+}
+// SAFETY: the table is never written after creation; its only pointer, `host_ctx`, points to an
+// `Arc<HostCtx>` owned by the same `Plugin`, whose state is behind locks and atomics, and every
+// callback is [any-thread] by the header's contract.
+unsafe impl Send for HostTable {}
+// SAFETY: as above.
+unsafe impl Sync for HostTable {}
+
+/// What the host knows about a running plugin.
+#[derive(Debug)]
+pub struct Plugin {
+    /// Its name in the configuration.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The ABI it was built for.
+    pub abi: (u16, u16),
+    /// Path prefixes it serves.
+    pub routes: Vec<String>,
+    table: &'static abi::Sink,
+    instance: Instance,
+    /// The host table (the plugin keeps a pointer to it).
+    _host: HostTable,
+    /// The callbacks' context.
+    pub ctx: Arc<HostCtx>,
+    failed: Mutex<Option<String>>,
+    stopping: Arc<AtomicBool>,
+    /// False once destroyed. [any-thread] calls hold it for reading, so `destroy` (writing)
+    /// never frees the instance under a running `metrics` or `on_http`.
+    alive: RwLock<bool>,
+    delivery: Mutex<Option<JoinHandle<()>>>,
+    /// Frames handed to `on_frame`.
+    pub delivered: AtomicU64,
+    /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
+    pub queue: Mutex<Option<Arc<SubscriberStats>>>,
+}
+
+/// Plugin-owned buffer → text, then given back to the plugin.
+fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
+    let text = if buf.ptr.is_null() || buf.len == 0 {
+        String::new()
+    } else {
+        // SAFETY: the plugin filled `buf` with `len` readable bytes it owns until free_buf.
+        String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) })
+            .into_owned()
+    };
+    if !buf.ptr.is_null() {
+        // SAFETY: the buffer came from this plugin and goes back to its own free function once.
+        unsafe { (table.free_buf)(buf) };
+    }
+    text
+}
+
+impl Plugin {
+    /// Creates and starts an instance of `lib` with its `config` (TOML text). Frames come once
+    /// [`Plugin::attach`] is called.
+    pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, String> {
+        let t = lib.table;
+        let ctx = Arc::new(HostCtx::new(name));
+        let host = Box::new(table(&ctx));
+        let mut instance = std::ptr::null_mut();
+        let mut error = abi::Buf::EMPTY;
+        let config_str = abi::Str::new(config);
+        // SAFETY: `host` and `ctx` live in the returned `Plugin` for as long as the instance;
+        // `config` lives for the call; the out-pointers are valid.
+        let status = unsafe { (t.create)(&*host, config_str, &mut instance, &mut error) };
+        let message = take_buf(t, error);
+        if status != abi::STATUS_OK || instance.is_null() {
+            let what = if status == abi::STATUS_ERR_CONFIG {
+                "configuration"
+            } else {
+                "creation"
+            };
+            return Err(format!(
+                "plugin {name}: {what} refused: {}",
+                or_status(&message, status)
+            ));
+        }
+        let plugin = Arc::new(Self {
+            name: name.to_owned(),
+            version: str_of(t.version),
+            abi: (t.abi_major, t.abi_minor),
+            routes: routes(t),
+            table: t,
+            instance: Instance(instance),
+            _host: HostTable { _table: host },
+            ctx,
+            failed: Mutex::new(None),
+            stopping: Arc::new(AtomicBool::new(false)),
+            alive: RwLock::new(true),
+            delivery: Mutex::new(None),
+            delivered: AtomicU64::new(0),
+            queue: Mutex::new(None),
+        });
+        let mut error = abi::Buf::EMPTY;
+        // SAFETY: a live instance of this table, on the control thread.
+        let status = unsafe { (t.start)(plugin.instance.0, &mut error) };
+        let message = take_buf(t, error);
+        if status != abi::STATUS_OK {
+            plugin.destroy();
+            return Err(format!(
+                "plugin {name}: start failed: {}",
+                or_status(&message, status)
+            ));
+        }
+        Ok(plugin)
+    }
+
+    /// Starts the delivery thread: a bus subscription of `capacity` frames starting at the next
+    /// IDR, handed to `on_frame` one by one.
+    pub fn attach(self: &Arc<Self>, bus: &Bus, capacity: usize) -> std::io::Result<()> {
+        let sub = bus.subscribe(
+            SubscribeOptions::new(&self.name)
+                .capacity(capacity)
+                .start(StartAt::NextIdr),
+        );
+        *self.queue.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub.stats().clone());
+        let plugin = self.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("sink-{}", self.name))
+            .spawn(move || {
+                while !plugin.stopping.load(Ordering::Relaxed) && !plugin.is_failed() {
+                    let frame = match sub.recv_timeout(Duration::from_millis(100)) {
+                        Ok(frame) => frame,
+                        Err(RecvError::Empty) => continue,
+                        Err(RecvError::Closed) => break,
+                    };
+                    let view = FrameView::new(frame);
+                    // SAFETY: a live, started instance; `view` (and so the frame it points into)
+                    // outlives the call, and longer if the plugin retains it.
+                    let status = unsafe { (plugin.table.on_frame)(plugin.instance.0, &view.c) };
+                    plugin.delivered.fetch_add(1, Ordering::Relaxed);
+                    if status != abi::STATUS_OK {
+                        plugin.fail(format!("on_frame returned {}", status_name(status)));
+                    }
+                }
+            })?;
+        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+        Ok(())
+    }
+
+    /// Marks it failed: it gets no more frames or requests.
+    pub fn fail(&self, why: String) {
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_none() {
+            tracing::error!(plugin = %self.name, "plugin failed and is detached: {why}");
+            *failed = Some(why);
+        }
+    }
+
+    /// Why it failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// True once it failed.
+    pub fn is_failed(&self) -> bool {
+        self.failure().is_some()
+    }
+
+    /// Its metrics text, or nothing (failed, or it has none).
+    pub fn metrics(&self) -> String {
+        let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
+        if !*alive || self.is_failed() {
+            return String::new();
+        }
+        let mut out = abi::Buf::EMPTY;
+        // SAFETY: a live instance; `metrics` is [any-thread]; `out` is a valid out-pointer.
+        let status = unsafe { (self.table.metrics)(self.instance.0, &mut out) };
+        let text = take_buf(self.table, out);
+        if status != abi::STATUS_OK {
+            self.fail(format!("metrics returned {}", status_name(status)));
+            return String::new();
+        }
+        text
+    }
+
+    /// Hands an HTTP request to the plugin. `false` if it refused (it is then detached).
+    pub fn on_http(&self, request: &abi::HttpRequest) -> bool {
+        let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
+        if !*alive || self.is_failed() {
+            return false;
+        }
+        // SAFETY: a live instance; `on_http` is [any-thread]; the request and everything it
+        // points to live for the call.
+        let status = unsafe { (self.table.on_http)(self.instance.0, request) };
+        if status != abi::STATUS_OK {
+            self.fail(format!("on_http returned {}", status_name(status)));
+            return false;
+        }
+        true
+    }
+
+    /// Stops delivery, then the plugin, then frees it. A plugin stuck in `on_frame` for longer
+    /// than [`STOP_WAIT`] is left behind (stopping or freeing it under its feet would be worse).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let thread = self
+            .delivery
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let deadline = std::time::Instant::now() + STOP_WAIT;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !thread.is_finished() {
+                tracing::warn!(plugin = %self.name, "stuck in on_frame; left running without being stopped");
+                return;
+            }
+            let _ = thread.join();
+        }
+        let mut alive = self.alive.write().unwrap_or_else(PoisonError::into_inner);
+        if *alive {
+            // SAFETY: the delivery thread has ended and the write lock excludes [any-thread]
+            // calls, so nothing else runs in the instance; control-thread call.
+            unsafe { (self.table.stop)(self.instance.0) };
+            // SAFETY: as above; `alive` turns false so the instance is never called again.
+            unsafe { (self.table.destroy)(self.instance.0) };
+            *alive = false;
+        }
+    }
+
+    fn destroy(&self) {
+        let mut alive = self.alive.write().unwrap_or_else(PoisonError::into_inner);
+        if *alive {
+            // SAFETY: only after a failed start: nothing else has the instance yet.
+            unsafe { (self.table.destroy)(self.instance.0) };
+            *alive = false;
+        }
+    }
+}
+
+fn or_status(message: &str, status: abi::Status) -> String {
+    if message.is_empty() {
+        status_name(status).to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+fn status_name(status: abi::Status) -> &'static str {
+    match status {
+        abi::STATUS_OK => "OK",
+        abi::STATUS_ERR_CONFIG => "a configuration error",
+        abi::STATUS_ERR_PANIC => "a panic (caught in the plugin)",
+        _ => "a failure",
+    }
+}
