@@ -7,7 +7,6 @@ mod http;
 mod metrics;
 mod notify;
 mod plan;
-mod plugins;
 mod probe;
 mod process;
 mod service;
@@ -20,6 +19,7 @@ mod up;
 use std::process::ExitCode;
 
 use clap::Parser;
+use stackctl::plugins;
 
 use crate::cli::{Cli, Command, ShmCommand};
 use crate::control::Request;

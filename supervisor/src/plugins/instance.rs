@@ -172,6 +172,20 @@ impl Plugin {
         Ok(())
     }
 
+    /// Hands one frame to the plugin, on the calling thread (the delivery thread's loop; also
+    /// what the ABI benchmark measures). A non-OK answer detaches the plugin.
+    pub fn deliver(&self, frame: Arc<stackctl_core::Frame>) {
+        let view = FrameView::new(frame);
+        // SAFETY: a live, started instance, called from one thread at a time (the delivery
+        // thread, or a benchmark that never attached); `view` (and so the frame it points
+        // into) outlives the call, and longer if the plugin retains it.
+        let status = unsafe { (self.table.on_frame)(self.instance.0, &view.c) };
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        if status != abi::STATUS_OK {
+            self.fail(format!("on_frame returned {}", status_name(status)));
+        }
+    }
+
     /// Marks it failed: it gets no more frames or requests.
     pub fn fail(&self, why: String) {
         let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
