@@ -115,3 +115,45 @@ fn without_a_guard_the_stalled_copy_is_delivered_torn() {
         "expected the unguarded reader to see a torn frame"
     );
 }
+
+#[test]
+fn a_header_whose_frame_number_lags_is_not_believed() {
+    // glibc's x86-64 memcpy writes `frame_number` last in every other slot, after the rest of
+    // the 3 MB: the timestamp is new long before the frame number is.
+    let name = format!("/stackctl-guard-headlast-{}", std::process::id());
+    let mut writer = ShmWriter::create(&name).expect("create segment");
+    let numbered = |n: u64| FrameHeader {
+        frame_number: n,
+        ..header()
+    };
+    writer
+        .publish(&numbered(7), &access_unit(1, 4000), CopyMode::WholeSlot)
+        .expect("frame 0");
+    let mut cfg = SourceConfig::new(&name);
+    cfg.start = StartPosition::Oldest;
+    let mut source = ShmSource::new(cfg);
+    let stop = AtomicBool::new(false);
+    source
+        .wait_for_segment(Some(Duration::from_secs(5)), &stop)
+        .expect("attach");
+    let first = source.next_frame(&stop).expect("read").expect("frame 0");
+    assert_eq!(first.meta().frame_number, 7);
+
+    let slow = thread::spawn(move || {
+        let mode = CopyMode::HeadLast {
+            pause: Duration::from_millis(60),
+        };
+        writer
+            .publish(&numbered(8), &access_unit(2, 4000), mode)
+            .expect("frame 1");
+        writer
+    });
+    let second = source.next_frame(&stop).expect("read").expect("frame 1");
+    let writer = slow.join().expect("writer thread");
+    writer.unlink().expect("unlink");
+    assert_eq!(
+        second.meta().frame_number,
+        8,
+        "a frame was delivered with a half-written header"
+    );
+}

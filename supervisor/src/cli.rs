@@ -202,6 +202,9 @@ pub struct TapArgs {
     /// Start with the oldest frame still in the ring instead of the next one written.
     #[arg(long)]
     pub from_start: bool,
+    /// Stop after this many seconds without a frame (default: wait for the camera forever).
+    #[arg(long, value_name = "SECS")]
+    pub idle: Option<f64>,
     /// Torn-read guard (for diagnosis; see the README): `verify` proves each new frame stable
     /// for a short window, `settled` waits for the writer's next frame, `off` trusts the index.
     #[arg(long, value_enum, default_value_t = GuardArg::Verify)]

@@ -93,6 +93,44 @@ pub fn print_status(status: &StackStatus) {
             s.detail.clone().unwrap_or_default(),
         );
     }
+    if let Some(src) = &status.source {
+        let age = src.last_frame_age_ms.map_or_else(
+            || "no frame yet".to_owned(),
+            |ms| format!("last frame {ms:.0} ms ago"),
+        );
+        println!(
+            "\nsource {}: {} frames, {age}; lost {}, malformed {}, torn copies retried {}, late tears {}, camera restarts {}",
+            src.shm,
+            src.frames,
+            src.lost,
+            src.malformed,
+            src.torn_retries,
+            src.late_tears,
+            src.restarts
+        );
+    }
+    if !status.plugins.is_empty() {
+        println!(
+            "\n{:<16} {:<9} {:<10} {:>9} {:>8}  ROUTES / DETAIL",
+            "PLUGIN", "STATE", "VERSION", "FRAMES", "DROPPED"
+        );
+        for p in &status.plugins {
+            let version = match (&p.version, &p.abi) {
+                (Some(v), Some(abi)) => format!("{v} (ABI {abi})"),
+                _ => "-".to_owned(),
+            };
+            let routes = p.routes.join(" ");
+            println!(
+                "{:<16} {:<9} {:<10} {:>9} {:>8}  {}",
+                p.name,
+                p.state,
+                version,
+                p.frames,
+                p.dropped,
+                p.detail.clone().unwrap_or(routes)
+            );
+        }
+    }
 }
 
 fn duration(secs: f64) -> String {

@@ -236,6 +236,10 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
+        // A camera started after stackctl has usually written a frame or two by the time the
+        // source attaches: start with what is still in the ring, so sinks begin at its very
+        // first IDR. (After a restart of stackctl alone this replays at most a second.)
+        source_cfg.start = stackctl_core::shm::StartPosition::Oldest;
         source_cfg.guard = match config.source.guard {
             stackctl_config::ShmGuard::Verify => stackctl_core::shm::TornReadGuard::default(),
             stackctl_config::ShmGuard::Settled => stackctl_core::shm::TornReadGuard::Settled,

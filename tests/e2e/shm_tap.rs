@@ -31,6 +31,9 @@ fn run(tag: &str, tap_args: &[&str], camsim_args: &[&str]) -> Run {
         "--from-start",
         "--wait",
         "60",
+        // Bounds the test: a tap that misses frames ends, and the comparison shows it.
+        "--idle",
+        "10",
     ])
     .arg("--out")
     .arg(&tapped)

@@ -8,10 +8,12 @@
 //!
 //! What this module does for a frame (see `read_frame`):
 //! 1. If the writer has already moved on, copy and re-validate: done.
-//! 2. Otherwise read the header; unless its camera timestamp is later than the previous frame's
-//!    (and it describes an H.264 frame of a sane size), the writer has not finished writing it:
-//!    come back later. Header bytes are not written in order (glibc's x86-64 memcpy stores the
-//!    first 40 bytes of a large copy last), so nothing weaker than the timestamp is trusted.
+//! 2. Otherwise read the header; unless its camera timestamp is later than the previous frame's,
+//!    its frame number follows the previous one (or the slot has waited 250 ms, for a real
+//!    jump), and it describes an H.264 frame of a sane size, the writer has not finished writing
+//!    it: come back later. Header bytes are not written in order: glibc's x86-64 memcpy stores
+//!    the bytes before the slot's first 32-byte boundary last, which is `frame_number` alone in
+//!    every other slot.
 //! 3. Copy `data_size` bytes, re-read header and index: a changed header or a lapped slot is torn.
 //! 4. Wait for the [`TornReadGuard`] window, or less if the writer moves on meanwhile, then
 //!    compare the copy with the slot byte for byte and the header again. Any difference means the
@@ -92,21 +94,36 @@ fn ahead(write_index: u32, c: u32) -> u32 {
     write_index.wrapping_sub(c)
 }
 
-/// Reads the frame with counter `c`. `after_ns` is the camera timestamp of the frame before it
-/// (0 when unknown): the writer stamps frames with `CLOCK_MONOTONIC`, so a header whose
-/// timestamp is not later has not been written yet. `torn_retries` counts restarts of the
-/// procedure.
+/// What the source knows about the frame before the one being read.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Previous {
+    /// Its camera timestamp (0 when unknown): a header whose timestamp is not later has not
+    /// been written yet.
+    pub timestamp_ns: u64,
+    /// Its camera frame number, when known: the next one is normally one more.
+    pub frame_number: Option<u64>,
+    /// True once the slot has waited [`DISCONTINUITY_WAIT`]: a frame number that does not
+    /// follow is then believed (the switcher changed cameras, or the camera restarted).
+    pub waited_long: bool,
+}
+
+/// How long a newest slot whose frame number does not follow the previous one waits before
+/// its header is believed anyway (unless the writer moves on first).
+pub const DISCONTINUITY_WAIT: Duration = SETTLED_WINDOW;
+
+/// Reads the frame with counter `c`, the one after `previous`. `torn_retries` counts restarts
+/// of the procedure.
 pub(crate) fn read_frame(
     seg: &Segment,
     c: u32,
-    after_ns: u64,
+    previous: Previous,
     guard: TornReadGuard,
     torn_retries: &mut u64,
     stop: &dyn Fn() -> bool,
 ) -> SlotRead {
     let mut window = guard.window();
     loop {
-        match read_once(seg, c, after_ns, guard, window) {
+        match read_once(seg, c, previous, guard, window) {
             SlotRead::Torn if !stop() => {
                 *torn_retries += 1;
                 // Caught the writer mid-copy: it is slower than the window assumed, so wait
@@ -121,7 +138,7 @@ pub(crate) fn read_frame(
 fn read_once(
     seg: &Segment,
     c: u32,
-    after_ns: u64,
+    previous: Previous,
     guard: TornReadGuard,
     window: Option<Duration>,
 ) -> SlotRead {
@@ -134,11 +151,22 @@ fn read_once(
         .filter(|&size| size > 0 && size <= SLOT_DATA_CAPACITY);
     let h264 = PixelFormat::from_raw(header.format) == PixelFormat::H264;
     if guarded && !complete {
-        // Which header bytes a writer stores first depends on its memcpy: glibc on x86-64 stores
-        // the first 40 bytes of a large copy *last*, aarch64 first. So an unfinished slot's
-        // header is only believed once its timestamp is new, and only to accept a frame: a
-        // verdict that would skip the slot waits until the writer has moved on.
-        if header.timestamp.as_nanos() <= after_ns || !h264 || size.is_none() {
+        // Which header bytes a writer stores first depends on its memcpy: glibc on x86-64
+        // stores the bytes before the slot's first 32-byte boundary *last*, after the whole
+        // 3 MB. With the board's layout that is `frame_number` alone in odd slots, and
+        // `frame_number` plus the timestamp in even ones; aarch64 stores the head first. So an
+        // unfinished slot's header is believed only once its timestamp is new AND its frame
+        // number follows the previous one (or the slot has waited long enough for a real jump),
+        // and only to accept a frame: a verdict that would skip the slot waits until the
+        // writer has moved on.
+        let follows = previous
+            .frame_number
+            .is_none_or(|n| header.frame_number == n.wrapping_add(1));
+        if header.timestamp.as_nanos() <= previous.timestamp_ns
+            || !(follows || previous.waited_long)
+            || !h264
+            || size.is_none()
+        {
             return SlotRead::NotYet;
         }
     }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::ShmError;
-use super::guard::{SlotRead, TornReadGuard, read_frame};
+use super::guard::{DISCONTINUITY_WAIT, Previous, SlotRead, TornReadGuard, read_frame};
 use super::pacer::{Pacer, PacerConfig};
 use super::segment::{Segment, current_id};
 use crate::clock::monotonic_ns;
@@ -111,6 +111,10 @@ pub struct ShmSource {
     /// Camera timestamp of the frame before `next` (0 when unknown): a slot whose header is not
     /// later than this has not been written yet.
     last_ts: u64,
+    /// Camera frame number of the frame before `next`, when known.
+    last_number: Option<u64>,
+    /// Since when the newest slot (by its counter) has been waiting to be believed.
+    waiting_since: Option<(u32, Instant)>,
     pacer: Pacer,
     params: ParamCache,
     generation: u32,
@@ -134,6 +138,8 @@ impl ShmSource {
             next: 0,
             seen: 0,
             last_ts: 0,
+            last_number: None,
+            waiting_since: None,
             pacer,
             params: ParamCache::default(),
             generation: 0,
@@ -223,6 +229,7 @@ impl ShmSource {
                 StartPosition::Oldest => {
                     self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
                     self.last_ts = 0;
+                    self.last_number = None;
                 }
             }
         }
@@ -240,6 +247,7 @@ impl ShmSource {
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
         self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
         self.last_ts = 0;
+        self.last_number = None;
         self.audit = None;
         self.pacer.reset();
     }
@@ -289,6 +297,7 @@ impl ShmSource {
                 if let Some(seg) = self.seg.as_ref() {
                     let before = seg.read_header(slot_of(self.next.wrapping_sub(1)));
                     self.last_ts = self.last_ts.max(before.timestamp.as_nanos());
+                    self.last_number = Some(before.frame_number);
                 }
             }
             let early = w.wrapping_sub(self.next) < 2;
@@ -307,7 +316,19 @@ impl ShmSource {
         let seg = self.seg.as_ref()?;
         let c = self.next;
         let mut torn = 0;
-        let read = read_frame(seg, c, self.last_ts, self.cfg.guard, &mut torn, &|| {
+        let waited_long = match self.waiting_since {
+            Some((counter, since)) if counter == c => since.elapsed() >= DISCONTINUITY_WAIT,
+            _ => {
+                self.waiting_since = Some((c, Instant::now()));
+                false
+            }
+        };
+        let previous = Previous {
+            timestamp_ns: self.last_ts,
+            frame_number: self.last_number,
+            waited_long,
+        };
+        let read = read_frame(seg, c, previous, self.cfg.guard, &mut torn, &|| {
             stop.load(Ordering::Relaxed)
         });
         self.stats.torn_retries.fetch_add(torn, Ordering::Relaxed);
@@ -362,6 +383,7 @@ impl ShmSource {
         }
         let header = seg.read_header(slot_of(c));
         let intact = header.timestamp.as_nanos() == frame.meta().timestamp_ns
+            && header.frame_number == frame.meta().frame_number
             && header.data_size == frame.data().len() as u64
             && seg.data_matches(slot_of(c), frame.data());
         if !intact {
@@ -379,6 +401,7 @@ impl ShmSource {
     fn advance(&mut self, c: u32, header: &FrameHeader) {
         self.next = c.wrapping_add(1);
         self.last_ts = self.last_ts.max(header.timestamp.as_nanos());
+        self.last_number = Some(header.frame_number);
     }
 
     fn build_frame(&mut self, sequence: u32, header: FrameHeader, data: Vec<u8>) -> Option<Frame> {
@@ -410,12 +433,11 @@ impl ShmSource {
         self.stats
             .last_frame_ns
             .store(received_ns, Ordering::Relaxed);
-        Some(Frame::new(
-            meta,
-            data.into_boxed_slice(),
-            info,
-            self.params.current(),
-        ))
+        let params = self.params.current();
+        self.stats
+            .has_params
+            .store(params.is_some(), Ordering::Relaxed);
+        Some(Frame::new(meta, data.into_boxed_slice(), info, params))
     }
 
     fn malformed(&mut self, sequence: u32, why: &str) {

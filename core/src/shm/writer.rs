@@ -36,6 +36,12 @@ pub enum CopyMode {
         /// Sleep between pieces.
         pause: Duration,
     },
+    /// Everything but the first 8 bytes (`frame_number`), a pause, then those 8 bytes: the
+    /// order glibc's x86-64 memcpy uses in every other slot, stretched.
+    HeadLast {
+        /// Sleep before the head.
+        pause: Duration,
+    },
 }
 
 /// Writes frames into a frame-ring segment it created.
@@ -153,6 +159,17 @@ impl ShmWriter {
                 // SAFETY: `dst..dst+SLOT_SIZE` is one slot inside the mapping (size checked
                 // above), `src` is SLOT_SIZE bytes of our own heap; they cannot overlap.
                 unsafe { std::ptr::copy_nonoverlapping(src, dst, SLOT_SIZE) };
+            }
+            CopyMode::HeadLast { pause } => {
+                const HEAD: usize = 8;
+                // SAFETY: both ranges lie inside the slot and the staging buffer, which cannot
+                // overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.add(HEAD), dst.add(HEAD), SLOT_SIZE - HEAD)
+                };
+                std::thread::sleep(pause);
+                // SAFETY: as above, the first 8 bytes.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst, HEAD) };
             }
             CopyMode::Slow { piece, pause } => {
                 let used = DATA_OFFSET + data.len();

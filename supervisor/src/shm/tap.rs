@@ -41,11 +41,20 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
     let sub = bus.subscribe(SubscribeOptions::new("tap").capacity(QUEUE_FRAMES));
     let source = SourceHandle::spawn(cfg, bus, wait).context("cannot start the reader thread")?;
 
+    let idle = args.idle.map(Duration::from_secs_f64);
+    let mut last_frame = std::time::Instant::now();
     let mut written = 0u64;
     let mut bytes = 0u64;
     while args.frames.is_none_or(|n| written < n) && !stop.load(Ordering::SeqCst) {
         let frame = match sub.recv_timeout(Duration::from_millis(200)) {
             Ok(frame) => frame,
+            Err(RecvError::Empty) if idle.is_some_and(|limit| last_frame.elapsed() >= limit) => {
+                eprintln!(
+                    "tap: no frame for {:.1} s; stopping",
+                    last_frame.elapsed().as_secs_f64()
+                );
+                break;
+            }
             Err(RecvError::Empty) => continue,
             Err(RecvError::Closed) => break,
         };
@@ -56,6 +65,7 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e).context("writing the stream"),
         }
         written += 1;
+        last_frame = std::time::Instant::now();
         bytes += frame.data().len() as u64;
     }
     match out.flush() {
