@@ -127,18 +127,18 @@ unsafe extern "C" fn log(host_ctx: *mut c_void, level: u32, target: abi::Str, me
         let plugin = ctx.plugin.as_str();
         match level {
             abi::log_level::ERROR => {
-                tracing::error!(target: "plugin", plugin, module = %target, "{message}")
+                tracing::error!(target: "plugin", plugin = %plugin, module = %target, "{message}")
             }
             abi::log_level::WARN => {
-                tracing::warn!(target: "plugin", plugin, module = %target, "{message}")
+                tracing::warn!(target: "plugin", plugin = %plugin, module = %target, "{message}")
             }
             abi::log_level::INFO => {
-                tracing::info!(target: "plugin", plugin, module = %target, "{message}")
+                tracing::info!(target: "plugin", plugin = %plugin, module = %target, "{message}")
             }
             abi::log_level::DEBUG => {
-                tracing::debug!(target: "plugin", plugin, module = %target, "{message}")
+                tracing::debug!(target: "plugin", plugin = %plugin, module = %target, "{message}")
             }
-            _ => tracing::trace!(target: "plugin", plugin, module = %target, "{message}"),
+            _ => tracing::trace!(target: "plugin", plugin = %plugin, module = %target, "{message}"),
         }
     }));
 }

@@ -158,14 +158,12 @@ impl Plugin {
                         Err(RecvError::Empty) => continue,
                         Err(RecvError::Closed) => break,
                     };
-                    let view = FrameView::new(frame);
-                    // SAFETY: a live, started instance; `view` (and so the frame it points into)
-                    // outlives the call, and longer if the plugin retains it.
-                    let status = unsafe { (plugin.table.on_frame)(plugin.instance.0, &view.c) };
-                    plugin.delivered.fetch_add(1, Ordering::Relaxed);
-                    if status != abi::STATUS_OK {
-                        plugin.fail(format!("on_frame returned {}", status_name(status)));
-                    }
+                    plugin.deliver(frame);
+                }
+                // A failed plugin is stopped as soon as it is detached, not at shutdown: its
+                // files and threads should not outlive its usefulness.
+                if plugin.is_failed() {
+                    plugin.shut();
                 }
             })?;
         *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
@@ -261,14 +259,22 @@ impl Plugin {
             }
             let _ = thread.join();
         }
+        self.shut();
+    }
+
+    /// Calls the plugin's `stop` then `destroy`, once. Only when no `on_frame` can run: from
+    /// the delivery thread as it ends, or after it has ended. The write lock waits out any
+    /// [any-thread] call in flight and serialises the two callers.
+    fn shut(&self) {
         let mut alive = self.alive.write().unwrap_or_else(PoisonError::into_inner);
         if *alive {
-            // SAFETY: the delivery thread has ended and the write lock excludes [any-thread]
-            // calls, so nothing else runs in the instance; control-thread call.
+            // SAFETY: no on_frame runs (see above) and the write lock excludes [any-thread]
+            // calls, so nothing else runs in the instance.
             unsafe { (self.table.stop)(self.instance.0) };
             // SAFETY: as above; `alive` turns false so the instance is never called again.
             unsafe { (self.table.destroy)(self.instance.0) };
             *alive = false;
+            tracing::info!(plugin = %self.name, "plugin stopped");
         }
     }
 

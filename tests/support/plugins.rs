@@ -1,0 +1,354 @@
+//! Sink plugins for the end-to-end tests: building them (Rust with cargo, C with the system
+//! compiler), configuring camsim as the stack's camera, and reading what stackctl and the
+//! plugins serve and write.
+//!
+//! Cargo gives a test no path to a sibling `cdylib`, so Rust plugins are built by the test
+//! itself, once per test binary, with `cargo build -p PACKAGE --message-format=json...` into
+//! `target/plugin-tests` (another target directory than the one the running `cargo test` may
+//! hold locked); the library is the `.so` of the `cdylib` artifact cargo reports. C plugins are
+//! built with `cc` into `target/plugin-tests/c`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::up::{EVENT_TIMEOUT, Stack};
+use crate::{ShmName, bin};
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lies in the workspace")
+        .to_owned()
+}
+
+/// Where the tests build plugins: `target/plugin-tests`.
+pub fn plugin_target_dir() -> PathBuf {
+    workspace_root().join("target").join("plugin-tests")
+}
+
+/// Builds the Rust plugin `package` (a workspace member with a `cdylib`) and returns its
+/// library. Built once per test binary; later calls return the same path.
+///
+/// # Panics
+/// When the build fails (with cargo's messages) or reports no `cdylib`.
+pub fn rust_plugin(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    // Held during the build: a concurrent test of this binary waits instead of building again.
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get(package) {
+        return path.clone();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = workspace_root();
+    let started = Instant::now();
+    let out = Command::new(&cargo)
+        .args([
+            "build",
+            "-p",
+            package,
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(plugin_target_dir())
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", Path::new(&cargo).display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} failed with {}:\n{stderr}",
+        out.status
+    );
+    let lib_name = package.replace('-', "_");
+    let library = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == lib_name.as_str())
+        .filter(|m| {
+            m["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"))
+        })
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "so"))
+        .unwrap_or_else(|| panic!("cargo build -p {package} reported no cdylib:\n{stderr}"));
+    eprintln!(
+        "built {package}: {} ({:.1} s)",
+        library.display(),
+        started.elapsed().as_secs_f64()
+    );
+    built.insert(package.to_owned(), library.clone());
+    library
+}
+
+/// The C compiler: `$CC`, else `cc`, if it runs.
+fn c_compiler() -> Option<String> {
+    let cc = std::env::var("CC")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "cc".to_owned());
+    let runs = Command::new(&cc)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    runs.then_some(cc)
+}
+
+/// Builds the C plugin `source` (relative to the workspace root) with the `-D` `defines` into
+/// `target/plugin-tests/c/lib{name}.so`, once per test binary, and returns it; `None`, after
+/// printing `SKIPPED: ...`, when there is no C compiler.
+///
+/// # Panics
+/// When the compiler refuses the source.
+pub fn c_plugin(name: &str, source: &str, defines: &[&str]) -> Option<PathBuf> {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get(name) {
+        return Some(path.clone());
+    }
+    let Some(cc) = c_compiler() else {
+        eprintln!("SKIPPED: no C compiler (`cc` or $CC) to build the C plugin {source}");
+        return None;
+    };
+    let root = workspace_root();
+    let dir = plugin_target_dir().join("c");
+    std::fs::create_dir_all(&dir).expect("create target/plugin-tests/c");
+    let library = dir.join(format!("lib{name}.so"));
+    // Another test binary may load or build the same file right now: build under a name of our
+    // own, then rename it into place (a loaded library keeps its old inode).
+    let partial = dir.join(format!("lib{name}.so.{}.partial", std::process::id()));
+    let out = Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Wextra", "-pedantic", "-O2"])
+        .args(["-shared", "-fPIC", "-pthread"])
+        .arg("-I")
+        .arg(root.join("plugins/abi/include"))
+        .args(defines.iter().map(|d| format!("-D{d}")))
+        .arg("-o")
+        .arg(&partial)
+        .arg(root.join(source))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cc} refused {source} {defines:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&partial, &library).expect("move the built plugin into place");
+    built.insert(name.to_owned(), library.clone());
+    Some(library)
+}
+
+/// The test C plugin `tests/plugins/probe_sink.c` (see its header for its keys and its
+/// output), built as `lib{name}.so` with `defines`.
+pub fn probe_plugin(name: &str, defines: &[&str]) -> Option<PathBuf> {
+    c_plugin(name, "tests/plugins/probe_sink.c", defines)
+}
+
+/// The example C sink `plugins/examples/c-meta/meta_sink.c`, built as `libsink_meta.so`.
+pub fn meta_plugin() -> Option<PathBuf> {
+    c_plugin("sink_meta", "plugins/examples/c-meta/meta_sink.c", &[])
+}
+
+/// A TOML string for `path`.
+pub fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// A configuration's `[source]` and `[services.camera]`: camsim publishing 320x240 at 30 fps
+/// (an IDR every 30 frames) into `shm`, which stackctl reads for its plugins.
+pub fn camera_config(shm: &ShmName) -> String {
+    format!(
+        r#"
+[source]
+shm = "{name}"
+
+[services.camera]
+command = {camsim}
+args = ["--shm", "{name}", "--size", "320x240", "--fps", "30"]
+"#,
+        name = shm.as_str(),
+        camsim = toml_path(&bin("camsim")),
+    )
+}
+
+/// `GET path` on 127.0.0.1:`port` over HTTP/1.1; returns the status code and the body.
+///
+/// # Panics
+/// When the server does not answer a well-formed response within [`EVENT_TIMEOUT`].
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(EVENT_TIMEOUT))
+        .expect("set a read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("GET {path}: reading the answer: {e}"));
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: no status line in {answer:?}"));
+    (code, body.to_owned())
+}
+
+/// `GET path`, which must answer 200 with JSON.
+pub fn http_json(port: u16, path: &str) -> Value {
+    let (code, body) = http_get(port, path);
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
+}
+
+/// `stackctl status --json` of the running `up`.
+pub fn status(stack: &Stack) -> Value {
+    let text = stack.ctl_ok(&["status", "--json"]);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{text}"))
+}
+
+/// One plugin's entry in a status.
+pub fn plugin<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["plugins"]
+        .as_array()
+        .and_then(|plugins| plugins.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no plugin {name:?} in the status:\n{status:#}"))
+}
+
+/// A plugin's entry in the current status.
+pub fn plugin_status(stack: &Stack, name: &str) -> Value {
+    plugin(&status(stack), name).clone()
+}
+
+/// A counter of a plugin's entry in the current status (`frames`, `dropped`).
+pub fn plugin_counter(stack: &Stack, name: &str, counter: &str) -> u64 {
+    let entry = plugin_status(stack, name);
+    entry[counter]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {counter} in {entry:#}"))
+}
+
+/// Calls `check` until it returns `Ok`, pausing between calls, for at most `timeout`: for what
+/// nothing announces (a line in a plugin's file, a counter). `Err` carries what was seen last,
+/// for the failure message.
+///
+/// # Panics
+/// When `check` has not succeeded within `timeout`.
+pub fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(seen) if start.elapsed() >= timeout => {
+                panic!("{what}: not within {timeout:?}; last seen: {seen}")
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The complete (newline-terminated) lines of a file a plugin appends to; none while it does
+/// not exist.
+pub fn complete_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until `path` has at least `n` complete lines for which `keep` is true, and returns
+/// all its complete lines.
+pub fn wait_lines(path: &Path, n: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    poll(
+        &format!("{n} lines in {}", path.display()),
+        EVENT_TIMEOUT,
+        || {
+            let lines = complete_lines(path);
+            let count = lines.iter().filter(|l| keep(l)).count();
+            if count >= n {
+                Ok(lines)
+            } else {
+                Err(format!("{count} of {} lines", lines.len()))
+            }
+        },
+    )
+}
+
+/// One `F` line of the probe plugin: a frame as `on_frame` saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFrame {
+    /// The camera's frame number.
+    pub number: u64,
+    /// The source's index of the frame: consecutive while no frame is lost.
+    pub sequence: u64,
+    /// `frame->data`, as `%p` printed it.
+    pub data: String,
+    /// Its size.
+    pub len: u64,
+    /// Whether it is an IDR.
+    pub idr: bool,
+    /// When `on_frame` was entered (CLOCK_MONOTONIC, ns).
+    pub received_ns: u64,
+    /// The camera's capture time (CLOCK_MONOTONIC, ns).
+    pub timestamp_ns: u64,
+}
+
+/// The `F` lines of a probe's output.
+pub fn probe_frames(lines: &[String]) -> Vec<ProbeFrame> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("F "))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let num = |i: usize| -> u64 {
+                f.get(i)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("field {i} of probe line {l:?}"))
+            };
+            ProbeFrame {
+                number: num(0),
+                sequence: num(1),
+                data: f.get(2).map(|s| (*s).to_owned()).unwrap_or_default(),
+                len: num(3),
+                idr: num(4) == 1,
+                received_ns: num(5),
+                timestamp_ns: num(6),
+            }
+        })
+        .collect()
+}
