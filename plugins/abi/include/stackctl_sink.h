@@ -185,10 +185,12 @@ typedef struct stackctl_sink {
     /* [any-thread] Prometheus text exposition of its metrics, into a plugin-owned buffer
      * (`*out`, freed with free_buf); STACKCTL_OK with an empty buffer when it has none. */
     stackctl_status (*metrics)(void *instance, stackctl_buf *out);
-    /* [control] Stops it: no on_frame or on_http is called after stop returns, except answers
-     * still owed may be given. */
+    /* [control], or [delivery] right after a failure detached the plugin; never concurrently
+     * with any other call into the instance. Stops it: no on_frame or on_http is called after
+     * stop returns, except answers still owed may be given. */
     void (*stop)(void *instance);
-    /* [control] Frees it. The instance pointer is dead afterwards. */
+    /* Same thread rule as stop, right after it. Frees it. The instance pointer is dead
+     * afterwards. */
     void (*destroy)(void *instance);
     /* [any-thread] Frees a buffer this plugin allocated. */
     void (*free_buf)(stackctl_buf buf);
