@@ -7,7 +7,6 @@
 //!
 //! A socket file left by a crashed `up` is detected (nothing accepts on it) and replaced; a
 //! socket something still answers on means another `stackctl up` runs, and this one refuses.
-#![allow(dead_code)] // `stackctl up` and the control commands drive it.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,6 @@
 //!
 //! Built at scrape time from the latest [`StackStatus`] into a fresh registry, so every metric
 //! has its proper type (counters are counters) and nothing is kept between scrapes.
-#![allow(dead_code)] // Served by `stackctl up`.
 
 use prometheus::{Counter, CounterVec, Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
 

@@ -4,7 +4,6 @@
 //! stackctl sends `READY=1` once every required service is ready, `STATUS=` on state changes,
 //! `WATCHDOG=1` from its main loop at half of `WATCHDOG_USEC`, and `STOPPING=1` on shutdown.
 //! Outside systemd (`NOTIFY_SOCKET` unset) every call is a no-op.
-#![allow(dead_code)] // `stackctl up` drives it.
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;

@@ -3,7 +3,6 @@
 //! Each kind answers one question with one attempt; the supervisor repeats attempts at the
 //! configured interval and applies the timeout and retry rules. `exec` and `log` probes need the
 //! process layer and live with the orchestrator.
-#![allow(dead_code)] // `stackctl up` drives these.
 
 use std::path::PathBuf;
 use std::time::Duration;

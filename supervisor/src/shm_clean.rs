@@ -1,6 +1,5 @@
 //! `clean_shm`: removing stale shared-memory segments before a service starts, so a segment left
 //! by an earlier run never passes for a live one (a readiness probe would see it at once).
-#![allow(dead_code)] // `stackctl up` drives it.
 
 use std::io;
 use std::path::Path;

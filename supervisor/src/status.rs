@@ -2,7 +2,6 @@
 //!
 //! The orchestrator publishes a fresh snapshot on every state change (and the resource figures
 //! once a second); readers never lock anything the orchestrator holds.
-#![allow(dead_code)] // `stackctl up` and the control commands drive it.
 
 use serde::{Deserialize, Serialize};
 

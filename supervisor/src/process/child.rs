@@ -2,7 +2,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -30,11 +29,10 @@ const STRAGGLER_WAIT: Duration = Duration::from_secs(1);
 /// reaps it, and its output readers end on their own (see [`output`]).
 #[derive(Debug)]
 pub struct Child {
-    name: Arc<str>,
     pid: Pid,
-    started: Instant,
-    started_at: SystemTime,
     exit: watch::Receiver<Option<Exit>>,
+    /// The output readers (awaited only by tests; they end on their own).
+    #[cfg_attr(not(test), allow(dead_code))]
     readers: Vec<JoinHandle<()>>,
     stop_requested: Option<Signal>,
     group_gone: bool,
@@ -73,10 +71,7 @@ impl Child {
             }
         };
         Ok(Child {
-            name,
             pid,
-            started: Instant::now(),
-            started_at: SystemTime::now(),
             exit,
             readers,
             stop_requested: None,
@@ -84,29 +79,9 @@ impl Child {
         })
     }
 
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid.as_raw().unsigned_abs()
-    }
-
-    /// The process group id: the same as the pid, since the child leads its own group.
-    pub fn pgid(&self) -> u32 {
-        self.pid()
-    }
-
-    /// When it was started (for its uptime).
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
-    /// When it was started, by the wall clock (for display).
-    pub fn started_at(&self) -> SystemTime {
-        self.started_at
     }
 
     /// Its exit, if the reaper has seen it.
@@ -133,6 +108,7 @@ impl Child {
 
     /// The signal of our stop request, if [`stop`](Self::stop) was called before it exited;
     /// what [`classify`] needs.
+    #[cfg(test)]
     pub fn stop_requested(&self) -> Option<Signal> {
         self.stop_requested
     }
@@ -184,6 +160,7 @@ impl Child {
 
     /// Waits until the output readers have ended: at EOF, or shortly after the exit (see
     /// [`output`]). Cancel-safe.
+    #[cfg(test)]
     pub async fn drained(&mut self) {
         while let Some(reader) = self.readers.last_mut() {
             let _ = reader.await;

@@ -45,7 +45,6 @@
 
 // The supervisor (`stackctl up`) uses this layer, but not all of it yet: `signal`, `drained`,
 // the pgid and start times are for `stackctl` control and the status display to come.
-#![allow(dead_code)]
 
 mod child;
 mod exit;

@@ -2,7 +2,6 @@
 //!
 //! The rules are pure functions of time and events (tested as tables); the orchestration that
 //! applies them to real processes lives beside them.
-#![allow(dead_code)] // The orchestrator that drives these comes with `stackctl up`.
 
 pub mod gate;
 pub mod plan;

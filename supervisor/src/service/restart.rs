@@ -69,6 +69,7 @@ pub struct RestartState {
 
 impl RestartState {
     /// Restarts decided within the current window.
+    #[cfg(test)]
     pub fn recent(&self) -> usize {
         self.recent.len()
     }

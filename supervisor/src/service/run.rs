@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::plan::{Check, ProbePlan, ServicePlan};
 use crate::probe::{ProbeState, attempt};
@@ -47,7 +46,6 @@ pub struct Report {
 #[derive(Debug)]
 pub struct RunHandle {
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
 }
 
 impl RunHandle {
@@ -57,11 +55,6 @@ impl RunHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-
-    /// True once the run's task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
     }
 }
 
@@ -85,10 +78,10 @@ pub fn start(
     logs: Arc<LogRing>,
 ) -> RunHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(run(ctx, plan, index, generation, logs, stop_rx));
+    // The task reports its own end (`Exited`); nothing needs its handle.
+    tokio::spawn(run(ctx, plan, index, generation, logs, stop_rx));
     RunHandle {
         stop: Some(stop_tx),
-        task,
     }
 }
 
