@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stackctl_tests::plugins::{
     camera_config, complete_lines, http_get, http_json, plugin, plugin_status, poll, probe_frames,
-    probe_plugin, rust_plugin, status, toml_path,
+    probe_plugin, rust_plugin, status, toml_path, two_probes,
 };
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, field, pid_exists};
@@ -117,23 +117,8 @@ fn a_plugin_that_fails_is_stopped_when_detached() {
     };
     let shm = unique_shm("plugins-fail");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (failing_out, other_out) = (dir.path().join("failing.txt"), dir.path().join("other.txt"));
-    let stack = Stack::new(&format!(
-        r#"{camera}
-[plugins.failing]
-path = {probe}
-output = {failing_out}
-fail_after = 10
-
-[plugins.other]
-path = {probe}
-output = {other_out}
-"#,
-        camera = camera_config(&shm),
-        probe = toml_path(&probe_lib),
-        failing_out = toml_path(&failing_out),
-        other_out = toml_path(&other_out),
-    ));
+    let (stack, failing_out, other_out) =
+        two_probes(&shm, &probe_lib, dir.path(), "failing", "fail_after = 10");
     let mut up = stack.up(&[], &[]);
     let detached = up.wait_line(&["plugin failed and is detached", "plugin=failing"]);
     eprintln!("{detached}");

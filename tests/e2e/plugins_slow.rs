@@ -8,11 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use stackctl_tests::plugins::{
-    ProbeFrame, camera_config, complete_lines, plugin, plugin_counter, poll, probe_frames,
-    probe_plugin, status, toml_path,
+    ProbeFrame, complete_lines, plugin, plugin_counter, poll, probe_frames, probe_plugin, status,
+    two_probes,
 };
 use stackctl_tests::unique_shm;
-use stackctl_tests::up::Stack;
 
 /// How long the blocker sleeps on every 10th frame.
 const BLOCK_MS: u64 = 3000;
@@ -55,25 +54,9 @@ fn a_plugin_stuck_in_on_frame_delays_no_other_plugin() {
     };
     let shm = unique_shm("plugins-slow");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (blocker_out, other_out) = (dir.path().join("blocker.txt"), dir.path().join("other.txt"));
-    let stack = Stack::new(&format!(
-        r#"{camera}
-[plugins.blocker]
-path = {probe}
-output = {blocker_out}
-block_every = 10
-block_ms = {BLOCK_MS}
-queue = 15
-
-[plugins.other]
-path = {probe}
-output = {other_out}
-"#,
-        camera = camera_config(&shm),
-        probe = toml_path(&probe_lib),
-        blocker_out = toml_path(&blocker_out),
-        other_out = toml_path(&other_out),
-    ));
+    let keys = format!("block_every = 10\nblock_ms = {BLOCK_MS}\nqueue = 15");
+    let (stack, blocker_out, other_out) =
+        two_probes(&shm, &probe_lib, dir.path(), "blocker", &keys);
     let mut up = stack.up(&[], &[]);
     up.first_line(&["stack ready"]);
 

@@ -191,6 +191,28 @@ args = ["--shm", "{name}", "--size", "320x240", "--fps", "30"]
     )
 }
 
+/// A stack with the camera and two instances of the probe sink `probe`: `first` with the extra
+/// keys `first_keys` (TOML lines), and `other` without any. Each writes to a file in `dir`; the
+/// two paths are returned with the stack.
+pub fn two_probes(
+    shm: &ShmName,
+    probe: &Path,
+    dir: &Path,
+    first: &str,
+    first_keys: &str,
+) -> (Stack, PathBuf, PathBuf) {
+    let (first_out, other_out) = (dir.join(format!("{first}.txt")), dir.join("other.txt"));
+    let stack = Stack::new(&format!(
+        "{camera}\n[plugins.{first}]\npath = {probe}\noutput = {first_out}\n{first_keys}\n\n\
+         [plugins.other]\npath = {probe}\noutput = {other_out}\n",
+        camera = camera_config(shm),
+        probe = toml_path(probe),
+        first_out = toml_path(&first_out),
+        other_out = toml_path(&other_out),
+    ));
+    (stack, first_out, other_out)
+}
+
 /// `GET path` on 127.0.0.1:`port` over HTTP/1.1; returns the status code and the body.
 ///
 /// # Panics
