@@ -13,9 +13,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+
+/// Longest request line accepted on the control socket.
+const MAX_REQUEST: u64 = 64 * 1024;
 
 /// A command sent to `stackctl up`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,8 +170,11 @@ pub async fn serve(listener: UnixListener, calls: mpsc::Sender<Call>) {
 
 async fn handle(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
+    // One request line; a local client sending megabytes of it is cut off, not buffered.
     let mut line = String::new();
-    BufReader::new(read).read_line(&mut line).await?;
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::one(Response::error(format!("bad request: {e}"))),
         Ok(request) => {

@@ -5,7 +5,7 @@
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -61,7 +61,8 @@ pub struct Plugin {
     /// False once destroyed. [any-thread] calls hold it for reading, so `destroy` (writing)
     /// never frees the instance under a running `metrics` or `on_http`.
     alive: RwLock<bool>,
-    delivery: Mutex<Option<JoinHandle<()>>>,
+    /// The delivery thread, and a channel that disconnects when it ends (however it ends).
+    delivery: Mutex<Option<(JoinHandle<()>, mpsc::Receiver<()>)>>,
     /// Frames handed to `on_frame`.
     pub delivered: AtomicU64,
     /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
@@ -149,9 +150,12 @@ impl Plugin {
         );
         *self.queue.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub.stats().clone());
         let plugin = self.clone();
+        let (ended_tx, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("sink-{}", self.name))
             .spawn(move || {
+                // Dropped when the thread ends, even by a panic: what `stop` waits for.
+                let _ended = ended_tx;
                 while !plugin.stopping.load(Ordering::Relaxed) && !plugin.is_failed() {
                     let frame = match sub.recv_timeout(Duration::from_millis(100)) {
                         Ok(frame) => frame,
@@ -166,7 +170,7 @@ impl Plugin {
                     plugin.shut();
                 }
             })?;
-        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some((thread, ended));
         Ok(())
     }
 
@@ -248,12 +252,8 @@ impl Plugin {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(thread) = thread {
-            let deadline = std::time::Instant::now() + STOP_WAIT;
-            while !thread.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if !thread.is_finished() {
+        if let Some((thread, ended)) = thread {
+            if ended.recv_timeout(STOP_WAIT) == Err(mpsc::RecvTimeoutError::Timeout) {
                 tracing::warn!(plugin = %self.name, "stuck in on_frame; left running without being stopped");
                 return;
             }
