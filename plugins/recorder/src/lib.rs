@@ -1,0 +1,1 @@
+//! `sink-recorder`: stackctl's recording sink (work in progress).

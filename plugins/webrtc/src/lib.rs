@@ -1,0 +1,1 @@
+//! `sink-webrtc`: stackctl's streaming sink (work in progress).
