@@ -1,0 +1,513 @@
+//! One viewer's WebRTC connection: built from its offer, answered with every candidate
+//! gathered, fed from its queue, and removed when it fails, is deleted or the sink stops.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::{Notify, mpsc};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, Registry,
+    SettingEngineBuilder, StatsSelector, register_default_interceptors,
+};
+
+use crate::config::{Config, TimestampOrigin};
+use crate::hub::{Hub, Packetized, State, Viewer};
+use crate::sdp::{self, H264Format};
+
+/// How often a viewer's RTCP figures (keyframe requests) are read.
+const STATS_EVERY: Duration = Duration::from_secs(2);
+
+/// Why an offer got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The offer itself is wrong (400).
+    #[error(transparent)]
+    Offer(#[from] sdp::OfferError),
+    /// The hub refused (503).
+    #[error(transparent)]
+    Refused(#[from] crate::hub::Refused),
+    /// WebRTC failed to build the connection or the answer (500).
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
+}
+
+fn webrtc_err(e: impl std::fmt::Display) -> SessionError {
+    SessionError::WebRtc(e.to_string())
+}
+
+/// A live connection, kept by the [`Sessions`] table until removed.
+struct Session {
+    viewer: Arc<Viewer>,
+    pc: Arc<dyn PeerConnection>,
+}
+
+/// Every viewer's connection, and what building one needs.
+pub struct Sessions {
+    hub: Arc<Hub>,
+    config: Config,
+    runtime: tokio::runtime::Handle,
+    table: std::sync::Mutex<std::collections::HashMap<String, Session>>,
+}
+
+/// A new viewer's answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Its id.
+    pub id: String,
+    /// The answer SDP, with every gathered candidate.
+    pub sdp: String,
+}
+
+impl Sessions {
+    /// A table feeding viewers from `hub`, with connections driven on `runtime`.
+    pub fn new(hub: Arc<Hub>, config: Config, runtime: tokio::runtime::Handle) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            config,
+            runtime,
+            table: std::sync::Mutex::default(),
+        })
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Session>> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counts a malformed request.
+    pub fn count_invalid(&self) {
+        self.hub.metrics.rejected_invalid.fetch_add(1, Relaxed);
+    }
+
+    /// Answers an offer: checks it, admits a viewer, builds its connection and waits for ICE
+    /// gathering (bounded by `gather_timeout`). On any error nothing stays allocated.
+    pub async fn open(self: &Arc<Self>, offer: String) -> Result<Answer, SessionError> {
+        let formats = sdp::video_h264(&offer)?;
+        let camera = self.hub.camera().ok_or(crate::hub::Refused::NoVideo)?;
+        let format = sdp::choose(&formats, camera.profile)?.clone();
+        let offer = RTCSessionDescription::offer(offer)
+            .map_err(|e| sdp::OfferError::Malformed(e.to_string()))?;
+        let (viewer, rx) = self.hub.admit()?;
+        match self.connect(&viewer, offer, &format).await {
+            Ok((pc, track, sdp)) => {
+                let session = Session {
+                    viewer: Arc::clone(&viewer),
+                    pc: Arc::clone(&pc),
+                };
+                self.table().insert(viewer.id.clone(), session);
+                self.spawn_sender(Arc::clone(&viewer), pc, track, rx, format.payload_type);
+                self.spawn_connect_deadline(Arc::clone(&viewer));
+                Ok(Answer {
+                    id: viewer.id.clone(),
+                    sdp,
+                })
+            }
+            Err(e) => {
+                self.hub.remove(&viewer.id);
+                self.hub.metrics.webrtc_errors.fetch_add(1, Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds the connection, sets the offer and the answer, waits for gathering.
+    async fn connect(
+        self: &Arc<Self>,
+        viewer: &Arc<Viewer>,
+        offer: RTCSessionDescription,
+        format: &H264Format,
+    ) -> Result<(Arc<dyn PeerConnection>, Arc<TrackLocalStaticRTP>, String), SessionError> {
+        let codec = RTCRtpCodec {
+            mime_type: MIME_TYPE_H264.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: format.fmtp.clone(),
+            rtcp_feedback: ["nack", "nack pli", "ccm fir"]
+                .iter()
+                .map(|fb| {
+                    let (typ, parameter) = fb.split_once(' ').unwrap_or((fb, ""));
+                    RTCPFeedback {
+                        typ: typ.to_owned(),
+                        parameter: parameter.to_owned(),
+                    }
+                })
+                .collect(),
+        };
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: codec.clone(),
+                    payload_type: format.payload_type,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(webrtc_err)?;
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media).map_err(webrtc_err)?;
+        let config = &self.config;
+        let mut settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(
+                Some(config.disconnect_timeout),
+                Some(config.failed_timeout),
+                Some(Duration::from_secs(2)),
+            )
+            .with_include_loopback_candidate(config.bind.iter().any(|ip| ip.is_loopback()));
+        if !config.nat_ips.is_empty() {
+            settings = settings.with_nat_1to1_ips(
+                config.nat_ips.iter().map(ToString::to_string).collect(),
+                webrtc::peer_connection::RTCIceCandidateType::Host,
+            );
+        }
+        let rtc_config = RTCConfigurationBuilder::new()
+            .with_ice_servers(if config.stun.is_empty() {
+                Vec::new()
+            } else {
+                vec![RTCIceServer {
+                    urls: config.stun.clone(),
+                    ..Default::default()
+                }]
+            })
+            .build();
+        let gathered = Arc::new(Notify::new());
+        let events = Arc::new(Events {
+            sessions: Arc::downgrade(self),
+            viewer: Arc::clone(viewer),
+            gathered: Arc::clone(&gathered),
+        });
+        let binds: Vec<SocketAddr> = config
+            .bind
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, 0))
+            .collect();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(rtc_config)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings.build())
+            .with_handler(events)
+            .with_udp_addrs(binds)
+            .build()
+            .await
+            .map_err(webrtc_err)?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let built = async {
+            let ssrc = random_u32();
+            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                "stackctl".to_owned(),
+                "camera".to_owned(),
+                "camera".to_owned(),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            )));
+            pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                .await
+                .map_err(webrtc_err)?;
+            pc.set_remote_description(offer)
+                .await
+                .map_err(|e| SessionError::Offer(sdp::OfferError::Malformed(e.to_string())))?;
+            let answer = pc.create_answer(None).await.map_err(webrtc_err)?;
+            let wait = gathered.notified();
+            pc.set_local_description(answer).await.map_err(webrtc_err)?;
+            // Candidates in the answer: the legacy client does not trickle. Gathering host
+            // candidates takes a few ms; STUN may take longer, hence the bound.
+            let _ = tokio::time::timeout(config.gather_timeout, wait).await;
+            let local = pc
+                .local_description()
+                .await
+                .ok_or_else(|| webrtc_err("no local description after setting it"))?;
+            Ok::<_, SessionError>((track, local.sdp))
+        }
+        .await;
+        match built {
+            Ok((track, sdp)) => Ok((pc, track, sdp)),
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The viewer's task: writes each queued frame as RTP, reads its RTCP figures now and
+    /// then; ends when the viewer is removed or its connection closes.
+    fn spawn_sender(
+        self: &Arc<Self>,
+        viewer: Arc<Viewer>,
+        pc: Arc<dyn PeerConnection>,
+        track: Arc<TrackLocalStaticRTP>,
+        mut rx: mpsc::Receiver<Arc<Packetized>>,
+        payload_type: u8,
+    ) {
+        let sessions = Arc::downgrade(self);
+        let metrics = Arc::clone(&self.hub.metrics);
+        let origin = self.config.rtp_timestamp_origin;
+        self.runtime.spawn(async move {
+            let ssrc = track
+                .track()
+                .await
+                .codings()
+                .first()
+                .and_then(|c| c.rtp_coding_parameters.ssrc)
+                .unwrap_or_default();
+            let offset = match origin {
+                TimestampOrigin::Random => random_u32(),
+                TimestampOrigin::Monotonic => 0,
+            };
+            let mut sequence = random_u32() as u16;
+            let mut first = true;
+            let mut stats = tokio::time::interval(STATS_EVERY);
+            loop {
+                let frame = tokio::select! {
+                    frame = rx.recv() => match frame {
+                        Some(frame) => frame,
+                        None => break,
+                    },
+                    _ = stats.tick() => {
+                        read_keyframe_requests(&*pc, &viewer, &metrics).await;
+                        continue;
+                    }
+                };
+                let timestamp = offset.wrapping_add(to_90khz(frame.timestamp_ns));
+                let last = frame.payloads.len().saturating_sub(1);
+                let mut failed = false;
+                for (i, payload) in frame.payloads.iter().enumerate() {
+                    let packet = rtc::rtp::Packet {
+                        header: rtc::rtp::Header {
+                            version: 2,
+                            marker: i == last,
+                            payload_type,
+                            sequence_number: sequence,
+                            timestamp,
+                            ssrc,
+                            ..Default::default()
+                        },
+                        payload: payload.clone(),
+                    };
+                    sequence = sequence.wrapping_add(1);
+                    if let Err(e) = track.write_rtp(packet).await {
+                        tracing::debug!(viewer = %viewer.id, "write failed: {e}");
+                        metrics.webrtc_errors.fetch_add(1, Relaxed);
+                        failed = true;
+                        break;
+                    }
+                    viewer.packets_sent.fetch_add(1, Relaxed);
+                    viewer
+                        .bytes_sent
+                        .fetch_add(12 + payload.len() as u64, Relaxed);
+                }
+                if failed {
+                    break;
+                }
+                viewer.frames_sent.fetch_add(1, Relaxed);
+                metrics.frames_sent.fetch_add(1, Relaxed);
+                if first {
+                    first = false;
+                    metrics.observe_ttff(viewer.created.elapsed());
+                }
+            }
+            drop(rx);
+            drop(track);
+            if let Some(sessions) = sessions.upgrade() {
+                sessions.remove(&viewer.id, Removal::Closed).await;
+            }
+        });
+    }
+
+    /// Removes a viewer that has not connected within `failed_timeout` (a client that
+    /// vanished after its offer).
+    fn spawn_connect_deadline(self: &Arc<Self>, viewer: Arc<Viewer>) {
+        let sessions = Arc::downgrade(self);
+        let deadline = self.config.gather_timeout + self.config.failed_timeout;
+        self.runtime.spawn(async move {
+            tokio::time::sleep(deadline).await;
+            if viewer.state() != State::Connected
+                && let Some(sessions) = sessions.upgrade()
+                && sessions.remove(&viewer.id, Removal::Failed).await
+            {
+                tracing::info!(viewer = %viewer.id, "viewer never connected: removed");
+            }
+        });
+    }
+
+    /// Removes a viewer and closes its connection; `true` if it was there.
+    pub async fn remove(&self, id: &str, why: Removal) -> bool {
+        let session = self.table().remove(id);
+        let hub_had = self.hub.remove(id);
+        let Some(session) = session else {
+            return hub_had;
+        };
+        match why {
+            Removal::Closed => &self.hub.metrics.removed_closed,
+            Removal::Failed => &self.hub.metrics.removed_failed,
+        }
+        .fetch_add(1, Relaxed);
+        tracing::info!(
+            viewer = %id,
+            reason = ?why,
+            frames = session.viewer.frames_sent.load(Relaxed),
+            dropped = session.viewer.frames_dropped.load(Relaxed),
+            "viewer removed"
+        );
+        if let Err(e) = session.pc.close().await {
+            tracing::debug!(viewer = %id, "close: {e}");
+        }
+        true
+    }
+
+    /// Adds trickled candidates (a WHEP `PATCH`).
+    pub async fn add_candidates(
+        &self,
+        id: &str,
+        candidates: Vec<RTCIceCandidateInit>,
+    ) -> Result<bool, SessionError> {
+        let pc = match self.table().get(id) {
+            Some(s) => Arc::clone(&s.pc),
+            None => return Ok(false),
+        };
+        for candidate in candidates {
+            pc.add_ice_candidate(candidate).await.map_err(webrtc_err)?;
+        }
+        Ok(true)
+    }
+
+    /// Closes every connection (at stop).
+    pub async fn close_all(&self) {
+        for id in self.hub.ids() {
+            self.remove(&id, Removal::Closed).await;
+        }
+    }
+}
+
+/// Why a viewer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// DELETE, closed by the viewer, or the sink stopping.
+    Closed,
+    /// ICE failed, or it never connected.
+    Failed,
+}
+
+/// The connection's events, routed to its viewer. Holds no reference to the connection
+/// (that would be a cycle) and only a weak one to the table.
+struct Events {
+    sessions: Weak<Sessions>,
+    viewer: Arc<Viewer>,
+    gathered: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.notify_one();
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let Some(sessions) = self.sessions.upgrade() else {
+            return;
+        };
+        tracing::debug!(viewer = %self.viewer.id, %state, "connection state");
+        match state {
+            RTCPeerConnectionState::Connecting => self.viewer.set_state(State::Connecting),
+            RTCPeerConnectionState::Connected => {
+                self.viewer.set_state(State::Connected);
+                sessions.hub.go_live(&self.viewer);
+                tracing::info!(viewer = %self.viewer.id, "viewer connected");
+            }
+            RTCPeerConnectionState::Disconnected => self.viewer.set_state(State::Disconnected),
+            RTCPeerConnectionState::Failed => {
+                let id = self.viewer.id.clone();
+                // Not from inside the connection's own event: close() waits for it.
+                sessions.runtime.clone().spawn(async move {
+                    sessions.remove(&id, Removal::Failed).await;
+                });
+            }
+            RTCPeerConnectionState::Closed => {
+                let id = self.viewer.id.clone();
+                sessions.runtime.clone().spawn(async move {
+                    sessions.remove(&id, Removal::Closed).await;
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Counts the viewer's new PLI and FIR requests. The camera has no way to be asked for an
+/// IDR, so they are only counted (and logged, at most once per interval).
+async fn read_keyframe_requests(
+    pc: &dyn PeerConnection,
+    viewer: &Viewer,
+    metrics: &crate::metrics::Metrics,
+) {
+    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+    let total: u64 = report
+        .iter()
+        .filter_map(|entry| match entry {
+            RTCStatsReportEntry::OutboundRtp(out) => {
+                Some(u64::from(out.pli_count) + u64::from(out.fir_count))
+            }
+            _ => None,
+        })
+        .sum();
+    let before = viewer.keyframe_requests.swap(total, Relaxed);
+    if total > before {
+        metrics.keyframe_requests.fetch_add(total - before, Relaxed);
+        tracing::debug!(
+            viewer = %viewer.id,
+            requests = total - before,
+            "keyframe requested; the camera cannot be asked for one: the next IDR comes with its GOP"
+        );
+    }
+}
+
+/// Nanoseconds to 90 kHz ticks, modulo 2^32.
+pub fn to_90khz(ns: u64) -> u32 {
+    ((u128::from(ns) * 90_000 / 1_000_000_000) as u64) as u32
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    // Without randomness, a fixed start is still valid RTP.
+    let _ = getrandom::getrandom(&mut bytes);
+    u32::from_be_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_time_is_90khz_and_wraps() {
+        assert_eq!(to_90khz(1_000_000_000), 90_000);
+        assert_eq!(to_90khz(33_333_333), 2999);
+        let wrap_ns = (1u64 << 32) * 1_000_000_000 / 90_000;
+        assert!(to_90khz(wrap_ns + 1_000_000_000) < 90_001);
+    }
+}
