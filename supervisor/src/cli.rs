@@ -103,6 +103,28 @@ pub struct UpArgs {
     /// Configuration.
     #[command(flatten)]
     pub config: ConfigFlags,
+    /// Log format: `text` (human-readable; no timestamps when standard error is the journal,
+    /// which stamps lines itself) or `json` (one object per line) [default: `log.format`].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+}
+
+/// The log formats selectable on the command line (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for stackctl_config::LogFormat {
+    fn from(arg: LogFormatArg) -> Self {
+        match arg {
+            LogFormatArg::Text => Self::Text,
+            LogFormatArg::Json => Self::Json,
+        }
+    }
 }
 
 /// How a control command finds the running `stackctl up`.

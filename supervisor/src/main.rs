@@ -4,6 +4,7 @@ mod cli;
 mod control;
 mod ctl;
 mod http;
+mod logging;
 mod metrics;
 mod notify;
 mod plan;
@@ -20,22 +21,33 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use stackctl::plugins;
+use stackctl_config::LogFormat;
 
 use crate::cli::{Cli, Command, ShmCommand};
 use crate::control::Request;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `up` sets up logging itself, from its configuration's `log.level`.
-    let logging = match cli.command {
-        Command::Up(_) => Ok(()),
-        _ => init_logging(None),
+    // `up` sets up logging itself, from its configuration's `log` section; the other commands
+    // talk to a person and log only what goes wrong, as text.
+    let is_up = matches!(cli.command, Command::Up(_));
+    let logging = if is_up {
+        Ok(())
+    } else {
+        logging::init(None, logging::Style::detect(LogFormat::Text)).map_err(Into::into)
     };
     let result = logging.and_then(|()| run(cli.command));
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("stackctl: {err:#}");
+            // Once `up` logs, its last word goes through the log too: one JSON object in json
+            // mode, a line with the journal's error priority under systemd. (Before that, as
+            // for a configuration error, there is no log yet.)
+            if is_up && tracing::dispatcher::has_been_set() {
+                tracing::error!("{err:#}");
+            } else {
+                eprintln!("stackctl: {err:#}");
+            }
             if err.downcast_ref::<up::ConfigError>().is_some() {
                 ExitCode::from(up::CONFIG_ERROR)
             } else {
@@ -54,7 +66,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plugins(flags) => up::list_plugins(&flags),
         Command::Up(args) => {
             let loaded = up::load(&args.config)?;
-            init_logging(Some(&loaded.config.log.level))?;
+            // The flag beats the file (and its variable), as every flag does.
+            let format = args.log_format.map_or(loaded.config.log.format, Into::into);
+            logging::init(
+                Some(&loaded.config.log.level),
+                logging::Style::detect(format),
+            )?;
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
@@ -89,24 +106,4 @@ fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> 
         .build()
         .map_err(anyhow::Error::from)?
         .block_on(future)
-}
-
-/// Logs to stderr: `RUST_LOG` if set, else `level` (the configuration's `log.level`), else info.
-fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => tracing_subscriber::EnvFilter::try_new(&env)
-            .map_err(|e| up::ConfigError(format!("RUST_LOG = {env:?}: not a log filter: {e}")))?,
-        _ => {
-            let level = level.unwrap_or("info");
-            tracing_subscriber::EnvFilter::try_new(level).map_err(|e| {
-                up::ConfigError(format!("log.level = {level:?}: not a log filter: {e}"))
-            })?
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
-    Ok(())
 }
