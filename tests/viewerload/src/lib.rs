@@ -13,15 +13,15 @@
 pub mod depacketize;
 mod error;
 pub mod frame;
-// pub mod load;
+pub mod load;
 pub mod reassemble;
-// pub mod report;
+pub mod report;
 pub mod signalling;
 pub mod viewer;
 
 pub use error::Error;
 pub use frame::ReceivedFrame;
-// pub use load::LoadOptions;
-// pub use report::Report;
+pub use load::LoadOptions;
+pub use report::Report;
 pub use signalling::{HttpResponse, post_raw};
 pub use viewer::{ConnectionState, Signalling, Viewer, ViewerOptions, ViewerStats};
