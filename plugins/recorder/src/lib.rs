@@ -1,1 +1,206 @@
-//! `sink-recorder`: stackctl's recording sink (work in progress).
+//! `sink-recorder`: stackctl's recording sink.
+//!
+//! Records the camera's H.264 into `dir` as fragmented MP4 (default) or raw Annex-B H.264,
+//! started and stopped over HTTP (the legacy API: `POST /start`, `POST /stop`, `GET /status`,
+//! and the same under `/api/recording/`) or continuously, in segments, with retention by age,
+//! total size and free space. Files survive a `kill -9` up to their last fragment.
+//!
+//! ```toml
+//! [plugins.recording]
+//! path = "libsink_recorder.so"
+//! dir = "/var/lib/stackctl/recordings"
+//! format = "mp4"            # or "h264"
+//! mode = "manual"           # or "continuous"
+//! segment_duration = "10m"
+//! max_total_bytes = "20GB"
+//! ```
+//!
+//! Threads: `on_frame` (the delivery thread) only retains the frame and queues it; all file
+//! I/O of recording and retention runs on the recorder's own thread ([`worker`]); HTTP answers
+//! on the host's threads, reading recordings for downloads. `plugins/recorder/README.md` has
+//! every key and route.
+
+pub mod annexb;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod mp4;
+pub mod names;
+pub mod retention;
+pub mod segment;
+pub mod status;
+pub mod unit;
+pub mod worker;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use stackctl_sink_sdk::{
+    Context, Error, Frame, Request, Responder, RetainedFrame, Sink, export_sink,
+};
+
+use crate::config::Config;
+use crate::http::Control;
+use crate::status::Shared;
+use crate::worker::{Command, ControlError, Reply, Worker};
+
+/// How long an HTTP start or stop waits for the writer thread.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The recording sink.
+pub struct Recorder {
+    config: Config,
+    shared: Arc<Shared>,
+    /// Set by the writer thread while it wants frames.
+    armed: Arc<AtomicBool>,
+    /// After a drop, frames are skipped up to the next IDR (a P-frame without its reference
+    /// would not decode).
+    skipping: AtomicBool,
+    frames: Sender<RetainedFrame>,
+    commands: Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Recorder {
+    fn control(&self, make: fn(Sender<Reply>) -> Command) -> Reply {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.commands.send(make(tx)).is_err() {
+            return Err(ControlError::Failed(
+                "the recorder thread is gone".to_owned(),
+            ));
+        }
+        rx.recv_timeout(CONTROL_TIMEOUT).unwrap_or_else(|_| {
+            Err(ControlError::Failed(
+                "the recorder thread did not answer in time".to_owned(),
+            ))
+        })
+    }
+
+    fn queue_fill(&self) -> f64 {
+        let cap = self.frames.capacity().unwrap_or(1).max(1);
+        self.frames.len() as f64 / cap as f64
+    }
+}
+
+impl Control for Recorder {
+    fn start(&self) -> Reply {
+        self.control(Command::Start)
+    }
+    fn stop(&self) -> Reply {
+        self.control(Command::Stop)
+    }
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+    fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+    fn max_response_bytes(&self) -> u64 {
+        self.config.max_response_bytes
+    }
+}
+
+impl Sink for Recorder {
+    type Config = Config;
+    const NAME: &'static str = "recording";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const ROUTES: &'static [&'static str] = &[
+        "/start",
+        "/stop",
+        "/status",
+        "/api/recording",
+        "/recordings",
+    ];
+
+    fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
+        config.validate()?;
+        let shared = Arc::new(Shared::new(config.format, config.mode));
+        let armed = Arc::new(AtomicBool::new(false));
+        let (frames, frame_rx) = crossbeam_channel::bounded(config.buffer_frames);
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        let worker = Worker::<RetainedFrame>::new(config.clone(), shared.clone(), armed.clone());
+        let thread = std::thread::Builder::new()
+            .name("recorder".to_owned())
+            .spawn(move || worker.run(frame_rx, command_rx))
+            .map_err(|e| Error::failed(format!("cannot start the recorder thread: {e}")))?;
+        tracing::info!(
+            dir = %config.dir.display(),
+            format = config.format.extension(),
+            mode = ?config.mode,
+            "recorder ready"
+        );
+        Ok(Self {
+            config,
+            shared,
+            armed,
+            skipping: AtomicBool::new(false),
+            frames,
+            commands,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn on_frame(&self, frame: &Frame<'_>) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
+        if self.skipping.load(Ordering::Relaxed) && !frame.is_idr() {
+            self.shared
+                .counters
+                .queue_drops
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.frames.try_send(frame.retain()) {
+            Ok(()) => self.skipping.store(false, Ordering::Relaxed),
+            Err(TrySendError::Full(_)) => {
+                self.skipping.store(true, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .queue_drops
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    fn on_http(&self, request: Request, responder: Responder) {
+        let answer = http::handle(
+            self,
+            request.method(),
+            request.path(),
+            request.header("range"),
+        );
+        let headers: Vec<(&str, &str)> = answer
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        responder.respond(answer.status, &headers, &answer.body);
+    }
+
+    fn metrics(&self) -> String {
+        self.shared.metrics(self.queue_fill())
+    }
+
+    fn stop(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("the recorder thread panicked");
+        }
+    }
+}
+
+export_sink!(Recorder);

@@ -1,0 +1,198 @@
+//! What recording costs: 10 minutes of a 1920x1080, 30 fps, 8 Mbit/s camera (18,000 access
+//! units of realistic sizes, IDR every 30 frames, 30 fps capture timestamps) pushed through
+//! the recorder's queue and writer thread into real files, as fast as it goes.
+//!
+//! Prints, per run and as the median of the runs: CPU time (user + system, the whole process:
+//! the producer's retain-and-queue and the writer thread) per frame, the projected share of one
+//! core at 30 fps, and the throughput in frames per second (its ratio to 30 fps is the margin
+//! before the queue would drop anything).
+//!
+//! `cargo bench -p sink-recorder --bench record [-- --runs N --format mp4|h264 --dir DIR]`
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use sink_recorder::config::{Config, Format, Mode};
+use sink_recorder::status::Shared;
+use sink_recorder::unit::AccessUnit;
+use sink_recorder::worker::{Command, Worker};
+
+/// A frame whose bytes are shared, so producing one costs what retaining one does.
+struct BenchUnit {
+    data: Arc<Vec<u8>>,
+    timestamp_ns: u64,
+    idr: bool,
+}
+
+const SPS: &[u8] = &[
+    0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0,
+];
+const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+
+impl AccessUnit for BenchUnit {
+    fn data(&self) -> &[u8] {
+        &self.data
+    }
+    fn timestamp_ns(&self) -> u64 {
+        self.timestamp_ns
+    }
+    fn is_idr(&self) -> bool {
+        self.idr
+    }
+    fn sps(&self) -> Option<&[u8]> {
+        Some(SPS)
+    }
+    fn pps(&self) -> Option<&[u8]> {
+        Some(PPS)
+    }
+    fn has_inband_params(&self) -> bool {
+        self.idr
+    }
+    fn generation(&self) -> u32 {
+        0
+    }
+}
+
+/// An access unit of `size` bytes: optional SPS/PPS, one slice NAL of pseudo-random bytes
+/// (no accidental start codes: no zero bytes).
+fn access_unit(size: usize, idr: bool, seed: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(size + 32);
+    if idr {
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(SPS);
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(PPS);
+    }
+    v.extend_from_slice(&[0, 0, 0, 1, if idr { 0x65 } else { 0x41 }]);
+    let mut x = seed | 1;
+    while v.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        v.push((x as u8) | 1);
+    }
+    v
+}
+
+/// CPU time of the whole process so far (user + system), from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // CLK_TCK is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+struct Run {
+    cpu_per_frame: Duration,
+    fps: f64,
+    bytes: u64,
+}
+
+fn run(format: Format, dir: &std::path::Path, frames: u64) -> Run {
+    // 8 Mbit/s at 30 fps: 33,333 bytes a frame on average; an IDR (1 in 30) is 4x a P-frame.
+    let p_size = (8_000_000 / 8 / 30) * 30 / 33;
+    let idr_size = p_size * 4;
+    let pool: Vec<Arc<Vec<u8>>> = (0..30)
+        .map(|i| {
+            Arc::new(access_unit(
+                if i == 0 { idr_size } else { p_size },
+                i == 0,
+                i + 7,
+            ))
+        })
+        .collect();
+    let config = Config {
+        dir: dir.to_owned(),
+        format,
+        mode: Mode::Continuous,
+        ..Config::default()
+    };
+    let shared = Arc::new(Shared::new(format, Mode::Continuous));
+    let armed = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = crossbeam_channel::bounded(config.buffer_frames);
+    let (ctl, ctl_rx) = crossbeam_channel::unbounded();
+    let worker = Worker::<BenchUnit>::new(config, shared.clone(), armed);
+    let cpu0 = process_cpu();
+    let t0 = Instant::now();
+    let thread = std::thread::spawn(move || worker.run(rx, ctl_rx));
+    for n in 0..frames {
+        let i = (n % 30) as usize;
+        tx.send(BenchUnit {
+            data: pool[i].clone(),
+            timestamp_ns: 1_000_000_000 + n * 1_000_000_000 / 30,
+            idr: i == 0,
+        })
+        .expect("the worker runs");
+    }
+    ctl.send(Command::Shutdown).expect("the worker runs");
+    thread.join().expect("the worker ends");
+    let wall = t0.elapsed();
+    let cpu = process_cpu() - cpu0;
+    let status = shared.snapshot();
+    assert_eq!(
+        status.frame_count, frames,
+        "every frame recorded: {status:?}"
+    );
+    assert!(status.error.is_none(), "{status:?}");
+    Run {
+        cpu_per_frame: cpu / u32::try_from(frames).unwrap(),
+        fps: frames as f64 / wall.as_secs_f64(),
+        bytes: status.bytes_written,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs: usize = arg("--runs").and_then(|r| r.parse().ok()).unwrap_or(5);
+    let frames: u64 = arg("--frames")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(18_000);
+    let formats = match arg("--format").as_deref() {
+        Some("h264") => vec![Format::H264],
+        Some("mp4") => vec![Format::Mp4],
+        _ => vec![Format::Mp4, Format::H264],
+    };
+    let base = arg("--dir").map(std::path::PathBuf::from);
+    for format in formats {
+        let mut results = Vec::new();
+        for i in 0..runs {
+            let dir = match &base {
+                Some(b) => tempfile::tempdir_in(b).expect("tempdir"),
+                None => tempfile::tempdir().expect("tempdir"),
+            };
+            let r = run(format, dir.path(), frames);
+            println!(
+                "{:?} run {}: {frames} frames, {:.0} MB, CPU {:.1} us/frame = {:.3} % of one core at 30 fps, {:.0} fps ({:.0}x real time)",
+                format,
+                i + 1,
+                r.bytes as f64 / 1e6,
+                r.cpu_per_frame.as_secs_f64() * 1e6,
+                r.cpu_per_frame.as_secs_f64() * 30.0 * 100.0,
+                r.fps,
+                r.fps / 30.0
+            );
+            results.push(r);
+        }
+        results.sort_by_key(|r| r.cpu_per_frame);
+        let cpu = results[results.len() / 2].cpu_per_frame;
+        let mut fps: Vec<f64> = results.iter().map(|r| r.fps).collect();
+        fps.sort_by(f64::total_cmp);
+        println!(
+            "{format:?} median of {runs}: CPU {:.1} us/frame = {:.3} % of one core at 30 fps; {:.0} fps ({:.0}x real time), 0 drops",
+            cpu.as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 30.0 * 100.0,
+            fps[fps.len() / 2],
+            fps[fps.len() / 2] / 30.0
+        );
+    }
+}
