@@ -231,11 +231,7 @@ mod tests {
     #[test]
     fn fu_a_start_middle_end_rebuilds_header_and_body() {
         // NRI 3 (0x60) in the indicator, type 5 in the FU header.
-        let (out, r) = run(&[
-            &[0x7c, 0x85, 1, 2],
-            &[0x7c, 0x05, 3, 4],
-            &[0x7c, 0x45, 5],
-        ]);
+        let (out, r) = run(&[&[0x7c, 0x85, 1, 2], &[0x7c, 0x05, 3, 4], &[0x7c, 0x45, 5]]);
         assert_eq!(out, [0, 0, 0, 1, 0x65, 1, 2, 3, 4, 5]);
         assert_eq!(r, [Ok(()), Ok(()), Ok(())]);
     }

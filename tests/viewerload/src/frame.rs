@@ -119,7 +119,10 @@ mod tests {
         // A frame "from the future" wraps to ~13 h.
         assert_eq!(latency_ns(rtp_timestamp_of(now + 50 * MS), now), None);
         // 11 s old: over the limit.
-        assert_eq!(latency_ns(rtp_timestamp_of(now - 11 * NANOS_PER_SEC), now), None);
+        assert_eq!(
+            latency_ns(rtp_timestamp_of(now - 11 * NANOS_PER_SEC), now),
+            None
+        );
         // An arbitrary random-origin timestamp is almost surely implausible.
         assert_eq!(
             latency_ns(rtp_timestamp_of(now).wrapping_add(0x4000_0000), now),

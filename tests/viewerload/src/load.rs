@@ -38,7 +38,10 @@ pub async fn run(opts: &LoadOptions) -> Report {
         match joined {
             Ok(outcome) => outcomes.push(outcome),
             // A viewer task panicking is a bug here, not a server result; keep the count right.
-            Err(e) => outcomes.push(ViewerOutcome::failed(usize::MAX, format!("viewer task: {e}"))),
+            Err(e) => outcomes.push(ViewerOutcome::failed(
+                usize::MAX,
+                format!("viewer task: {e}"),
+            )),
         }
     }
     outcomes.sort_by_key(|o| o.index);
@@ -53,7 +56,8 @@ async fn watch(index: usize, opts: &LoadOptions) -> ViewerOutcome {
         Ok(viewer) => viewer,
         Err(e) => return ViewerOutcome::failed(index, e.to_string()),
     };
-    let warm_until_ns = started_ns.saturating_add(u64::try_from(opts.warmup.as_nanos()).unwrap_or(u64::MAX));
+    let warm_until_ns =
+        started_ns.saturating_add(u64::try_from(opts.warmup.as_nanos()).unwrap_or(u64::MAX));
 
     let mut outcome = ViewerOutcome::new(index);
     loop {

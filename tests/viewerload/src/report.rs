@@ -280,9 +280,7 @@ impl Report {
             viewers_with_frames: with_frames,
             connect_ms: spread(viewers.iter().filter_map(|v| v.connect_ms)),
             time_to_first_frame_ms: spread(viewers.iter().filter_map(|v| v.first_frame_ms)),
-            time_to_first_keyframe_ms: spread(
-                viewers.iter().filter_map(|v| v.first_keyframe_ms),
-            ),
+            time_to_first_keyframe_ms: spread(viewers.iter().filter_map(|v| v.first_keyframe_ms)),
             fps,
             total_frames: viewers.iter().map(|v| v.frames).sum(),
             incomplete_frames: viewers.iter().map(|v| v.incomplete_frames).sum(),
@@ -306,7 +304,12 @@ impl Report {
 fn fmt_spread(s: Option<Spread>) -> String {
     s.map_or_else(
         || "-".to_owned(),
-        |s| format!("p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms", s.p50, s.p90, s.max),
+        |s| {
+            format!(
+                "p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                s.p50, s.p90, s.max
+            )
+        },
     )
 }
 

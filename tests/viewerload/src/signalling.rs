@@ -132,6 +132,11 @@ pub async fn request(
     result
 }
 
+/// Checks that `base_url` is a usable base: `http://host[:port][/prefix]`, no query.
+pub fn check_base_url(base_url: &str) -> Result<(), Error> {
+    join(base_url, "/").map(|_| ())
+}
+
 /// `{base}{path}`, with exactly one `/` between them.
 pub(crate) fn join(base_url: &str, path: &str) -> Result<String, Error> {
     parse_http_url(base_url)?;
@@ -173,10 +178,7 @@ pub(crate) fn resolve_location(request_url: &str, location: &str) -> Result<Stri
         return Ok(location.to_owned());
     }
     let uri = parse_http_url(request_url)?;
-    let origin = format!(
-        "http://{}",
-        uri.authority().map_or("", |a| a.as_str())
-    );
+    let origin = format!("http://{}", uri.authority().map_or("", |a| a.as_str()));
     if let Some(rest) = location.strip_prefix("//") {
         return Ok(format!("http://{rest}"));
     }

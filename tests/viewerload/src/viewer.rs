@@ -20,7 +20,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit}
 
 use crate::Error;
 use crate::frame::ReceivedFrame;
-use crate::reassemble::{ReassemblyCounters, Reassembler, RtpIn};
+use crate::reassemble::{Reassembler, ReassemblyCounters, RtpIn};
 use crate::signalling;
 
 /// The H.264 variants offered, as a browser does: the server answers with the one that
@@ -329,7 +329,7 @@ impl Viewer {
         let started_at = Instant::now();
         let deadline = tokio::time::Instant::now() + opts.connect_timeout;
         // Checked before any socket is opened, so a bad URL is a clean error.
-        signalling::join(&opts.base_url, "/")?;
+        signalling::check_base_url(&opts.base_url)?;
 
         let (state_tx, state_rx) = watch::channel(ConnectionState::New);
         let (gathered_tx, mut gathered_rx) = watch::channel(false);
@@ -406,8 +406,7 @@ impl Viewer {
                         Ok::<_, Error>(answer.sdp)
                     }
                     Signalling::Offer => {
-                        signalling::legacy_offer(&opts.base_url, &opts.offer_path, &offer_sdp)
-                            .await
+                        signalling::legacy_offer(&opts.base_url, &opts.offer_path, &offer_sdp).await
                     }
                 }
             };

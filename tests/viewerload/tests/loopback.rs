@@ -131,7 +131,9 @@ async fn whep_viewer_receives_access_units_byte_for_byte() {
     assert_eq!(frames[0].nal_types(), [7, 8, 5]);
     assert_eq!(frames[3].nal_types(), [1, 1]);
     // Timestamps advance by ~33 ms (3000 ticks) per frame, across any wrap.
-    let step = frames[1].rtp_timestamp.wrapping_sub(frames[0].rtp_timestamp);
+    let step = frames[1]
+        .rtp_timestamp
+        .wrapping_sub(frames[0].rtp_timestamp);
     assert!((1500..6000).contains(&step), "step {step}");
 
     let stats = viewer.stats();
@@ -234,7 +236,9 @@ async fn a_full_server_gives_a_typed_503_and_bad_requests_their_json_error() {
 
     // Nothing listening: a connect error, not a hang.
     let closed = format!("http://127.0.0.1:{}", unused_port().await);
-    let err = Viewer::connect(&ViewerOptions::new(closed)).await.unwrap_err();
+    let err = Viewer::connect(&ViewerOptions::new(closed))
+        .await
+        .unwrap_err();
     assert!(matches!(err, viewerload::Error::Connect { .. }), "{err}");
 }
 
@@ -270,4 +274,57 @@ async fn a_load_run_connects_every_viewer_and_measures_latency() {
     assert!(fps.min > 15.0, "{report}");
     assert_eq!(fx.sessions.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(fx.deletes.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_a_json_report_and_exits_0() {
+    let (script, _) = script();
+    let fx = Fixture::start(Config {
+        script,
+        ..Config::default()
+    })
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_viewerload"))
+        .args(["--url", &fx.base_url, "--viewers", "2", "--duration", "2s"])
+        .args(["--warmup", "500ms", "--ramp", "20ms", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["viewers_connected"], 2);
+    assert!(report["latency_ms"]["p50"].as_f64().unwrap() < 500.0);
+    assert_eq!(report["viewers"].as_array().unwrap().len(), 2);
+    assert_eq!(fx.deletes.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // A full server: every viewer fails, exit status 1, the server's reason in the report.
+    let full = Fixture::start(Config {
+        full: true,
+        ..Config::default()
+    })
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_viewerload"))
+        .args([
+            "--url",
+            &full.base_url,
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("HTTP 503: viewer limit reached (1)"),
+        "{stdout}"
+    );
 }
