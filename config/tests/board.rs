@@ -3,7 +3,7 @@
 //! option and environment variable of the script still works against it.
 #![allow(missing_docs)]
 // Helpers outside `#[test]` functions panic on purpose, as tests do.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -353,7 +353,7 @@ fn a_bad_script_value_is_refused_naming_the_variable() {
     sources.search.clear();
     sources.file = Some(PathBuf::from(BOARD));
     sources.env = vec![("YOLO_MODEL".into(), "v9n".into())];
-    let errors = load(&sources).err().expect("v9n is refused").to_string();
+    let errors = load(&sources).expect_err("v9n is refused").to_string();
     assert!(
         errors.contains("detector.model") && errors.contains("env YOLO_MODEL"),
         "{errors}"
