@@ -37,6 +37,9 @@ pub const H264_PROFILES: [(u8, &str); 5] = [
 /// [`ViewerStats::frames_unread_dropped`]): ~8 s at 30 fps.
 pub const FRAME_QUEUE: usize = 256;
 
+/// Limit for the WHEP `DELETE` in [`Viewer::close`].
+pub const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How the viewer exchanges SDP with the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Signalling {
@@ -509,7 +512,7 @@ impl Viewer {
     async fn shutdown(&mut self) -> Result<(), Error> {
         self.closed = true;
         let deleted = match self.session_url.take() {
-            Some(url) => signalling::whep_delete(&url).await,
+            Some(url) => delete_session(&url).await,
             None => Ok(()),
         };
         if let Some(reader) = lock(&self.shared.reader).take() {
@@ -521,6 +524,16 @@ impl Viewer {
         closed?;
         Ok(())
     }
+}
+
+/// `DELETE` of a WHEP session, bounded so that a hung server cannot hang `close`.
+async fn delete_session(url: &str) -> Result<(), Error> {
+    tokio::time::timeout(DELETE_TIMEOUT, signalling::whep_delete(url))
+        .await
+        .map_err(|_| Error::Timeout {
+            after: DELETE_TIMEOUT,
+            during: "waiting for the WHEP session DELETE",
+        })?
 }
 
 impl Drop for Viewer {
@@ -541,7 +554,7 @@ impl Drop for Viewer {
         let session_url = self.session_url.take();
         runtime.spawn(async move {
             if let Some(url) = session_url {
-                let _ = signalling::whep_delete(&url).await;
+                let _ = delete_session(&url).await;
             }
             let _ = pc.close().await;
         });
