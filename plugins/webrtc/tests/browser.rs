@@ -1,0 +1,321 @@
+//! The viewer page (`assets/viewer.html`) in headless Chromium.
+//!
+//! - Against a scripted WHEP endpoint (a small HTTP server in this file): what the page sends
+//!   (a complete, non-trickle recvonly offer, to `./whep` relative to the page or to `?whep=`),
+//!   and how it takes a full server (503: the server's message shown, `Retry-After` honoured)
+//!   and leaving (`DELETE` of the session).
+//! - End to end: `stackctl up` with camsim and this sink, the page served at `/` playing the
+//!   camera: frames decoded at camsim's size, no errors, and the session removed on leaving.
+//!
+//! Each test skips (passes, after a loud `SKIPPED:` line) without Chromium.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stackctl_tests::browser::Browser;
+use stackctl_tests::plugins::{camera_config, http_get, poll, rust_plugin, toml_path};
+use stackctl_tests::unique_shm;
+use stackctl_tests::up::{EVENT_TIMEOUT, Stack};
+
+const PAGE: &str = include_str!("../assets/viewer.html");
+
+/// One request the scripted server received.
+#[derive(Debug, Clone)]
+struct Seen {
+    at: Instant,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A scripted HTTP server on 127.0.0.1: the page at `/cam/` (a path prefix, as behind a reverse
+/// proxy), and `POST /cam/whep` answered `503` with a JSON error and `Retry-After: 1`. Every
+/// request is reported on the returned channel.
+fn scripted_server() -> (u16, Receiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let tx = tx.clone();
+            std::thread::spawn(move || serve(stream, &tx));
+        }
+    });
+    (port, rx)
+}
+
+fn serve(stream: TcpStream, tx: &Sender<Seen>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_owned(),
+        parts.next().unwrap_or("").to_owned(),
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let seen = Seen {
+        at: Instant::now(),
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let (status, extra, content_type, reply) = match (seen.method.as_str(), seen.path.as_str()) {
+        ("GET", "/cam/") => (200, "", "text/html; charset=utf-8", PAGE.to_owned()),
+        ("POST", "/cam/whep") => (
+            503,
+            "Retry-After: 1\r\n",
+            "application/json",
+            r#"{"error":"10 viewers already: the limit is 10"}"#.to_owned(),
+        ),
+        _ => (404, "", "text/plain", "no".to_owned()),
+    };
+    let _ = tx.send(seen);
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
+
+/// The next request matching `method path`, skipping others.
+fn next_request(rx: &Receiver<Seen>, method: &str, path: &str) -> Seen {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let seen = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no {method} {path} within {EVENT_TIMEOUT:?}: {e}"));
+        if seen.method == method && seen.path == path {
+            return seen;
+        }
+    }
+}
+
+#[test]
+fn the_page_offers_to_whep_beside_it_and_waits_as_a_full_server_says() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (port, rx) = scripted_server();
+    browser.open(&format!("http://127.0.0.1:{port}/cam/"));
+    assert_eq!(browser.evaluate("document.title"), "stackctl — live");
+    assert_eq!(
+        browser.evaluate("typeof window.stackctlViewer"),
+        "object",
+        "console: {:?}",
+        browser.console()
+    );
+
+    // The offer: to ./whep relative to the page, as SDP, complete (gathered before sending:
+    // the server does not wait for trickled candidates), receive-only video on one bundle.
+    let first = next_request(&rx, "POST", "/cam/whep");
+    assert_eq!(first.header("content-type"), Some("application/sdp"));
+    let sdp = &first.body;
+    assert!(sdp.starts_with("v=0\r\n"), "{sdp}");
+    assert!(sdp.contains("m=video "), "{sdp}");
+    assert!(!sdp.contains("m=audio"), "{sdp}");
+    assert!(sdp.contains("a=recvonly"), "{sdp}");
+    assert!(sdp.contains("a=group:BUNDLE"), "{sdp}");
+    assert!(sdp.contains("a=rtcp-mux"), "{sdp}");
+    assert!(sdp.contains("H264/90000"), "{sdp}");
+    assert!(
+        sdp.lines()
+            .any(|l| l.starts_with("a=candidate:") && l.contains(" 127.0.0.1 ")),
+        "no loopback candidate in the offer:\n{sdp}"
+    );
+
+    // 503: the server's own message shown, and the next offer after Retry-After (1 s), not at
+    // once and not after the page's own backoff.
+    let shown = browser.wait_for(
+        "the server's message shown",
+        "document.getElementById('notice').textContent.includes('the limit is 10') && window.stackctlViewer",
+        Duration::from_secs(10),
+    );
+    assert_eq!(shown["state"], "waiting", "{shown:#}");
+    assert!(shown["errors"]["whep"].as_u64() >= Some(1), "{shown:#}");
+    assert_eq!(shown["errors"]["decode"], 0, "{shown:#}");
+    assert!(
+        shown["errors"]["last"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("503") && m.contains("the limit is 10")),
+        "{shown:#}"
+    );
+    let second = next_request(&rx, "POST", "/cam/whep");
+    let gap = second.at - first.at;
+    eprintln!("second offer {gap:?} after the first");
+    assert!(
+        gap >= Duration::from_millis(900) && gap < Duration::from_secs(4),
+        "Retry-After: 1 not honoured: the second offer came {gap:?} after the first"
+    );
+
+    // Only the page's own server was asked for anything (no CDN, no font, no icon elsewhere).
+    let own = format!("http://127.0.0.1:{port}/");
+    let foreign: Vec<&String> = browser
+        .requests()
+        .iter()
+        .filter(|r| {
+            !r.split_once(' ')
+                .is_some_and(|(_, url)| url.starts_with(&own))
+        })
+        .collect();
+    assert!(foreign.is_empty(), "requests elsewhere: {foreign:?}");
+}
+
+#[test]
+fn the_whep_query_parameter_overrides_the_endpoint() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let (port, rx) = scripted_server();
+    browser.open(&format!(
+        "http://127.0.0.1:{port}/cam/?whep=/elsewhere/whep"
+    ));
+    let offer = next_request(&rx, "POST", "/elsewhere/whep");
+    assert!(offer.body.contains("m=video "), "{}", offer.body);
+    // A 404 is a WHEP error, shown with its status.
+    let viewer = browser.wait_for(
+        "the 404 counted",
+        "window.stackctlViewer.errors.whep > 0 && window.stackctlViewer",
+        Duration::from_secs(10),
+    );
+    assert!(
+        viewer["errors"]["last"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("404")),
+        "{viewer:#}"
+    );
+}
+
+/// `/health`'s count of WebRTC viewers.
+fn viewers(port: u16) -> u64 {
+    let (code, body) = http_get(port, "/health");
+    let health: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/health ({code}) is not JSON: {e}: {body}"));
+    health["webrtc_clients"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no webrtc_clients in /health: {body}"))
+}
+
+#[test]
+fn chromium_plays_the_camera_from_the_page_at_the_root() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    let library = rust_plugin("sink-webrtc");
+    let shm = unique_shm("webrtc-browser");
+    // camera_config: camsim at 320x240, 30 fps, OpenH264 constrained baseline.
+    let stack = Stack::new(&format!(
+        r#"{camera}
+[plugins.streaming]
+path = {library}
+bind = ["127.0.0.1"]
+"#,
+        camera = camera_config(&shm),
+        library = toml_path(&library),
+    ));
+    let port = stack.http_port().expect("the harness chose the HTTP port");
+    let mut up = stack.up(&[], &[]);
+    up.first_line(&["plugin started", "plugin=streaming"]);
+    up.first_line(&["stack ready"]);
+
+    browser.open(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(browser.evaluate("document.title"), "stackctl — live");
+    let viewer = browser.wait_for(
+        "more than 30 frames decoded",
+        "window.stackctlViewer.stats.framesDecoded > 30 && window.stackctlViewer",
+        Duration::from_secs(20),
+    );
+    eprintln!("viewer: {viewer:#}");
+    let stats = &viewer["stats"];
+    assert_eq!(viewer["state"], "connected", "{viewer:#}");
+    assert_eq!(
+        (stats["width"].as_u64(), stats["height"].as_u64()),
+        (Some(320), Some(240)),
+        "camsim's --size: {viewer:#}"
+    );
+    assert_eq!(stats["codec"], "H264", "{viewer:#}");
+    assert!(stats["keyFramesDecoded"].as_u64() >= Some(1), "{viewer:#}");
+    for kind in ["decode", "connection", "whep"] {
+        assert_eq!(viewer["errors"][kind], 0, "{kind} errors: {viewer:#}");
+    }
+    // The <video> plays what was decoded.
+    let video = browser.evaluate(
+        "({w: video.videoWidth, h: video.videoHeight, paused: video.paused, error: video.error && video.error.code})",
+    );
+    assert_eq!(
+        video,
+        serde_json::json!({"w": 320, "h": 240, "paused": false, "error": null}),
+        "{video:#}"
+    );
+    // Still decoding a second later: frames keep coming, not one burst.
+    let before = stats["framesDecoded"].as_u64().unwrap();
+    browser.wait_for(
+        "frames still decoded",
+        &format!(
+            "window.stackctlViewer.stats.framesDecoded > {}",
+            before + 15
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(viewers(port), 1, "the page is one viewer");
+
+    // Leaving the page DELETEs its session: the viewer is gone well before the sink's own
+    // timeouts (disconnected after 5 s, removed after 10 s) would remove it.
+    let left = Instant::now();
+    browser.open("about:blank");
+    poll(
+        "the viewer removed",
+        Duration::from_secs(4),
+        || match viewers(port) {
+            0 => Ok(()),
+            n => Err(format!("{n} viewers")),
+        },
+    );
+    eprintln!("viewer removed {:?} after leaving", left.elapsed());
+    let deleted = browser
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("DELETE ") && r.contains("/whep/"))
+        .count();
+    let (_, metrics) = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("webrtc_viewers_removed_total{reason=\"closed\"} 1"),
+        "the viewer was not removed as closed ({deleted} DELETE seen by the browser):\n{metrics}"
+    );
+    up.terminate();
+}

@@ -1,0 +1,60 @@
+//! A real WebRTC viewer (webrtc-rs, through `viewerload`) against the real stackctl with the
+//! sink, fed by camsim: over WHEP and over the legacy offer, the access units it receives are
+//! the camera's, byte for byte, in order, from an IDR with SPS and PPS, even though the camera
+//! sends its parameter sets only once.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Streaming, assert_matches_camera, runtime};
+use viewerload::{Signalling, Viewer, ViewerOptions};
+
+/// Frames each viewer collects.
+const FRAMES: usize = 45;
+
+async fn receive(url: &str, signalling: Signalling, path: &str) -> (Vec<Vec<u8>>, Option<String>) {
+    let mut options = ViewerOptions::new(url);
+    options.signalling = signalling;
+    options.offer_path = path.to_owned();
+    let mut viewer = Viewer::connect(&options).await.expect("viewer connects");
+    let session = viewer.session_url().map(str::to_owned);
+    viewer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("ICE and DTLS connect");
+    let mut frames = Vec::new();
+    while frames.len() < FRAMES {
+        let frame = tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the connection stays up");
+        assert!(
+            frame.complete,
+            "frame {} lost packets on loopback",
+            frames.len()
+        );
+        frames.push(frame.annexb);
+    }
+    viewer.close().await.expect("close");
+    (frames, session)
+}
+
+#[test]
+fn whep_and_the_legacy_offer_deliver_the_camera_byte_for_byte() {
+    let stream = Streaming::start("webrtc-stream", &["--params", "first", "--gop", "15"], "");
+    let url = stream.url();
+    let rt = runtime();
+    let (whep, session) = rt.block_on(receive(&url, Signalling::Whep, "/offer"));
+    let session = session.expect("WHEP gives a session URL");
+    assert!(session.contains("/whep/"), "{session}");
+    let (legacy, _) = rt.block_on(receive(&url, Signalling::Offer, "/api/webrtc/offer"));
+    let (legacy_short, _) = rt.block_on(receive(&url, Signalling::Offer, "/offer"));
+    // Both WHEP sessions and the legacy ones were closed by the viewers.
+    stream.wait_metric("streaming_active_clients", 0.0);
+    let camera = stream.stop();
+    assert_matches_camera(&whep, &camera, "WHEP");
+    assert_matches_camera(&legacy, &camera, "POST /api/webrtc/offer");
+    assert_matches_camera(&legacy_short, &camera, "POST /offer");
+}
