@@ -300,19 +300,21 @@ bind = ["127.0.0.1"]
     // than the page left, so that the browser still reports the page's requests.
     let left = Instant::now();
     browser.evaluate("dispatchEvent(new PageTransitionEvent('pagehide', {persisted: false}))");
-    poll("the viewer removed", Duration::from_secs(4), || {
-        match viewers(port) {
+    poll(
+        "the viewer removed",
+        Duration::from_secs(4),
+        || match viewers(port) {
             0 => Ok(()),
             n => Err(format!("{n} viewers")),
-        }
-    });
+        },
+    );
     eprintln!("viewer removed {:?} after pagehide", left.elapsed());
     let whep = format!("http://127.0.0.1:{port}/whep/");
     let requests = browser.requests().to_vec();
     assert!(
-        requests
-            .iter()
-            .any(|r| r.strip_prefix("DELETE ").is_some_and(|url| url.starts_with(&whep))),
+        requests.iter().any(|r| r
+            .strip_prefix("DELETE ")
+            .is_some_and(|url| url.starts_with(&whep))),
         "no DELETE of the session: {requests:?}"
     );
     let (_, metrics) = http_get(port, "/metrics");
@@ -323,9 +325,9 @@ bind = ["127.0.0.1"]
     // Nothing but the stack itself was asked for anything.
     let own = format!("http://127.0.0.1:{port}/");
     assert!(
-        requests
-            .iter()
-            .all(|r| r.split_once(' ').is_some_and(|(_, url)| url.starts_with(&own))),
+        requests.iter().all(|r| r
+            .split_once(' ')
+            .is_some_and(|(_, url)| url.starts_with(&own))),
         "{requests:?}"
     );
     up.terminate();

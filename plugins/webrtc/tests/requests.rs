@@ -152,10 +152,9 @@ fn bad_requests_full_server_and_delete() {
         b.wait_connected(Duration::from_secs(10))
             .await
             .expect("second connects");
-        let refused = Viewer::connect(&options)
-            .await
-            .err()
-            .expect("a third viewer is refused");
+        let Err(refused) = Viewer::connect(&options).await else {
+            panic!("a third viewer is refused");
+        };
         assert_eq!(refused.status(), Some(503), "{refused}");
         assert_eq!(
             refused.server_message(),
