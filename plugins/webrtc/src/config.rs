@@ -25,6 +25,9 @@ pub struct Config {
     /// Extra addresses advertised as host candidates, for a 1:1 NAT (a public IP that
     /// forwards to this board).
     pub nat_ips: Vec<IpAddr>,
+    /// Resolve viewers' mDNS (`.local`) candidates: one more socket per viewer, and not needed
+    /// for a browser to connect (its connectivity checks reveal its address).
+    pub mdns: bool,
     /// Frames a viewer may have queued before it skips to the next IDR.
     pub viewer_queue: usize,
     /// Start a new viewer with the frames since the last IDR, so it shows a picture at once
@@ -64,6 +67,7 @@ impl Default for Config {
             bind: vec![IpAddr::from([0, 0, 0, 0])],
             udp_port: 0,
             nat_ips: Vec::new(),
+            mdns: false,
             viewer_queue: 90,
             gop_cache: true,
             gather_timeout: Duration::from_secs(2),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod h264;
 pub mod hub;
 pub mod metrics;
+pub mod mux;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
@@ -64,7 +65,14 @@ impl Sink for StreamingSink {
             stun = ?config.stun,
             "serving WebRTC viewers"
         );
-        let sessions = Sessions::new(Arc::clone(&hub), config, runtime.clone());
+        let mux = match config.udp_port {
+            0 => None,
+            port => Some(
+                mux::UdpMux::bind(&config.bind, port, &runtime)
+                    .map_err(|e| Error::config("udp_port", format_args!("{port}: {e}")))?,
+            ),
+        };
+        let sessions = Sessions::new(Arc::clone(&hub), config, runtime.clone(), mux);
         Ok(Self {
             hub,
             sessions,

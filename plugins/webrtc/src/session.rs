@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,9 +22,11 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, Registry,
     SettingEngineBuilder, StatsSelector, register_default_interceptors,
 };
+use webrtc::runtime::Runtime;
 
 use crate::config::{Config, TimestampOrigin};
 use crate::hub::{Hub, Packetized, State, Viewer};
+use crate::mux::{MuxRuntime, UdpMux, ice_credentials};
 use crate::sdp::{self, H264Format};
 
 /// How often a viewer's RTCP figures (keyframe requests) are read.
@@ -57,6 +60,7 @@ struct Session {
 pub struct Sessions {
     hub: Arc<Hub>,
     config: Config,
+    mux: Option<Arc<UdpMux>>,
     runtime: tokio::runtime::Handle,
     table: std::sync::Mutex<std::collections::HashMap<String, Session>>,
 }
@@ -71,11 +75,18 @@ pub struct Answer {
 }
 
 impl Sessions {
-    /// A table feeding viewers from `hub`, with connections driven on `runtime`.
-    pub fn new(hub: Arc<Hub>, config: Config, runtime: tokio::runtime::Handle) -> Arc<Self> {
+    /// A table feeding viewers from `hub`, with connections driven on `runtime`, all on
+    /// the shared UDP port `mux` if there is one.
+    pub fn new(
+        hub: Arc<Hub>,
+        config: Config,
+        runtime: tokio::runtime::Handle,
+        mux: Option<Arc<UdpMux>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             hub,
             config,
+            mux,
             runtime,
             table: std::sync::Mutex::default(),
         })
@@ -172,7 +183,14 @@ impl Sessions {
             )
             // Checks every 50 ms instead of 200 (for as long in total): the answer-to-connected
             // time is mostly the answerer waiting for its next check.
-            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28));
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+            // mDNS costs a multicast socket per viewer; without it a browser's `.local`
+            // candidates are ignored, and its checks reveal its address anyway.
+            .with_multicast_dns_mode(if config.mdns {
+                MulticastDnsMode::QueryOnly
+            } else {
+                MulticastDnsMode::Disabled
+            });
         if !config.nat_ips.is_empty() {
             settings = settings.with_nat_1to1_ips(
                 config.nat_ips.iter().map(ToString::to_string).collect(),
@@ -200,7 +218,16 @@ impl Sessions {
             .iter()
             .map(|ip| SocketAddr::new(*ip, 0))
             .collect();
-        let pc = PeerConnectionBuilder::new()
+        let mux_runtime = self.mux.as_ref().map(|mux| {
+            let (ufrag, password) = ice_credentials();
+            settings = std::mem::take(&mut settings).with_ice_credentials(ufrag.clone(), password);
+            MuxRuntime::new(Arc::clone(mux), ufrag)
+        });
+        let mut builder = PeerConnectionBuilder::new();
+        if let Some(runtime) = &mux_runtime {
+            builder = builder.with_runtime(Arc::clone(runtime) as Arc<dyn Runtime>);
+        }
+        let pc = builder
             .with_configuration(rtc_config)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
@@ -243,7 +270,11 @@ impl Sessions {
                 .local_description()
                 .await
                 .ok_or_else(|| webrtc_err("no local description after setting it"))?;
-            Ok::<_, SessionError>((track, local.sdp))
+            let sdp = match (&self.mux, &mux_runtime) {
+                (Some(mux), Some(runtime)) => mux.rewrite_candidates(&local.sdp, &runtime.bound()),
+                _ => local.sdp,
+            };
+            Ok::<_, SessionError>((track, sdp))
         }
         .await;
         match built {

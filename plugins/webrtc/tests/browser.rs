@@ -2,8 +2,8 @@
 //!
 //! - Against a scripted WHEP endpoint (a small HTTP server in this file): what the page sends
 //!   (a complete, non-trickle recvonly offer, to `./whep` relative to the page or to `?whep=`),
-//!   and how it takes a full server (503: the server's message shown, `Retry-After` honoured)
-//!   and leaving (`DELETE` of the session).
+//!   how it takes a full server (503: the server's message shown, `Retry-After` honoured), ICE
+//!   servers in `Link` headers, and a session that fails (`DELETE`d before the next offer).
 //! - End to end: `stackctl up` with camsim and this sink, the page served at `/` playing the
 //!   camera: frames decoded at camsim's size, no errors, and the session removed on leaving.
 //!
@@ -102,6 +102,21 @@ fn serve(stream: TcpStream, tx: &Sender<Seen>) {
             "application/json",
             r#"{"error":"10 viewers already: the limit is 10"}"#.to_owned(),
         ),
+        // A session whose answer is no SDP: the page must give up on it (DELETE) and offer
+        // again, with the ICE servers of the Link headers (on loopback: nothing is contacted).
+        ("POST", "/link/whep") => (
+            201,
+            concat!(
+                "Location: /link/whep/s1\r\n",
+                "Link: <stun:127.0.0.1:9>; rel=\"ice-server\"\r\n",
+                "Link: <turn:127.0.0.1:9?transport=udp>; rel=\"ice-server\"; username=\"u\"; ",
+                "credential=\"p;w,x\"; credential-type=\"password\"\r\n",
+                "Link: </other>; rel=\"help\"\r\n",
+            ),
+            "application/sdp",
+            "v=0\r\nnot an answer\r\n".to_owned(),
+        ),
+        ("DELETE", "/link/whep/s1") => (200, "", "text/plain", String::new()),
         _ => (404, "", "text/plain", "no".to_owned()),
     };
     let _ = tx.send(seen);
@@ -198,28 +213,33 @@ fn the_page_offers_to_whep_beside_it_and_waits_as_a_full_server_says() {
 }
 
 #[test]
-fn the_whep_query_parameter_overrides_the_endpoint() {
+fn the_page_takes_ice_servers_from_link_headers_and_deletes_a_failed_session() {
     let Some(mut browser) = Browser::launch() else {
         return;
     };
     let (port, rx) = scripted_server();
-    browser.open(&format!(
-        "http://127.0.0.1:{port}/cam/?whep=/elsewhere/whep"
-    ));
-    let offer = next_request(&rx, "POST", "/elsewhere/whep");
-    assert!(offer.body.contains("m=video "), "{}", offer.body);
-    // A 404 is a WHEP error, shown with its status.
+    // ?whep= overrides ./whep.
+    browser.open(&format!("http://127.0.0.1:{port}/cam/?whep=/link/whep"));
+    next_request(&rx, "POST", "/link/whep");
+    // The answer is refused: the session is deleted before the next offer.
+    let deleted = next_request(&rx, "DELETE", "/link/whep/s1");
+    let again = next_request(&rx, "POST", "/link/whep");
+    assert!(again.at > deleted.at);
     let viewer = browser.wait_for(
-        "the 404 counted",
+        "the bad answer counted",
         "window.stackctlViewer.errors.whep > 0 && window.stackctlViewer",
         Duration::from_secs(10),
     );
-    assert!(
-        viewer["errors"]["last"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("404")),
-        "{viewer:#}"
+    eprintln!("viewer: {viewer:#}");
+    assert_eq!(
+        viewer["iceServers"],
+        serde_json::json!([
+            {"urls": "stun:127.0.0.1:9"},
+            {"urls": "turn:127.0.0.1:9?transport=udp", "username": "u", "credential": "p;w,x"},
+        ]),
+        "only rel=\"ice-server\" links, with their credentials: {viewer:#}"
     );
+    assert_eq!(viewer["errors"]["decode"], 0, "{viewer:#}");
 }
 
 /// `/health`'s count of WebRTC viewers.

@@ -58,3 +58,73 @@ fn whep_and_the_legacy_offer_deliver_the_camera_byte_for_byte() {
     assert_matches_camera(&legacy, &camera, "POST /api/webrtc/offer");
     assert_matches_camera(&legacy_short, &camera, "POST /offer");
 }
+
+/// The UDP sockets of process `pid`, as their local ports (from `/proc`).
+fn udp_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            inodes
+                .contains(&(*fields.get(9)?).to_owned())
+                .then_some(port)
+        })
+        .collect()
+}
+
+#[test]
+fn one_shared_udp_port_serves_every_viewer() {
+    let port = stackctl_tests::up::free_port();
+    let stream = Streaming::start(
+        "webrtc-mux",
+        &[],
+        &format!("udp_port = {port}\nrtp_timestamp_origin = \"monotonic\""),
+    );
+    let url = stream.url();
+    let rt = runtime();
+    let viewers = rt.block_on(async {
+        let options = ViewerOptions::new(&url);
+        let mut viewers = Vec::new();
+        for _ in 0..3 {
+            let viewer = Viewer::connect(&options).await.expect("viewer connects");
+            viewer
+                .wait_connected(Duration::from_secs(10))
+                .await
+                .expect("ICE over the shared port");
+            viewers.push(viewer);
+        }
+        for viewer in &mut viewers {
+            for _ in 0..15 {
+                let frame = tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
+                    .await
+                    .expect("a frame within 10 s")
+                    .expect("the connection stays up");
+                assert!(frame.complete);
+                let latency = frame.latency_ns().expect("monotonic RTP timestamps");
+                assert!(latency < 5_000_000_000, "{latency} ns");
+            }
+        }
+        viewers
+    });
+    // Three live connections, and stackctl has one UDP socket: the shared port.
+    let ports = udp_ports(stream.up.pid());
+    assert_eq!(ports, [port], "stackctl's UDP sockets");
+    rt.block_on(async {
+        for viewer in viewers {
+            viewer.close().await.expect("close");
+        }
+    });
+    stream.wait_metric("streaming_active_clients", 0.0);
+    stream.stop();
+}
