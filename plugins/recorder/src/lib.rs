@@ -29,6 +29,7 @@ pub mod names;
 pub mod retention;
 pub mod segment;
 pub mod status;
+pub mod timeline;
 pub mod unit;
 pub mod worker;
 pub mod writer;

@@ -108,7 +108,7 @@ impl<F: AccessUnit> Session<F> {
         }
         let by_time = self.cfg.segment_duration.is_some_and(|d| {
             let limit = mp4::ns_to_ticks(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-            w.peek_dts(frame) >= limit
+            w.peek_time(frame) >= limit
         });
         let by_size = self
             .cfg
@@ -121,7 +121,7 @@ impl<F: AccessUnit> Session<F> {
     /// Ends the current file just before `frame` and opens the next one.
     fn cut(&mut self, frame: &F) -> Result<(), RecordError> {
         if let Some(w) = self.writer.take() {
-            let end = w.peek_dts(frame);
+            let end = w.peek_time(frame);
             let summary = w.finish(Some(end))?;
             self.close(summary);
         }

@@ -8,10 +8,9 @@
 //! undone with `ftruncate` back to the end of the last complete fragment, so a disk-full error
 //! leaves a file that plays to its end.
 //!
-//! Sample timing comes from the capture timestamps (90 kHz ticks); the last held frame's
-//! duration is known when the next frame arrives, and at a clean end it takes the previous
-//! frame's duration. A camera restart (new generation) or a timestamp going backwards
-//! continues the timeline one frame duration after the last frame instead of jumping.
+//! Sample timing comes from the capture timestamps (90 kHz ticks, see `timeline.rs`); the last
+//! held frame's duration is known when the next frame arrives, and at a clean end it takes the
+//! previous frame's duration.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -24,10 +23,8 @@ use crate::config::{Format, Fsync};
 use crate::error::RecordError;
 use crate::mp4::{self, Sample, Track};
 use crate::names::{RecordingName, now};
+use crate::timeline::{Clock, Grid};
 use crate::unit::AccessUnit;
-
-/// A frame duration to use when none can be measured: 1/30 s.
-pub const DEFAULT_TICKS: u64 = 3_000;
 
 /// What a finished file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,46 +37,6 @@ pub struct FileSummary {
     pub bytes: u64,
     /// Media duration, in 90 kHz ticks.
     pub ticks: u64,
-}
-
-/// Decode times from capture times.
-#[derive(Debug, Clone, Copy)]
-struct Timeline {
-    anchor_ns: u64,
-    anchor_dts: u64,
-    generation: u32,
-    last_ns: u64,
-    last_dts: u64,
-    /// The latest measured frame interval, ticks: the step after a discontinuity.
-    step: u64,
-}
-
-impl Timeline {
-    /// The decode time of a frame captured at `ns` in `generation`, without recording it.
-    fn peek(&self, ns: u64, generation: u32) -> (u64, bool) {
-        if generation == self.generation && ns > self.last_ns {
-            let dts = self.anchor_dts + mp4::ns_to_ticks(ns - self.anchor_ns);
-            (dts.max(self.last_dts + 1), false)
-        } else {
-            // A restart or a clock going back: no huge or negative duration, just one more
-            // frame's worth.
-            (self.last_dts + self.step.max(1), true)
-        }
-    }
-
-    fn advance(&mut self, ns: u64, generation: u32) -> u64 {
-        let (dts, rebased) = self.peek(ns, generation);
-        if rebased {
-            self.anchor_ns = ns;
-            self.anchor_dts = dts;
-            self.generation = generation;
-        } else {
-            self.step = dts - self.last_dts;
-        }
-        self.last_ns = ns;
-        self.last_dts = dts;
-        dts
-    }
 }
 
 /// A recording file being written.
@@ -98,7 +55,10 @@ pub struct FileWriter<F> {
     ticks: u64,
     pending: Vec<(F, u64)>,
     pending_bytes: u64,
-    timeline: Option<Timeline>,
+    /// True times of the frames (set at the first frame).
+    clock: Option<Clock>,
+    /// Decode times, placed when a fragment is written.
+    grid: Grid,
     last_duration: u64,
     sequence: u32,
     /// The MP4 track (after the init segment is written).
@@ -181,8 +141,9 @@ impl<F: AccessUnit> FileWriter<F> {
             ticks: 0,
             pending: Vec::with_capacity(64),
             pending_bytes: 0,
-            timeline: None,
-            last_duration: DEFAULT_TICKS,
+            clock: None,
+            grid: Grid::new(mp4::TIMESCALE),
+            last_duration: 0,
             sequence: 1,
             track: None,
             raw_params: None,
@@ -197,7 +158,7 @@ impl<F: AccessUnit> FileWriter<F> {
 
     /// Whether a frame was accepted yet (the file then starts with an IDR).
     pub fn started(&self) -> bool {
-        self.timeline.is_some()
+        self.clock.is_some()
     }
 
     /// Frames accepted (written or held for the next fragment).
@@ -223,11 +184,11 @@ impl<F: AccessUnit> FileWriter<F> {
         }
     }
 
-    /// The decode time `frame` would get in this file.
-    pub fn peek_dts(&self, frame: &F) -> u64 {
-        match &self.timeline {
+    /// The true time (ticks since the file's first frame) of `frame` in this file.
+    pub fn peek_time(&self, frame: &F) -> u64 {
+        match &self.clock {
             None => 0,
-            Some(t) => t.peek(frame.timestamp_ns(), frame.generation()).0,
+            Some(c) => c.peek(frame.timestamp_ns(), frame.generation()),
         }
     }
 
@@ -245,30 +206,23 @@ impl<F: AccessUnit> FileWriter<F> {
     pub fn push(&mut self, frame: F) -> Result<(), RecordError> {
         let ns = frame.timestamp_ns();
         let generation = frame.generation();
-        let dts = match &mut self.timeline {
+        let t = match &mut self.clock {
             None => {
                 if self.format == Format::Mp4 {
                     self.write_init(&frame)?;
                 }
-                self.timeline = Some(Timeline {
-                    anchor_ns: ns,
-                    anchor_dts: 0,
-                    generation,
-                    last_ns: ns,
-                    last_dts: 0,
-                    step: DEFAULT_TICKS,
-                });
+                self.clock = Some(Clock::new(ns, generation, mp4::TIMESCALE));
                 0
             }
             Some(t) => t.advance(ns, generation),
         };
         if let Some((_, first)) = self.pending.first()
-            && dts.saturating_sub(*first) >= self.fragment_ticks
+            && t.saturating_sub(*first) >= self.fragment_ticks
         {
-            self.flush(Some(dts))?;
+            self.flush(Some(t))?;
         }
         self.pending_bytes += frame.data().len() as u64;
-        self.pending.push((frame, dts));
+        self.pending.push((frame, t));
         Ok(())
     }
 
@@ -331,12 +285,19 @@ impl<F: AccessUnit> FileWriter<F> {
         }
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        // Decode times now, on the rate's grid (primed with the first fragment's frames).
+        let times: Vec<u64> = pending.iter().map(|(_, t)| *t).chain(end).collect();
+        self.grid.prime(&times);
+        let dts: Vec<u64> = pending.iter().map(|(_, t)| self.grid.place(*t)).collect();
+        let end = end.map(|e| self.grid.peek(e));
         let mut durations = Vec::with_capacity(pending.len());
-        for (i, (_, dts)) in pending.iter().enumerate() {
-            let next = pending.get(i + 1).map(|(_, d)| *d).or(end);
+        for (i, d) in dts.iter().enumerate() {
+            let next = dts.get(i + 1).copied().or(end);
+            // The last frame before a stop or a stall: the previous frame's duration.
             let duration = match next {
-                Some(next) if next > *dts => next - dts,
-                _ => self.last_duration,
+                Some(next) if next > *d => next - d,
+                _ if self.last_duration > 0 => self.last_duration,
+                _ => self.grid.step(),
             };
             durations.push(duration);
             self.last_duration = duration.max(1);
@@ -344,14 +305,14 @@ impl<F: AccessUnit> FileWriter<F> {
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         match self.format {
-            Format::Mp4 => self.build_fragment(&mut buf, &pending, &durations),
+            Format::Mp4 => self.build_fragment(&mut buf, &pending, dts[0], &durations),
             Format::H264 => self.build_raw(&mut buf, &pending),
         }
         let written = self.write_out(&buf);
         self.buf = buf;
         written?;
         self.frames += pending.len() as u64;
-        self.ticks = pending[0].1 + durations.iter().sum::<u64>();
+        self.ticks = dts[dts.len() - 1] + durations[durations.len() - 1];
         if self.fsync == Fsync::Fragment
             && let Err(source) = self.file.sync_data()
         {
@@ -363,7 +324,13 @@ impl<F: AccessUnit> FileWriter<F> {
         Ok(())
     }
 
-    fn build_fragment(&mut self, buf: &mut Vec<u8>, pending: &[(F, u64)], durations: &[u64]) {
+    fn build_fragment(
+        &mut self,
+        buf: &mut Vec<u8>,
+        pending: &[(F, u64)],
+        base_dts: u64,
+        durations: &[u64],
+    ) {
         let samples: Vec<Sample> = pending
             .iter()
             .zip(durations)
@@ -378,7 +345,7 @@ impl<F: AccessUnit> FileWriter<F> {
             .collect();
         let payload: usize = samples.iter().map(|s| s.size as usize).sum();
         buf.reserve(mp4::moof_size(samples.len()) + 8 + payload);
-        mp4::fragment_header(buf, self.sequence, pending[0].1, &samples, payload);
+        mp4::fragment_header(buf, self.sequence, base_dts, &samples, payload);
         self.sequence = self.sequence.wrapping_add(1);
         for (frame, _) in pending {
             for unit in annexb::nal_units(frame.data()).filter(|u| !annexb::is_out_of_band(u)) {
