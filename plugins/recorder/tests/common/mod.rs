@@ -16,19 +16,15 @@ pub fn recorder() -> PathBuf {
     rust_plugin("sink-recorder")
 }
 
-/// `[source]` and a camsim camera at 320x240, 60 fps, GOP 30 (unless `extra` says
-/// otherwise), plus `extra` arguments.
+/// `[source]` and a camsim camera at 320x240, 60 fps, GOP 30 (unless `extra` sets these),
+/// plus `extra` arguments.
 pub fn camera(shm: &ShmName, extra: &[&str]) -> String {
-    let gop = if extra.contains(&"--gop") {
-        &[][..]
-    } else {
-        &["--gop", "30"][..]
-    };
-    let mut args: Vec<String> = ["--shm", shm.as_str(), "--size", "320x240", "--fps", "60"]
-        .iter()
-        .chain(gop)
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut args: Vec<String> = vec!["--shm".into(), shm.as_str().into()];
+    for (flag, value) in [("--size", "320x240"), ("--fps", "60"), ("--gop", "30")] {
+        if !extra.contains(&flag) {
+            args.extend([flag.to_owned(), value.to_owned()]);
+        }
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     format!(
         "[source]\nshm = \"{}\"\n\n[services.camera]\ncommand = {}\nargs = {:?}\n",
@@ -258,8 +254,7 @@ pub fn decodes_cleanly(file: &Path) {
     );
 }
 
-/// The access units of an Annex-B stream, split before each AUD or first slice... simpler:
-/// the positions of the NAL units of the given type.
+/// The positions of the NAL units of type `nal_type` in an Annex-B stream.
 pub fn nal_positions(data: &[u8], nal_type: u8) -> Vec<usize> {
     let mut out = Vec::new();
     let mut i = 0;
