@@ -123,15 +123,28 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
             problems.push(format!("services.{}.command: {e}", plan.name));
         }
     }
-    let plugin_configs =
-        crate::plugins::configs(&loaded.config).map_err(|e| ConfigError(e.join("\n")))?;
+    let plugin_configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let dirs = crate::plugins::loader::search_dirs(&loaded.config.plugin_dirs);
+    let mut warnings = Vec::new();
     for p in plugin_configs.iter().filter(|p| p.enabled) {
-        if let Err(e) = crate::plugins::loader::resolve(&p.name, &p.path, &dirs)
-            .and_then(|path| crate::plugins::loader::load(&p.name, &path))
-        {
-            problems.push(e.to_string());
+        match crate::plugins::loader::resolve(&p.name, &p.path, &dirs) {
+            // Not installed (yet): `up` runs without a plugin that is not `required`, and so
+            // does `check`, loudly.
+            Err(e) if !p.required => warnings.push(format!(
+                "warning: {e} (plugins.{}.required = false: up starts without it)",
+                p.name
+            )),
+            Err(e) => problems.push(e.to_string()),
+            // There but unusable (another ABI, not a plugin): a mistake to fix either way.
+            Ok(path) => {
+                if let Err(e) = crate::plugins::loader::load(&p.name, &path) {
+                    problems.push(e.to_string());
+                }
+            }
         }
+    }
+    for warning in &warnings {
+        eprintln!("{warning}");
     }
     if !problems.is_empty() {
         return Err(ConfigError(problems.join("\n")).into());
@@ -153,7 +166,7 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
 pub fn list_plugins(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
     use crate::plugins::loader;
     let loaded = load(flags)?;
-    let configs = crate::plugins::configs(&loaded.config).map_err(|e| ConfigError(e.join("\n")))?;
+    let configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let dirs = loader::search_dirs(&loaded.config.plugin_dirs);
     let describe = |name: &str, path: &Path| match loader::load(name, path) {
         Ok(lib) => format!(
@@ -232,7 +245,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
     tokio::spawn(crate::control::serve(listener, calls_tx));
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
-    let plugin_configs = crate::plugins::configs(config).map_err(|e| ConfigError(e.join("\n")))?;
+    let plugin_configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());

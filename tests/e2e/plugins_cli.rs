@@ -124,9 +124,30 @@ fn check_refuses_a_configured_plugin_file_that_does_not_exist() {
     assert_success(&out, "stackctl check with a disabled missing plugin");
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
 
-    // Enabled: refused, naming the plugin and its file.
+    // Enabled but not required: `up` would start without it, so `check` passes, warning.
     write(&format!(
         "[plugins.probe]\npath = {probe}\n\n[plugins.ghost]\npath = {missing}\n",
+        probe = toml_path(&probe_lib),
+        missing = toml_path(&missing),
+    ));
+    let out = stack.stackctl(&["check"]);
+    assert_success(
+        &out,
+        "stackctl check with a missing plugin that is not required",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "warning",
+        "plugin ghost",
+        &missing.display().to_string(),
+        "required = false",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+
+    // Required: refused, naming the plugin and its file.
+    write(&format!(
+        "[plugins.probe]\npath = {probe}\n\n[plugins.ghost]\npath = {missing}\nrequired = true\n",
         probe = toml_path(&probe_lib),
         missing = toml_path(&missing),
     ));
@@ -135,14 +156,14 @@ fn check_refuses_a_configured_plugin_file_that_does_not_exist() {
         &out,
         2,
         &["plugin ghost", &missing.display().to_string()],
-        "check with a missing plugin file",
+        "check with a missing required plugin file",
     );
     eprintln!("{stderr}");
     assert!(!stderr.contains("plugin probe"), "{stderr}");
 
     // A bare file name: refused, naming the directories searched.
     write(
-        "plugin_dirs = [\"/nonexistent-plugin-dir\"]\n\n[plugins.ghost]\npath = \"libghost.so\"\n",
+        "plugin_dirs = [\"/nonexistent-plugin-dir\"]\n\n[plugins.ghost]\npath = \"libghost.so\"\nrequired = true\n",
     );
     let out = stack.stackctl(&["check"]);
     let stderr = assert_fails_with(

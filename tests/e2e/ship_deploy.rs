@@ -282,17 +282,17 @@ fn stackctl_check_passes_the_shipped_configuration_on_a_checkout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (config, uv) = fake_checkout(dir.path());
 
-    // The sink plugins are not installed on this machine: `check` loads every enabled plugin,
-    // and refuses (exit 2) naming each file and where it looked.
+    // The sink plugins may not be built or installed here: `check` loads every enabled plugin
+    // and, as they are not `required`, passes with a warning naming each missing file and
+    // where it looked.
     let out = check(&config, &uv, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    for needle in [
-        "libsink_webrtc.so",
-        "libsink_recorder.so",
-        "/usr/lib/stackctl/plugins",
-    ] {
-        assert!(err.contains(needle), "{needle:?} not in:\n{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for line in err.lines() {
+        assert!(
+            line.starts_with("warning: plugin ") && line.contains("/usr/lib/stackctl/plugins"),
+            "{line}"
+        );
     }
     // Nothing else is wrong with it.
     assert!(!err.contains("services."), "{err}");

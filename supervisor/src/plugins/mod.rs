@@ -40,11 +40,51 @@ pub struct PluginConfig {
     pub own: String,
 }
 
+/// Keys the legacy script's options set at the top level, handed to the sink that took over
+/// from its streaming server: `(plugin, its key, top-level key)`.
+const LEGACY_KEYS: [(&str, &str, &str); 2] = [
+    ("streaming", "max_clients", "streaming.max_clients"),
+    ("recording", "dir", "recording.path"),
+];
+
+/// The plugin's section with the legacy top-level keys filled in: a key the section lacks
+/// takes the top-level value; one it has is overridden when an environment variable or a
+/// flag (`STREAMING_MAX_CLIENTS`, `--max-clients`, `RECORDING_PATH`) set the top-level one,
+/// because those are meant to beat the file.
+fn with_legacy_keys(
+    loaded: &stackctl_config::Loaded,
+    name: &str,
+    table: &toml::Table,
+) -> toml::Table {
+    let mut table = table.clone();
+    for (plugin, key, top) in LEGACY_KEYS {
+        if plugin != name {
+            continue;
+        }
+        let value = match top {
+            "streaming.max_clients" => {
+                toml::Value::Integer(loaded.config.streaming.max_clients.into())
+            }
+            _ => toml::Value::String(loaded.config.recording.path.to_string_lossy().into_owned()),
+        };
+        let overriding = matches!(
+            loaded.origin(top),
+            Some(stackctl_config::Origin::Env { .. } | stackctl_config::Origin::Flag { .. })
+        );
+        if overriding || !table.contains_key(key) {
+            table.insert(key.to_owned(), value);
+        }
+    }
+    table
+}
+
 /// Reads the host's keys of every plugin section; errors name the key.
-pub fn configs(config: &stackctl_config::Config) -> Result<Vec<PluginConfig>, Vec<String>> {
+pub fn configs(loaded: &stackctl_config::Loaded) -> Result<Vec<PluginConfig>, Vec<String>> {
+    let config = &loaded.config;
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (name, table) in &config.plugins {
+        let table = &with_legacy_keys(loaded, name, table);
         let key = |k: &str| format!("plugins.{name}.{k}");
         let boolean = |k: &str, default: bool, errors: &mut Vec<String>| match table.get(k) {
             None => default,
@@ -256,5 +296,70 @@ fn idle(cfg: &PluginConfig, state: &str, detail: Option<String>) -> PluginStatus
         routes: Vec::new(),
         frames: 0,
         dropped: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(
+        file: &str,
+        env: &[(&str, &str)],
+        max_clients_flag: Option<u32>,
+    ) -> stackctl_config::Loaded {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stackctl.toml");
+        std::fs::write(&path, file).expect("write the config");
+        let mut sources = stackctl_config::Sources::new(0);
+        sources.file = Some(path);
+        sources.env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        sources.flags.max_clients = max_clients_flag;
+        stackctl_config::load(&sources).expect("a valid configuration")
+    }
+
+    fn own(loaded: &stackctl_config::Loaded, name: &str) -> toml::Table {
+        let config = configs(loaded).expect("valid plugin sections");
+        let plugin = config.iter().find(|p| p.name == name).expect("the plugin");
+        toml::from_str(&plugin.own).expect("its own keys as TOML")
+    }
+
+    const SINKS: &str = "[plugins.streaming]\npath = \"libsink_webrtc.so\"\n\
+                         [plugins.recording]\npath = \"libsink_recorder.so\"\n";
+
+    #[test]
+    fn legacy_options_reach_the_sinks_that_replaced_the_streaming_server() {
+        // Absent from the sections: the top-level values (defaults here).
+        let l = loaded(SINKS, &[], None);
+        assert_eq!(own(&l, "streaming")["max_clients"].as_integer(), Some(10));
+        assert!(own(&l, "recording")["dir"].as_str().is_some());
+        // The file's top-level keys, when the sections do not set theirs.
+        let l = loaded(
+            &format!("[streaming]\nmax_clients = 4\n[recording]\npath = \"/rec\"\n{SINKS}"),
+            &[],
+            None,
+        );
+        assert_eq!(own(&l, "streaming")["max_clients"].as_integer(), Some(4));
+        assert_eq!(own(&l, "recording")["dir"].as_str(), Some("/rec"));
+        // The section's own value beats the file's top level...
+        let file = "[streaming]\nmax_clients = 4\n\
+                    [plugins.streaming]\npath = \"libsink_webrtc.so\"\nmax_clients = 7\n\
+                    [plugins.recording]\npath = \"libsink_recorder.so\"\ndir = \"/mine\"\n";
+        let l = loaded(file, &[], None);
+        assert_eq!(own(&l, "streaming")["max_clients"].as_integer(), Some(7));
+        assert_eq!(own(&l, "recording")["dir"].as_str(), Some("/mine"));
+        // ...but the script's variables and flags beat the file, as they always did.
+        let l = loaded(
+            file,
+            &[("STREAMING_MAX_CLIENTS", "3"), ("RECORDING_PATH", "/env")],
+            None,
+        );
+        assert_eq!(own(&l, "streaming")["max_clients"].as_integer(), Some(3));
+        assert_eq!(own(&l, "recording")["dir"].as_str(), Some("/env"));
+        let l = loaded(file, &[("STREAMING_MAX_CLIENTS", "3")], Some(2));
+        assert_eq!(own(&l, "streaming")["max_clients"].as_integer(), Some(2));
     }
 }
