@@ -5,6 +5,7 @@
 //! packages have integration tests of their own; these tests run them from the target directory.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod browser;
 pub mod plugins;
 pub mod up;
 
