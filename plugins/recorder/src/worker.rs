@@ -113,7 +113,13 @@ impl<F: AccessUnit> Worker<F> {
                         self.wanted = false;
                         let _ = reply.send(self.stop());
                     }
-                    Ok(Command::Shutdown) | Err(_) => break,
+                    Ok(Command::Shutdown) | Err(_) => {
+                        // Frames already queued still go into the file.
+                        while let Ok(frame) = frames.try_recv() {
+                            self.frame(frame);
+                        }
+                        break;
+                    }
                 },
                 recv(frames) -> frame => match frame {
                     Ok(frame) => self.frame(frame),
