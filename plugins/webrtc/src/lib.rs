@@ -16,6 +16,7 @@
 pub mod config;
 pub mod h264;
 pub mod hub;
+pub mod keyframe;
 pub mod metrics;
 pub mod mux;
 pub mod rtp;

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -14,23 +15,21 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpEncodingParameters, RtpCodecKind,
 };
 use tokio::sync::{Notify, mpsc};
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
-    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, Registry,
-    SettingEngineBuilder, StatsSelector, register_default_interceptors,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
 };
 use webrtc::runtime::Runtime;
 
 use crate::config::{Config, TimestampOrigin};
 use crate::hub::{Hub, Packetized, State, Viewer};
+use crate::keyframe::{self, KeyframeRequests};
 use crate::mux::{MuxRuntime, UdpMux, ice_credentials};
 use crate::sdp::{self, H264Format};
-
-/// How often a viewer's RTCP figures (keyframe requests) are read.
-const STATS_EVERY: Duration = Duration::from_secs(2);
 
 /// Why an offer got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +123,7 @@ impl Sessions {
                     pc: Arc::clone(&pc),
                 };
                 self.table().insert(viewer.id.clone(), session);
-                self.spawn_sender(Arc::clone(&viewer), pc, track, rx, format.payload_type);
+                self.spawn_sender(Arc::clone(&viewer), track, rx, format.payload_type);
                 self.spawn_connect_deadline(Arc::clone(&viewer));
                 Ok(Answer {
                     id: viewer.id.clone(),
@@ -172,8 +171,9 @@ impl Sessions {
                 RtpCodecKind::Video,
             )
             .map_err(webrtc_err)?;
-        let registry =
-            register_default_interceptors(Registry::new(), &mut media).map_err(webrtc_err)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(webrtc_err)?
+            .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
         let config = &self.config;
         let mut settings = SettingEngineBuilder::new()
             .with_ice_timeouts(
@@ -291,7 +291,6 @@ impl Sessions {
     fn spawn_sender(
         self: &Arc<Self>,
         viewer: Arc<Viewer>,
-        pc: Arc<dyn PeerConnection>,
         track: Arc<TrackLocalStaticRTP>,
         mut rx: mpsc::Receiver<Arc<Packetized>>,
         payload_type: u8,
@@ -313,15 +312,14 @@ impl Sessions {
             };
             let mut sequence = random_u32() as u16;
             let mut first = true;
-            let mut stats = tokio::time::interval(STATS_EVERY);
             loop {
                 let frame = tokio::select! {
                     frame = rx.recv() => match frame {
                         Some(frame) => frame,
                         None => break,
                     },
-                    _ = stats.tick() => {
-                        read_keyframe_requests(&*pc, &viewer, &metrics).await;
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll() => {
+                        count_keyframe_requests(&packets, &viewer, &metrics);
                         continue;
                     }
                 };
@@ -492,31 +490,21 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
-/// Counts the viewer's new PLI and FIR requests. The camera has no way to be asked for an
-/// IDR, so they are only counted (and logged, at most once per interval).
-async fn read_keyframe_requests(
-    pc: &dyn PeerConnection,
+/// Counts a viewer's PLI and FIR requests. The camera cannot be asked for an IDR: the next
+/// one comes with its GOP, so they are only counted (and logged at debug level).
+fn count_keyframe_requests(
+    packets: &[Box<dyn rtc::rtcp::Packet>],
     viewer: &Viewer,
     metrics: &crate::metrics::Metrics,
 ) {
-    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
-    let total: u64 = report
+    let n = packets
         .iter()
-        .filter_map(|entry| match entry {
-            RTCStatsReportEntry::OutboundRtp(out) => {
-                Some(u64::from(out.pli_count) + u64::from(out.fir_count))
-            }
-            _ => None,
-        })
-        .sum();
-    let before = viewer.keyframe_requests.swap(total, Relaxed);
-    if total > before {
-        metrics.keyframe_requests.fetch_add(total - before, Relaxed);
-        tracing::debug!(
-            viewer = %viewer.id,
-            requests = total - before,
-            "keyframe requested; the camera cannot be asked for one: the next IDR comes with its GOP"
-        );
+        .filter(|p| keyframe::is_keyframe_request(p.as_ref()))
+        .count() as u64;
+    if n > 0 {
+        viewer.keyframe_requests.fetch_add(n, Relaxed);
+        metrics.keyframe_requests.fetch_add(n, Relaxed);
+        tracing::debug!(viewer = %viewer.id, "keyframe requested; the camera cannot be asked for one");
     }
 }
 

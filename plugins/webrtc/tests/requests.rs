@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Streaming, runtime};
-use stackctl_tests::plugins::http_json;
+use stackctl_tests::plugins::{http_json, poll};
+use stackctl_tests::up::EVENT_TIMEOUT;
 use stackctl_tests::{Proc, bin};
 use viewerload::signalling::{post_raw, request};
 use viewerload::{Viewer, ViewerOptions};
@@ -169,6 +170,15 @@ fn bad_requests_full_server_and_delete() {
         stream.metric("webrtc_offers_rejected_total{reason=\"full\"}"),
         Some(1.0)
     );
+
+    // A keyframe request (PLI) is counted; the camera cannot honour it.
+    rt.block_on(first.request_keyframe()).expect("send a PLI");
+    poll("a keyframe request counted", EVENT_TIMEOUT, || match stream
+        .metric("webrtc_keyframe_requests_total")
+    {
+        Some(n) if n >= 1.0 => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
 
     // DELETE: the session ends, its slot is free again, and a second DELETE is a 404.
     let session = first.session_url().unwrap().to_owned();
