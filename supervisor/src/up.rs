@@ -294,6 +294,14 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
         services = plans.len(),
         "stackctl up"
     );
+    if plugins.as_ref().is_some_and(|p| p.route("/").is_some()) {
+        // The line a user of the demo (or of the board) clicks.
+        let host = match config.http.host.as_str() {
+            "0.0.0.0" | "::" | "" => "localhost",
+            host => host,
+        };
+        tracing::info!("viewer page: http://{host}:{}/", config.http.port);
+    }
     let stack = Stack::new(
         plans,
         reaper,

@@ -59,6 +59,8 @@ bind = ["127.0.0.1"]
         let port = stack.http_port().expect("the harness chose the HTTP port");
         let mut up = stack.up(&[], &[]);
         up.first_line(&["plugin started", "plugin=streaming"]);
+        // The URL to open, as the user sees it.
+        up.first_line(&[&format!("viewer page: http://127.0.0.1:{port}/")]);
         up.first_line(&["stack ready"]);
         Self {
             stack,
