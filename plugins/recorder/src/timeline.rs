@@ -8,8 +8,8 @@
 //! 2. **The frame-rate grid.** Capture stamps jitter (scheduling, a busy board); a player or
 //!    transcoder that assumes a constant rate (ffmpeg guesses one and rounds every timestamp
 //!    to it) then sees two frames on the same instant and complains or drops one. So each
-//!    frame is placed on the grid of its stream's nominal rate (the standard rate nearest to
-//!    the median of the last intervals: 30, 2, 60, 25 fps...): within half a frame of its true
+//!    frame is placed on the grid of its stream's nominal rate (the slowest standard rate at
+//!    least as fast as the recent intervals: 30, 2, 60, 25 fps...): within half a frame of its true
 //!    time, never on or before the previous frame. A rate change (30 to 2 fps and back) moves
 //!    to the new grid at once, so the media time stays the camera's.
 
@@ -21,20 +21,17 @@ const RATES: &[u64] = &[
     1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 16, 20, 24, 25, 30, 40, 48, 50, 60, 72, 90, 100, 120, 144, 240,
 ];
 
-/// The grid interval (ticks) for a measured interval: the nearest standard rate within 10%,
-/// else the measured interval itself.
+/// The grid interval (ticks) for a measured interval: the longest standard frame interval
+/// not more than 5% above it. Never coarser than the stream (a coarser grid would push frames
+/// late, one after the other); a finer one only leaves some slots empty.
 pub fn grid_for(interval: u64, timescale: u64) -> u64 {
-    let interval = interval.max(1);
-    let best = RATES
+    let limit = interval.max(1).saturating_mul(21) / 20;
+    RATES
         .iter()
         .map(|r| timescale / r)
-        .min_by_key(|g| g.abs_diff(interval))
-        .unwrap_or(interval);
-    if best.abs_diff(interval) * 10 <= interval {
-        best
-    } else {
-        interval
-    }
+        .filter(|&g| g <= limit)
+        .max()
+        .unwrap_or(timescale / 240)
 }
 
 /// True time: ticks since the file's first frame, from capture stamps.
@@ -108,6 +105,8 @@ pub struct Grid {
     count: usize,
     /// The current grid, ticks (0 until primed).
     grid: u64,
+    /// Whether a frame was taken in.
+    started: bool,
 }
 
 impl Grid {
@@ -120,6 +119,7 @@ impl Grid {
             intervals: [0; WINDOW],
             count: 0,
             grid: 0,
+            started: false,
         }
     }
 
@@ -154,21 +154,69 @@ impl Grid {
         copy.place(t)
     }
 
-    /// Places the next frame, at true time `t`.
+    /// Places the next frame, at true time `t`, after the frames placed so far.
     pub fn place(&mut self, t: u64) -> u64 {
-        let Some(last_dts) = self.last_dts else {
+        let first = !self.started;
+        let (grid, snapped) = self.advance_grid(t);
+        let dts = match self.last_dts {
+            Some(last) if !first => snapped.max(last + grid),
+            _ => snapped,
+        };
+        self.last_dts = Some(dts);
+        dts
+    }
+
+    /// Places a run of frames (one fragment), the first at `pinned` if given (the decode time
+    /// the previous fragment's last duration ended at).
+    ///
+    /// Late frames published in a bunch carry nearly the same capture time; rather than
+    /// pushing them (and every frame after them) later, they are spread back into the gap
+    /// before them, where they belonged, as far as the run allows.
+    pub fn place_run(&mut self, times: &[u64], pinned: Option<u64>) -> Vec<u64> {
+        let lower = match (pinned, self.last_dts) {
+            (Some(p), _) => Some(p),
+            (None, Some(last)) => Some(last + self.grid.max(1)),
+            (None, None) => None,
+        };
+        let placed: Vec<(u64, u64)> = times.iter().map(|&t| self.advance_grid(t)).collect();
+        let n = placed.len();
+        let mut dts: Vec<u64> = placed.iter().map(|&(_, s)| s).collect();
+        // Backwards: each frame at least one slot before the next.
+        for i in (0..n.saturating_sub(1)).rev() {
+            dts[i] = dts[i].min(dts[i + 1].saturating_sub(placed[i + 1].0));
+        }
+        // Forwards: after what is already placed, and one slot apart.
+        for i in 0..n {
+            let floor = if i == 0 {
+                lower.unwrap_or(0)
+            } else {
+                dts[i - 1] + placed[i].0
+            };
+            dts[i] = if i == 0 && pinned.is_some() {
+                floor
+            } else {
+                dts[i].max(floor)
+            };
+        }
+        if let Some(&last) = dts.last() {
+            self.last_dts = Some(last);
+        }
+        dts
+    }
+
+    /// Takes in the frame at true time `t`: updates the rate and the grid; returns the grid
+    /// and `t` snapped to it.
+    fn advance_grid(&mut self, t: u64) -> (u64, u64) {
+        if !self.started {
+            self.started = true;
             if self.grid == 0 {
                 self.grid = self.timescale / 30;
             }
             self.last_true = t;
-            self.last_dts = Some(t / self.grid * self.grid);
-            return t / self.grid * self.grid;
-        };
+            let g = self.grid;
+            return (g, t / g * g);
+        }
         let interval = t.saturating_sub(self.last_true).max(1);
-        let previous = match self.count {
-            0 => u64::MAX,
-            n => self.intervals[(n - 1) % WINDOW],
-        };
         self.intervals[self.count % WINDOW] = interval;
         self.count += 1;
         let shortest = self.intervals[..self.count.min(WINDOW)]
@@ -177,33 +225,24 @@ impl Grid {
             .min()
             .unwrap_or(interval);
         let g = self.grid;
-        let grid = if interval.saturating_mul(3) < g * 2
-            && (previous.saturating_mul(3) < g * 2
-                || (g >= self.timescale / 10 && interval.saturating_mul(4) < g))
-        {
-            // A faster rate takes over at once, before the coarse grid pushes frames late:
-            // after two short intervals in a row, or one on a slow grid (10 fps or less: the
-            // night rate) where jitter cannot explain it.
-            let basis = if previous.saturating_mul(3) < g * 2 {
-                interval.max(previous)
-            } else {
-                interval
-            };
-            g.min(grid_for(basis, self.timescale))
+        let typical = self.typical();
+        let grid = if g >= self.timescale / 10 && interval.saturating_mul(4) < g {
+            // Out of a slow rate (10 fps or less: the night rate) into a fast one: at once,
+            // before the coarse grid pushes frames late; jitter cannot explain such a step.
+            grid_for(interval, self.timescale)
+        } else if typical.saturating_mul(3) < g * 2 {
+            // Faster for most of the window (not a burst of late frames catching up): finer.
+            grid_for(typical, self.timescale)
         } else if self.count >= WINDOW && shortest * 2 >= g * 3 {
             // Slower for a whole window: a coarser grid.
-            grid_for(self.typical(), self.timescale)
+            grid_for(typical, self.timescale)
         } else {
             g
         };
         self.grid = grid;
-        // Snapped to the grid from the file's origin: within half a slot of the true time,
-        // and at least one slot after the previous frame.
-        let snapped = (t + grid / 2) / grid * grid;
-        let dts = snapped.max(last_dts + grid);
         self.last_true = t;
-        self.last_dts = Some(dts);
-        dts
+        // Snapped to the grid from the file's origin: within half a slot of the true time.
+        (grid, (t + grid / 2) / grid * grid)
     }
 
     /// The current grid (one frame's duration), ticks.
@@ -227,7 +266,14 @@ mod tests {
             .collect();
         let mut grid = Grid::new(90_000);
         grid.prime(&times[..times.len().min(15)]);
-        times.iter().map(|&t| grid.place(t)).collect()
+        // In runs of 15 frames (a fragment), each pinned where the previous one ended.
+        let mut out = Vec::new();
+        let mut pinned = None;
+        for (k, run) in times.chunks(15).enumerate() {
+            out.extend(grid.place_run(run, pinned));
+            pinned = times.get((k + 1) * 15).map(|&t| grid.peek(t));
+        }
+        out
     }
 
     #[test]
@@ -237,7 +283,8 @@ mod tests {
         assert_eq!(grid_for(1480, 90_000), 1500);
         assert_eq!(grid_for(45_200, 90_000), 45_000);
         assert_eq!(grid_for(3003, 90_000), 3000);
-        assert_eq!(grid_for(270_000, 90_000), 270_000);
+        assert_eq!(grid_for(270_000, 90_000), 90_000);
+        assert_eq!(grid_for(12_857, 90_000), 11_250); // 7 fps: on the 8 fps grid
     }
 
     #[test]
@@ -267,6 +314,28 @@ mod tests {
                 dts[199]
             );
         }
+    }
+
+    #[test]
+    fn a_burst_of_late_frames_keeps_the_grid() {
+        // 60 fps; frames 40..43 are published late, all within 3 ms, then on time again.
+        let stamps: Vec<(u64, u32)> = (0..120u64)
+            .map(|i| {
+                let ideal = 1_000 * MS + i * 16_666_667;
+                let late = if (40..43).contains(&i) {
+                    1_000 * MS + 43 * 16_666_667 - (43 - i) * MS
+                } else {
+                    ideal
+                };
+                (late, 0)
+            })
+            .collect();
+        let dts = run(&stamps);
+        for (i, pair) in dts.windows(2).enumerate() {
+            let d = pair[1] - pair[0];
+            assert!(d >= 1500 && d % 1500 == 0, "frame {i}: {pair:?}");
+        }
+        assert_eq!(dts[119], 119 * 1500, "back on time after the burst");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Worker<F> {
     /// Totals already added to the counters, for this session.
     counted_frames: u64,
     counted_bytes: u64,
+    /// Files completed in this session.
+    segments: u64,
 }
 
 impl<F: AccessUnit> Worker<F> {
@@ -80,6 +82,7 @@ impl<F: AccessUnit> Worker<F> {
             next_retention: Instant::now(),
             counted_frames: 0,
             counted_bytes: 0,
+            segments: 0,
         }
     }
 
@@ -199,6 +202,7 @@ impl<F: AccessUnit> Worker<F> {
                 self.last_error = None;
                 self.counted_frames = 0;
                 self.counted_bytes = 0;
+                self.segments = 0;
                 self.session = Some(session);
                 self.last_frame = Instant::now();
                 self.armed.store(true, Ordering::Release);
@@ -264,6 +268,7 @@ impl<F: AccessUnit> Worker<F> {
     /// Copies the session's numbers into the status and counters, and notes finished files.
     fn account(&mut self, session: &mut Session<F>) -> usize {
         let closed = session.take_closed();
+        self.segments += closed.len() as u64;
         for file in &closed {
             self.shared
                 .counters
@@ -301,7 +306,7 @@ impl<F: AccessUnit> Worker<F> {
         s.bytes_written = bytes;
         s.duration_ms = ticks * 1000 / u64::from(TIMESCALE);
         s.duration = ticks as f64 / f64::from(TIMESCALE);
-        s.segments = c.segments.load(Ordering::Relaxed);
+        s.segments = self.segments;
         closed.len()
     }
 

@@ -59,6 +59,8 @@ pub struct FileWriter<F> {
     clock: Option<Clock>,
     /// Decode times, placed when a fragment is written.
     grid: Grid,
+    /// Where the last fragment's last duration ended: the next fragment's first decode time.
+    pinned: Option<u64>,
     last_duration: u64,
     sequence: u32,
     /// The MP4 track (after the init segment is written).
@@ -143,6 +145,7 @@ impl<F: AccessUnit> FileWriter<F> {
             pending_bytes: 0,
             clock: None,
             grid: Grid::new(mp4::TIMESCALE),
+            pinned: None,
             last_duration: 0,
             sequence: 1,
             track: None,
@@ -286,10 +289,13 @@ impl<F: AccessUnit> FileWriter<F> {
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         // Decode times now, on the rate's grid (primed with the first fragment's frames).
-        let times: Vec<u64> = pending.iter().map(|(_, t)| *t).chain(end).collect();
-        self.grid.prime(&times);
-        let dts: Vec<u64> = pending.iter().map(|(_, t)| self.grid.place(*t)).collect();
+        let times: Vec<u64> = pending.iter().map(|(_, t)| *t).collect();
+        let mut primer = times.clone();
+        primer.extend(end);
+        self.grid.prime(&primer);
+        let dts = self.grid.place_run(&times, self.pinned.take());
         let end = end.map(|e| self.grid.peek(e));
+        self.pinned = end;
         let mut durations = Vec::with_capacity(pending.len());
         for (i, d) in dts.iter().enumerate() {
             let next = dts.get(i + 1).copied().or(end);
