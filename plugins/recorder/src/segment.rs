@@ -42,6 +42,9 @@ pub struct Session<F> {
     writer: Option<FileWriter<F>>,
     waiting_for_idr: bool,
     generation: Option<u32>,
+    /// The camera restarted: the next IDR starts a new file (its parameters, its size, its
+    /// clock may all have changed).
+    camera_restarted: bool,
     started: Zoned,
     closed: Vec<FileSummary>,
     /// Totals of the files closed so far.
@@ -65,6 +68,7 @@ impl<F: AccessUnit> Session<F> {
             writer: Some(writer),
             waiting_for_idr: true,
             generation: None,
+            camera_restarted: false,
             started: now(),
             closed: Vec::new(),
             closed_frames: 0,
@@ -78,9 +82,12 @@ impl<F: AccessUnit> Session<F> {
     /// written stays readable.
     pub fn push(&mut self, frame: F) -> Result<(), RecordError> {
         let generation = frame.generation();
-        if self.generation.is_some_and(|g| g != generation) && !frame.is_idr() {
-            // A restarted camera that does not begin with an IDR: wait for one.
-            self.waiting_for_idr = true;
+        if self.generation.is_some_and(|g| g != generation) {
+            self.camera_restarted = true;
+            if !frame.is_idr() {
+                // A restarted camera that does not begin with an IDR: wait for one.
+                self.waiting_for_idr = true;
+            }
         }
         self.generation = Some(generation);
         if self.waiting_for_idr {
@@ -90,8 +97,11 @@ impl<F: AccessUnit> Session<F> {
             }
             self.waiting_for_idr = false;
         }
-        if frame.is_idr() && self.cut_due(&frame) {
-            self.cut(&frame)?;
+        if frame.is_idr() && (self.camera_restarted || self.cut_due(&frame)) {
+            self.camera_restarted = false;
+            if self.writer.as_ref().is_some_and(|w| w.started()) {
+                self.cut(&frame)?;
+            }
         }
         match &mut self.writer {
             Some(w) => w.push(frame),
@@ -283,6 +293,31 @@ mod tests {
         assert_eq!(files[0].frames, 30);
         assert_eq!(files[0].ticks, 90_000);
         assert_eq!(s.ticks(), 100 * 3000);
+    }
+
+    #[test]
+    fn a_camera_restart_starts_a_new_file_at_its_first_idr() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = config(dir.path(), Format::Mp4);
+        cfg.segment_duration = None;
+        let mut s = Session::start(cfg).expect("start");
+        for n in 0..20 {
+            s.push(unit(n, 10)).expect("push");
+        }
+        // The camera restarts: its clock starts over (earlier stamps), its first frames are a
+        // P-frame (skipped) and then an IDR.
+        for n in 0..15 {
+            let mut u = unit(n + 9, 10);
+            u.generation = 1;
+            u.timestamp_ns = 1_000_000_000 + n * 33_333_333;
+            s.push(u).expect("push");
+        }
+        s.stop().expect("stop");
+        let files = s.take_closed();
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files[0].frames, 20);
+        assert_eq!(files[1].frames, 14, "from the restarted camera's first IDR");
+        assert_eq!(s.skipped(), 1);
     }
 
     #[test]
