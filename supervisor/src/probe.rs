@@ -44,7 +44,7 @@ pub async fn attempt(
 
 async fn run(target: &Target, state: &mut ProbeState) -> Result<(), String> {
     match target {
-        Target::Shm(name) => shm(name, state),
+        Target::Shm(name) => shm(name, state).await,
         Target::File(path) => match std::fs::metadata(path) {
             Ok(_) => Ok(()),
             Err(e) => Err(format!("{}: {e}", path.display())),
@@ -57,21 +57,53 @@ async fn run(target: &Target, state: &mut ProbeState) -> Result<(), String> {
     }
 }
 
-/// Ready once the index has moved between two attempts on the same incarnation.
-fn shm(name: &str, state: &mut ProbeState) -> Result<(), String> {
+/// How often the first attempt on a segment looks at its index again.
+const SHM_WATCH: Duration = Duration::from_millis(20);
+/// How long the first attempt on a segment watches it: four frames at the night rate (2 fps).
+const SHM_FIRST_LOOK: Duration = Duration::from_secs(2);
+
+/// Passes once the index has moved: since the previous attempt on the same incarnation, or,
+/// on the first look at one, within this attempt (at most [`SHM_FIRST_LOOK`]), so a first
+/// attempt is never a failure just for having nothing to compare with.
+async fn shm(name: &str, state: &mut ProbeState) -> Result<(), String> {
     let seg = match Segment::open(name) {
         Ok(seg) => seg,
         Err(ShmError::NotFound(_)) => return Err(format!("{name} does not exist yet")),
         Err(e) => return Err(e.to_string()),
     };
-    let now = (seg.id().ino, seg.write_index());
-    let previous = state.last_index.replace(now);
-    match previous {
-        Some(before) if before.0 == now.0 && before.1 != now.1 => Ok(()),
-        _ => Err(format!(
-            "{name}: write_index {} has not advanced yet",
-            now.1
-        )),
+    let ino = seg.id().ino;
+    let first = seg.write_index();
+    match state.last_index.replace((ino, first)) {
+        Some((before_ino, before)) if before_ino == ino => {
+            if before != first {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name}: write_index {first} has not advanced since the last check"
+                ))
+            }
+        }
+        // A new incarnation (or the first look): watch it advance now.
+        _ => {
+            let watch = async {
+                loop {
+                    tokio::time::sleep(SHM_WATCH).await;
+                    let now = seg.write_index();
+                    if now != first {
+                        return now;
+                    }
+                }
+            };
+            match tokio::time::timeout(SHM_FIRST_LOOK, watch).await {
+                Ok(now) => {
+                    state.last_index = Some((ino, now));
+                    Ok(())
+                }
+                Err(_) => Err(format!(
+                    "{name}: write_index {first} has not advanced in {SHM_FIRST_LOOK:?}"
+                )),
+            }
+        }
     }
 }
 
@@ -201,16 +233,29 @@ mod tests {
             ..FrameHeader::default()
         };
         let au = [0, 0, 0, 1, 0x65, 0x88];
-        // A stale segment whose index never moves is not ready.
+        // A stale segment whose index never moves is not ready: the first look waits for it
+        // (and times out), the next ones compare with it.
         writer
             .publish(&header, &au, CopyMode::WholeSlot)
             .expect("publish");
-        assert!(attempt(&target, &mut state, T).await.is_err());
-        assert!(attempt(&target, &mut state, T).await.is_err());
+        let short = Duration::from_millis(100);
+        let err = attempt(&target, &mut state, short).await.unwrap_err();
+        assert!(err.contains("no answer within"), "{err}");
+        let err = attempt(&target, &mut state, short).await.unwrap_err();
+        assert!(err.contains("has not advanced"), "{err}");
         writer
             .publish(&header, &au, CopyMode::WholeSlot)
             .expect("publish");
         assert_eq!(attempt(&target, &mut state, T).await, Ok(()));
+        // A first look at a live segment passes within the attempt: no spurious failure.
+        let mut fresh = ProbeState::default();
+        let (done, ()) = tokio::join!(attempt(&target, &mut fresh, T), async {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            writer
+                .publish(&header, &au, CopyMode::WholeSlot)
+                .expect("publish");
+        });
+        assert_eq!(done, Ok(()));
         writer.unlink().expect("unlink");
     }
 }

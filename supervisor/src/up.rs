@@ -67,14 +67,18 @@ pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
 }
 
 /// The directory relative paths in the configuration are resolved against.
+/// The directory relative paths of the file are taken from: the file's own, made absolute
+/// (a service changes into its `cwd` before its program is looked up, so a path relative to
+/// stackctl's working directory would no longer resolve).
 fn base_dir(loaded: &Loaded) -> PathBuf {
-    loaded
+    let dir = loaded
         .file
         .as_ref()
         .and_then(|f| f.parent().map(Path::to_owned))
         .filter(|d| !d.as_os_str().is_empty())
         .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_else(|| PathBuf::from("."))
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn service_plans(loaded: &Loaded) -> anyhow::Result<Vec<ServicePlan>> {
