@@ -112,6 +112,8 @@ pub struct Viewer {
     pub frames_dropped: AtomicU64,
     /// PLI and FIR requests it sent.
     pub keyframe_requests: AtomicU64,
+    stopped: AtomicBool,
+    stop: tokio::sync::Notify,
 }
 
 impl Viewer {
@@ -123,6 +125,25 @@ impl Viewer {
     /// Records its connection state.
     pub fn set_state(&self, state: State) {
         self.state.store(state as u8, Relaxed);
+    }
+
+    /// Tells its task to end (it was removed).
+    pub fn stop(&self) {
+        self.stopped.store(true, Relaxed);
+        // One waiter, the task: a permit is kept if it is not waiting right now.
+        self.stop.notify_one();
+    }
+
+    /// Whether it was told to end.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Relaxed)
+    }
+
+    /// Resolves once it is told to end.
+    pub async fn stopped(&self) {
+        if !self.is_stopped() {
+            self.stop.notified().await;
+        }
     }
 }
 
@@ -274,6 +295,8 @@ impl Hub {
             frames_sent: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
         });
         inner.viewers.insert(viewer.id.clone(), Arc::clone(&viewer));
         self.metrics.total_clients.fetch_add(1, Relaxed);
@@ -294,12 +317,12 @@ impl Hub {
         viewer.live.store(true, Relaxed);
     }
 
-    /// Forgets a viewer; `true` if it was there. Its queue closes once its task drops the
-    /// receiver.
+    /// Forgets a viewer and tells its task to end; `true` if it was there.
     pub fn remove(&self, id: &str) -> bool {
         let removed = self.inner().viewers.remove(id);
         if let Some(viewer) = &removed {
             viewer.live.store(false, Relaxed);
+            viewer.stop();
         }
         removed.is_some()
     }
@@ -422,6 +445,26 @@ mod tests {
                 "nothing more, and the first frame was an IDR"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn removing_a_viewer_tells_its_task_to_end() {
+        let hub = hub(4, false);
+        hub.publish(frame(0, true), Some(SPS));
+        let (viewer, _rx) = hub.admit().unwrap();
+        assert!(!viewer.is_stopped());
+        let waiting = tokio::spawn({
+            let viewer = Arc::clone(&viewer);
+            async move { viewer.stopped().await }
+        });
+        assert!(hub.remove(&viewer.id));
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the task is told")
+            .unwrap();
+        // Told before it waits: it does not wait.
+        viewer.stopped().await;
+        assert!(viewer.is_stopped());
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl Sink for StreamingSink {
 }
 
 /// `CLOCK_MONOTONIC` now, in ns: the clock of the camera's timestamps.
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
         (t.tv_sec() as u64).saturating_mul(1_000_000_000) + t.tv_nsec() as u64
     })

@@ -286,13 +286,13 @@ impl Sessions {
         }
     }
 
-    /// The viewer's task: writes each queued frame as RTP, reads its RTCP figures now and
-    /// then; ends when the viewer is removed or its connection closes.
+    /// The viewer's task: writes each queued frame as RTP and counts the viewer's keyframe
+    /// requests; ends when the viewer is removed (its stop signal) or its connection closes.
     fn spawn_sender(
         self: &Arc<Self>,
         viewer: Arc<Viewer>,
         track: Arc<TrackLocalStaticRTP>,
-        mut rx: mpsc::Receiver<Arc<Packetized>>,
+        rx: mpsc::Receiver<Arc<Packetized>>,
         payload_type: u8,
     ) {
         let sessions = Arc::downgrade(self);
@@ -310,58 +310,19 @@ impl Sessions {
                 TimestampOrigin::Random => random_u32(),
                 TimestampOrigin::Monotonic => 0,
             };
-            let mut sequence = random_u32() as u16;
-            let mut first = true;
-            loop {
-                let frame = tokio::select! {
-                    frame = rx.recv() => match frame {
-                        Some(frame) => frame,
-                        None => break,
-                    },
-                    Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll() => {
-                        count_keyframe_requests(&packets, &viewer, &metrics);
-                        continue;
-                    }
-                };
-                let timestamp = offset.wrapping_add(to_90khz(frame.timestamp_ns));
-                let last = frame.payloads.len().saturating_sub(1);
-                let mut failed = false;
-                for (i, payload) in frame.payloads.iter().enumerate() {
-                    let packet = rtc::rtp::Packet {
-                        header: rtc::rtp::Header {
-                            version: 2,
-                            marker: i == last,
-                            payload_type,
-                            sequence_number: sequence,
-                            timestamp,
-                            ssrc,
-                            ..Default::default()
-                        },
-                        payload: payload.clone(),
-                    };
-                    sequence = sequence.wrapping_add(1);
-                    if let Err(e) = track.write_rtp(packet).await {
-                        tracing::debug!(viewer = %viewer.id, "write failed: {e}");
-                        metrics.webrtc_errors.fetch_add(1, Relaxed);
-                        failed = true;
-                        break;
-                    }
-                    viewer.packets_sent.fetch_add(1, Relaxed);
-                    viewer
-                        .bytes_sent
-                        .fetch_add(12 + payload.len() as u64, Relaxed);
-                }
-                if failed {
-                    break;
-                }
-                viewer.frames_sent.fetch_add(1, Relaxed);
-                metrics.frames_sent.fetch_add(1, Relaxed);
-                if first {
-                    first = false;
-                    metrics.observe_ttff(viewer.created.elapsed());
-                }
-            }
-            drop(rx);
+            let mut sender = Sender {
+                track: &track,
+                viewer: &viewer,
+                metrics: &metrics,
+                ssrc,
+                payload_type,
+                offset,
+                sequence: random_u32() as u16,
+                first: true,
+                caught_up: false,
+                skipping: false,
+            };
+            sender.run(rx).await;
             drop(track);
             if let Some(sessions) = sessions.upgrade() {
                 sessions.remove(&viewer.id, Removal::Closed).await;
@@ -431,6 +392,114 @@ impl Sessions {
         for id in self.hub.ids() {
             self.remove(&id, Removal::Closed).await;
         }
+    }
+}
+
+/// A frame older than this when its turn comes is catching up (the GOP cache, a burst):
+/// it is paced, so a new viewer's socket buffer is not flooded with a whole GOP at once.
+const CATCH_UP_AGE: Duration = Duration::from_millis(200);
+/// Packets of a catching-up frame written between two pauses of a millisecond (~10 MB/s).
+const CATCH_UP_BURST: usize = 8;
+/// A live frame older than this when its turn comes means the viewer (or this board) cannot
+/// keep up: it skips to the next IDR rather than fall further behind.
+const MAX_LAG: Duration = Duration::from_secs(1);
+
+/// One viewer's RTP writer: its own SSRC, sequence numbers and timestamp offset.
+struct Sender<'a> {
+    track: &'a TrackLocalStaticRTP,
+    viewer: &'a Viewer,
+    metrics: &'a crate::metrics::Metrics,
+    ssrc: u32,
+    payload_type: u8,
+    offset: u32,
+    sequence: u16,
+    first: bool,
+    /// A frame younger than [`CATCH_UP_AGE`] went out: from now on old frames mean lag.
+    caught_up: bool,
+    /// Lagging: frames are dropped until an IDR that is not late.
+    skipping: bool,
+}
+
+impl Sender<'_> {
+    async fn run(&mut self, mut rx: mpsc::Receiver<Arc<Packetized>>) {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = self.viewer.stopped() => return,
+                frame = rx.recv() => match frame {
+                    Some(frame) => frame,
+                    None => return,
+                },
+                Some(TrackLocalEvent::OnRtcpPacket(packets)) = self.track.poll() => {
+                    count_keyframe_requests(&packets, self.viewer, self.metrics);
+                    continue;
+                }
+            };
+            let age =
+                Duration::from_nanos(crate::monotonic_ns().saturating_sub(frame.timestamp_ns));
+            if self.caught_up && age > MAX_LAG {
+                self.skipping = true;
+            }
+            if self.skipping {
+                if frame.idr && age <= MAX_LAG {
+                    self.skipping = false;
+                } else {
+                    self.viewer.frames_dropped.fetch_add(1, Relaxed);
+                    self.metrics.frames_dropped.fetch_add(1, Relaxed);
+                    continue;
+                }
+            }
+            let catching_up = age > CATCH_UP_AGE;
+            if !catching_up {
+                self.caught_up = true;
+            }
+            if !self.send(&frame, catching_up).await {
+                return;
+            }
+        }
+    }
+
+    /// Writes one frame; `false` when the connection is gone.
+    async fn send(&mut self, frame: &Packetized, paced: bool) -> bool {
+        let timestamp = self.offset.wrapping_add(to_90khz(frame.timestamp_ns));
+        let last = frame.payloads.len().saturating_sub(1);
+        for (i, payload) in frame.payloads.iter().enumerate() {
+            if paced && i > 0 && i % CATCH_UP_BURST == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let packet = rtc::rtp::Packet {
+                header: rtc::rtp::Header {
+                    version: 2,
+                    marker: i == last,
+                    payload_type: self.payload_type,
+                    sequence_number: self.sequence,
+                    timestamp,
+                    ssrc: self.ssrc,
+                    ..Default::default()
+                },
+                payload: payload.clone(),
+            };
+            self.sequence = self.sequence.wrapping_add(1);
+            if let Err(e) = self.track.write_rtp(packet).await {
+                // Closing races with writing: only a write to a live viewer is an error.
+                if !self.viewer.is_stopped() {
+                    tracing::debug!(viewer = %self.viewer.id, "write failed: {e}");
+                    self.metrics.webrtc_errors.fetch_add(1, Relaxed);
+                }
+                return false;
+            }
+            self.viewer.packets_sent.fetch_add(1, Relaxed);
+            self.viewer
+                .bytes_sent
+                .fetch_add(12 + payload.len() as u64, Relaxed);
+        }
+        self.viewer.frames_sent.fetch_add(1, Relaxed);
+        self.metrics.frames_sent.fetch_add(1, Relaxed);
+        if self.first {
+            self.first = false;
+            self.metrics.observe_ttff(self.viewer.created.elapsed());
+        }
+        true
     }
 }
 
