@@ -398,8 +398,9 @@ impl Sessions {
 /// A frame older than this when its turn comes is catching up (the GOP cache, a burst):
 /// it is paced, so a new viewer's socket buffer is not flooded with a whole GOP at once.
 const CATCH_UP_AGE: Duration = Duration::from_millis(200);
-/// Packets of a catching-up frame written between two pauses of a millisecond (~10 MB/s).
-const CATCH_UP_BURST: usize = 8;
+/// Packets of a catching-up frame written between two pauses of a millisecond (~5 MB/s: a
+/// 1 MB GOP in 0.2 s, well inside a receiver's default 208 kB socket buffer per pause).
+const CATCH_UP_BURST: usize = 4;
 /// A live frame older than this when its turn comes means the viewer (or this board) cannot
 /// keep up: it skips to the next IDR rather than fall further behind.
 const MAX_LAG: Duration = Duration::from_secs(1);
