@@ -127,11 +127,10 @@ impl Viewer {
         self.state.store(state as u8, Relaxed);
     }
 
-    /// Tells its task to end (it was removed).
+    /// Tells its tasks to end (it was removed).
     pub fn stop(&self) {
         self.stopped.store(true, Relaxed);
-        // One waiter, the task: a permit is kept if it is not waiting right now.
-        self.stop.notify_one();
+        self.stop.notify_waiters();
     }
 
     /// Whether it was told to end.
@@ -141,8 +140,12 @@ impl Viewer {
 
     /// Resolves once it is told to end.
     pub async fn stopped(&self) {
+        let notified = self.stop.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the flag is read: a `stop` in between still wakes it.
+        notified.as_mut().enable();
         if !self.is_stopped() {
-            self.stop.notified().await;
+            notified.await;
         }
     }
 }
@@ -453,15 +456,21 @@ mod tests {
         hub.publish(frame(0, true), Some(SPS));
         let (viewer, _rx) = hub.admit().unwrap();
         assert!(!viewer.is_stopped());
-        let waiting = tokio::spawn({
-            let viewer = Arc::clone(&viewer);
-            async move { viewer.stopped().await }
-        });
+        // Its sender and its connect deadline both wait.
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let viewer = Arc::clone(&viewer);
+                tokio::spawn(async move { viewer.stopped().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
         assert!(hub.remove(&viewer.id));
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-            .await
-            .expect("the task is told")
-            .unwrap();
+        for task in waiting {
+            tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                .await
+                .expect("every waiter is told")
+                .unwrap();
+        }
         // Told before it waits: it does not wait.
         viewer.stopped().await;
         assert!(viewer.is_stopped());

@@ -336,7 +336,11 @@ impl Sessions {
         let sessions = Arc::downgrade(self);
         let deadline = self.config.gather_timeout + self.config.failed_timeout;
         self.runtime.spawn(async move {
-            tokio::time::sleep(deadline).await;
+            // Ends with the viewer, so a removed viewer (and its queue) is not kept alive.
+            tokio::select! {
+                () = tokio::time::sleep(deadline) => {}
+                () = viewer.stopped() => return,
+            }
             if viewer.state() != State::Connected
                 && let Some(sessions) = sessions.upgrade()
                 && sessions.remove(&viewer.id, Removal::Failed).await
