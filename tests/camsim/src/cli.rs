@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, ValueEnum};
 use stackctl_core::layout::SLOT_DATA_CAPACITY;
 
+use crate::args;
+
 /// A simulated board camera: publishes real H.264 into a POSIX shared-memory frame ring with the
 /// board's exact layout and writer protocol.
 #[derive(Debug, Parser)]
@@ -22,7 +24,7 @@ use stackctl_core::layout::SLOT_DATA_CAPACITY;
 pub struct Args {
     /// Shared-memory segment to publish H.264 access units into, e.g. /pet_camera_stream (a
     /// leading slash is added if missing). Any stale segment of that name is replaced.
-    #[arg(long, value_name = "NAME", value_parser = parse_shm_name)]
+    #[arg(long, value_name = "NAME", value_parser = args::shm_name)]
     pub shm: String,
 
     /// Frames per second to publish (the fast rate when --interval-switch is used).
@@ -68,19 +70,19 @@ pub struct Args {
 
     /// Also publish the raw NV12 picture of the test pattern (format 1) into this second
     /// segment, like the board's /pet_camera_active_frame. Always copied in one piece.
-    #[arg(long, value_name = "NAME", value_parser = parse_shm_name)]
+    #[arg(long, value_name = "NAME", value_parser = args::shm_name)]
     pub nv12_shm: Option<String>,
 
     /// Every SECS seconds (decimals allowed) switch between the full rate (--fps,
     /// frame_interval_ms = 0) and 2 fps (frame_interval_ms = 500), as the day/night switcher does.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = args::secs)]
     pub interval_switch: Option<Duration>,
 
     /// Every SECS seconds (decimals allowed) unlink the segment(s) and create them again
     /// (write_index back to 0, new inode) and restart the stream (a new encoder, or --input from
     /// its first unit), like a restarted camera daemon: the first frame after a restart is an
     /// IDR with SPS and PPS.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = args::secs)]
     pub restart_every: Option<Duration>,
 
     /// Leave the segment(s) in place on exit (default: unlink them, like the camera daemon).
@@ -156,32 +158,6 @@ fn parse_size(text: &str) -> Result<Size, String> {
     Ok(Size { width, height })
 }
 
-fn parse_shm_name(text: &str) -> Result<String, String> {
-    let bare = text.strip_prefix('/').unwrap_or(text);
-    if bare.is_empty() || bare.contains('/') || bare.contains('\0') {
-        return Err(
-            "a segment name is a slash and a name without further slashes, e.g. \
-                    /pet_camera_stream"
-                .to_owned(),
-        );
-    }
-    if bare.len() > 250 {
-        return Err("segment names are limited to 250 bytes".to_owned());
-    }
-    Ok(format!("/{bare}"))
-}
-
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.01..=1e6).contains(&secs) {
-        return Err("expected a number of seconds between 0.01 and 1000000".to_owned());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,17 +189,17 @@ mod tests {
 
     #[test]
     fn shm_names_get_one_leading_slash() {
-        assert_eq!(parse_shm_name("cam").as_deref(), Ok("/cam"));
-        assert_eq!(parse_shm_name("/cam").as_deref(), Ok("/cam"));
-        assert!(parse_shm_name("/").is_err());
-        assert!(parse_shm_name("/a/b").is_err());
+        assert_eq!(args::shm_name("cam").as_deref(), Ok("/cam"));
+        assert_eq!(args::shm_name("/cam").as_deref(), Ok("/cam"));
+        assert!(args::shm_name("/").is_err());
+        assert!(args::shm_name("/a/b").is_err());
     }
 
     #[test]
     fn seconds_accept_decimals_and_reject_nonsense() {
-        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(args::secs("1.5"), Ok(Duration::from_millis(1500)));
         for bad in ["0", "-1", "nan", "inf", "x"] {
-            assert!(parse_secs(bad).is_err(), "{bad} accepted");
+            assert!(args::secs(bad).is_err(), "{bad} accepted");
         }
     }
 

@@ -3,6 +3,7 @@
 //!
 //! See `camsim --help` for the options.
 
+mod args;
 mod au;
 mod camera;
 mod cli;

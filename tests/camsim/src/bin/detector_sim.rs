@@ -11,6 +11,9 @@
 //! No `unsafe` here: the segment is read through `stackctl_core::shm::Segment`, whose accessors
 //! copy bytes out of the mapping without ever forming a reference into it.
 
+#[path = "../args.rs"]
+mod args;
+
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -35,7 +38,7 @@ use stackctl_core::shm::{Segment, SegmentId, ShmError, segment};
 )]
 struct Args {
     /// The NV12 shared-memory segment to read, e.g. /demo_active_frame (camsim's --nv12-shm).
-    #[arg(long, value_name = "NAME", value_parser = parse_shm_name)]
+    #[arg(long, value_name = "NAME", value_parser = args::shm_name)]
     shm: String,
 
     /// How often to look at the newest frame: "200ms", "0.5s", or seconds ("1").
@@ -43,11 +46,11 @@ struct Args {
     interval: Duration,
 
     /// How long to wait for the segment to appear at start, in seconds (decimals allowed).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = args::secs)]
     wait: Duration,
 
     /// Exit with an error when no new frame arrives for this many seconds (decimals allowed).
-    #[arg(long, value_name = "SECS", default_value = "3", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "3", value_parser = args::secs)]
     stale: Duration,
 }
 
@@ -438,18 +441,6 @@ mod picture {
     }
 }
 
-fn parse_shm_name(text: &str) -> Result<String, String> {
-    let bare = text.strip_prefix('/').unwrap_or(text);
-    if bare.is_empty() || bare.contains('/') || bare.contains('\0') {
-        return Err(
-            "a segment name is a slash and a name without further slashes, e.g. \
-             /demo_active_frame"
-                .to_owned(),
-        );
-    }
-    Ok(format!("/{bare}"))
-}
-
 /// `"200ms"`, `"0.5s"` or a number of seconds, between 10 ms and 60 s.
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -465,17 +456,6 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is not a duration (e.g. \"200ms\", \"0.5s\", \"1\")"))?;
     if !(0.01..=60.0).contains(&secs) {
         return Err("expected a duration between 10ms and 60s".to_owned());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !(0.01..=1e6).contains(&secs) {
-        return Err("expected a number of seconds between 0.01 and 1000000".to_owned());
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -694,7 +674,7 @@ mod tests {
         for bad in ["", "0", "5ms", "1m", "x", "-1s"] {
             assert!(parse_interval(bad).is_err(), "{bad} accepted");
         }
-        assert_eq!(parse_shm_name("demo").as_deref(), Ok("/demo"));
-        assert!(parse_shm_name("/a/b").is_err());
+        assert_eq!(args::shm_name("demo").as_deref(), Ok("/demo"));
+        assert!(args::shm_name("/a/b").is_err());
     }
 }
