@@ -10,14 +10,15 @@
 //! without reconnecting, receives frames captured after the kill.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use stackctl_core::clock::monotonic_ns;
-use stackctl_tests::plugins::{http_get, http_json, poll, rust_plugin, status, workspace_root};
+use stackctl_tests::media::{ffmpeg_says, have_ffmpeg, probe};
+use stackctl_tests::plugins::{
+    http_get, http_json, http_post, poll, rust_plugin, status, workspace_root,
+};
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, free_port, kill};
 use stackctl_tests::{bin, unique_shm};
 use viewerload::{ConnectionState, ReceivedFrame, Viewer, ViewerOptions};
@@ -116,16 +117,16 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
 
     // The continuous recording, from the plugin's start: pausing it (POST /stop) closes the
     // file, which then holds exactly the recorder's frames.
-    let ffmpeg = have_ffmpeg();
+    let ffmpeg = have_ffmpeg("the demo's recordings");
     let startup = record_a_while(port, &recordings, ffmpeg);
     // Resumed (POST /start): a recording of the camera in its stride, with neither its start
     // nor its restart in it.
-    let (code, resumed) = post(port, "/start");
+    let (code, resumed) = http_post(port, "/start");
     assert_eq!(code, 200, "POST /start: {resumed}");
     let steady = record_a_while(port, &recordings, ffmpeg);
     assert_ne!(steady, startup, "POST /start begins a new file");
     // Resumed again, for the rest of the run: across the camera's restart.
-    let (code, resumed) = post(port, "/start");
+    let (code, resumed) = http_post(port, "/start");
     assert_eq!(code, 200, "POST /start: {resumed}");
 
     // Kill the camera: it is restarted, and the detector with it.
@@ -185,8 +186,8 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
             .iter()
             .any(|l| l.contains("frames take longer to make than"));
         for f in &files {
-            assert!(ffprobe_frames(f) > 0, "{}", f.display());
-            let Some(said) = decode(f) else { continue };
+            assert!(probe(f).frames > 0, "{}", f.display());
+            let Some(said) = ffmpeg_says(f) else { continue };
             if *f == steady && !camera_late {
                 panic!("{said}");
             } else if *f == steady {
@@ -217,7 +218,7 @@ fn record_a_while(port: u16, dir: &Path, ffmpeg: bool) -> PathBuf {
     });
     assert_eq!(status["mode"], "continuous", "{status}");
     assert_eq!(status["format"], "mp4", "{status}");
-    let (code, stopped) = post(port, "/stop");
+    let (code, stopped) = http_post(port, "/stop");
     assert_eq!(code, 200, "POST /stop: {stopped}");
     let stopped: Value = serde_json::from_str(&stopped).expect("POST /stop answers JSON");
     let file = dir.join(stopped["status"]["filename"].as_str().expect("a filename"));
@@ -225,7 +226,7 @@ fn record_a_while(port: u16, dir: &Path, ffmpeg: bool) -> PathBuf {
         .as_u64()
         .expect("frame_count");
     if ffmpeg {
-        assert_eq!(ffprobe_frames(&file), recorded, "{}", file.display());
+        assert_eq!(probe(&file).frames, recorded, "{}", file.display());
     }
     file
 }
@@ -296,84 +297,6 @@ fn pid(service: &Value) -> u32 {
         .as_u64()
         .and_then(|p| u32::try_from(p).ok())
         .unwrap_or_else(|| panic!("no pid in {service:#}"))
-}
-
-/// `POST path` with an empty body on 127.0.0.1:`port`; the status code and the body.
-fn post(port: u16, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(EVENT_TIMEOUT))
-        .expect("a read timeout");
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("the answer");
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("POST {path}: no status line in {answer:?}"));
-    (code, body.to_owned())
-}
-
-/// Whether ffprobe and ffmpeg are installed; prints SKIPPED when not.
-fn have_ffmpeg() -> bool {
-    let runs = |tool: &str| {
-        Command::new(tool)
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let have = runs("ffprobe") && runs("ffmpeg");
-    if !have {
-        eprintln!(
-            "SKIPPED: the demo's recordings are not played: ffprobe/ffmpeg not installed \
-             (apt-get install ffmpeg)"
-        );
-    }
-    have
-}
-
-/// Frames ffprobe decodes in `file`'s video stream; it must say nothing on stderr.
-fn ffprobe_frames(file: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .expect("run ffprobe");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe {}: {stderr}",
-        file.display()
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap_or_else(|_| panic!("ffprobe {}: {text:?}", file.display()))
-}
-
-/// `ffmpeg -v error -i FILE -f null -` must succeed; what it prints, if anything.
-fn decode(file: &Path) -> Option<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let said = format!(
-        "ffmpeg -v error -i {} -f null - said: {stderr}",
-        file.display()
-    );
-    assert!(out.status.success(), "{said}");
-    (!stderr.trim().is_empty()).then_some(said)
 }
 
 /// The MP4 recordings in `dir`.

@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod browser;
+pub mod media;
 pub mod plugins;
 pub mod up;
 

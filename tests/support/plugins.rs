@@ -218,6 +218,18 @@ pub fn two_probes(
 /// # Panics
 /// When the server does not answer a well-formed response within [`EVENT_TIMEOUT`].
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_request(port, "GET", path)
+}
+
+/// `POST path` with an empty body; returns the status code and the body.
+///
+/// # Panics
+/// As [`http_get`].
+pub fn http_post(port: u16, path: &str) -> (u16, String) {
+    http_request(port, "POST", path)
+}
+
+fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
     stream
@@ -225,19 +237,19 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
         .expect("set a read timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)
-        .unwrap_or_else(|e| panic!("GET {path}: reading the answer: {e}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: reading the answer: {e}"));
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: no status line in {answer:?}"));
+        .unwrap_or_else(|| panic!("{method} {path}: no status line in {answer:?}"));
     (code, body.to_owned())
 }
 

@@ -1,0 +1,140 @@
+//! Checking recordings with the real ffprobe and ffmpeg (`.ci/run` installs them).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Whether ffprobe and ffmpeg are installed; prints SKIPPED when not.
+pub fn have_ffmpeg(test: &str) -> bool {
+    let ok = |tool: &str| {
+        Command::new(tool)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ok("ffprobe") && ok("ffmpeg") {
+        true
+    } else {
+        eprintln!("SKIPPED: {test}: ffprobe/ffmpeg not installed (apt-get install ffmpeg)");
+        false
+    }
+}
+
+/// What ffprobe says of a file's video stream.
+#[derive(Debug)]
+pub struct Probe {
+    /// Frames decoded (`-count_frames`).
+    pub frames: u64,
+    /// Packets read (`-count_packets`).
+    pub packets: u64,
+    /// Width.
+    pub width: u64,
+    /// Height.
+    pub height: u64,
+    /// Whether the first packet is a key frame.
+    pub first_key: bool,
+    /// The container's duration, seconds, when it says.
+    pub duration: Option<f64>,
+}
+
+/// ffprobe a file, asserting it succeeds without a word on stderr.
+pub fn probe(file: &Path) -> Probe {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-count_packets",
+            "-select_streams",
+            "v:0",
+        ])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,nb_read_packets,width,height:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "ffprobe {}: {stderr}",
+        file.display()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
+    let s = &v["streams"][0];
+    let num = |x: &Value| -> u64 {
+        x.as_str()
+            .and_then(|t| t.parse().ok())
+            .or_else(|| x.as_u64())
+            .unwrap_or_else(|| panic!("ffprobe {}: {v}", file.display()))
+    };
+    let first = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=flags",
+        ])
+        .args(["-of", "csv=p=0", "-read_intervals", "%+#1"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    Probe {
+        frames: num(&s["nb_read_frames"]),
+        packets: num(&s["nb_read_packets"]),
+        width: num(&s["width"]),
+        height: num(&s["height"]),
+        first_key: String::from_utf8_lossy(&first.stdout).starts_with('K'),
+        duration: v["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok()),
+    }
+}
+
+/// `ffmpeg -v error -i FILE -f null -` must succeed; what it printed, if anything.
+pub fn ffmpeg_says(file: &Path) -> Option<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "ffmpeg -v error -i {} -f null - said: {stderr}",
+        file.display()
+    );
+    assert!(out.status.success(), "{said}");
+    (!stderr.trim().is_empty()).then_some(said)
+}
+
+/// `ffmpeg -v error -i FILE -f null -` must print nothing and succeed.
+pub fn decodes_cleanly(file: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !(out.status.success() && stderr.trim().is_empty()) {
+        // Kept for a look after the test's temporary directory is gone.
+        let kept = std::env::temp_dir().join(format!(
+            "stackctl-failed-{}",
+            file.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ));
+        let _ = std::fs::copy(file, &kept);
+        panic!(
+            "ffmpeg -v error -i {} -f null - said (file kept as {}): {stderr}",
+            file.display(),
+            kept.display()
+        );
+    }
+}
