@@ -8,15 +8,15 @@
 //! to the journal), and looks at every line that came out.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, PipeWriter};
+use std::io::PipeWriter;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Instant;
 
 use serde_json::Value;
 use stackctl_tests::bin;
-use stackctl_tests::up::{EVENT_TIMEOUT, Stack, free_port, kill};
+use stackctl_tests::up::{EVENT_TIMEOUT, Stack, free_port, kill, line_reader};
 
 /// What the service writes.
 const OUT_LINE: &str = "hello from the service";
@@ -84,14 +84,7 @@ impl Run {
         // The command held the last copies of the writing end: dropped, so the pipe ends when
         // stackctl does.
         drop(cmd);
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_reader(reader);
         Self {
             child,
             lines,

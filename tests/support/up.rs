@@ -161,15 +161,7 @@ impl Stack {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start stackctl up");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_reader(child.stderr.take().expect("stderr piped"));
         Up {
             child: Some(child),
             lines,
@@ -382,6 +374,19 @@ pub fn kill(pid: u32, signal: i32) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// The lines of `output` (a child's pipe), read on a thread of their own until it ends.
+pub fn line_reader(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, for a configuration to listen on.
