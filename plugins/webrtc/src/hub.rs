@@ -330,11 +330,6 @@ impl Hub {
         removed.is_some()
     }
 
-    /// A viewer by id.
-    pub fn viewer(&self, id: &str) -> Option<Arc<Viewer>> {
-        self.inner().viewers.get(id).cloned()
-    }
-
     /// Every viewer's id.
     pub fn ids(&self) -> Vec<String> {
         self.inner().viewers.keys().cloned().collect()

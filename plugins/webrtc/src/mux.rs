@@ -51,8 +51,6 @@ struct Routes {
     by_ufrag: HashMap<String, Weak<Inbox>>,
     by_addr: HashMap<SocketAddr, Weak<Inbox>>,
     by_transaction: HashMap<[u8; 12], Weak<Inbox>>,
-    /// Datagrams nobody claimed.
-    unrouted: u64,
 }
 
 /// One connection's received datagrams.
@@ -128,11 +126,6 @@ impl UdpMux {
         self.port
     }
 
-    /// Datagrams that matched no connection.
-    pub fn unrouted(&self) -> u64 {
-        lock(&self.routes).unrouted
-    }
-
     fn route(&self, datagram: &[u8], from: SocketAddr) {
         let mut routes = lock(&self.routes);
         let inbox = match routes.by_addr.get(&from).and_then(Weak::upgrade) {
@@ -154,12 +147,10 @@ impl UdpMux {
                 Some(Stun::Request { ufrag: None, .. }) | None => None,
             },
         };
-        match inbox {
-            Some(inbox) => {
-                drop(routes);
-                inbox.push(datagram, from);
-            }
-            None => routes.unrouted += 1,
+        drop(routes);
+        // Nobody's: a stray or late datagram, dropped.
+        if let Some(inbox) = inbox {
+            inbox.push(datagram, from);
         }
     }
 
