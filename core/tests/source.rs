@@ -10,6 +10,7 @@ use stackctl_core::layout::{FrameHeader, PixelFormat, Timespec};
 use stackctl_core::shm::{CopyMode, ShmSource, ShmWriter, SourceConfig, StartPosition};
 
 struct Fixture {
+    name: String,
     writer: ShmWriter,
     source: ShmSource,
     stop: AtomicBool,
@@ -29,6 +30,7 @@ impl Fixture {
             .wait_for_segment(Some(Duration::from_secs(5)), &stop)
             .expect("attach");
         Self {
+            name,
             writer,
             source,
             stop,
@@ -140,4 +142,28 @@ fn an_index_that_goes_back_is_a_new_stream() {
     );
     assert_eq!(frame.meta().generation, 1);
     assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_replaced_segment_is_read_to_its_end_before_the_new_writer() {
+    let mut f = Fixture::new("replaced");
+    let first = f.publish(PixelFormat::H264);
+    assert_eq!(f.next(), first);
+    // The writer publishes twice more, then a new writer takes the name at once: the two
+    // frames the reader has not read yet are still delivered, then the new stream.
+    let tail = [f.publish(PixelFormat::H264), f.publish(PixelFormat::H264)];
+    f.writer.unlink().expect("the old writer leaves");
+    let old = std::mem::replace(
+        &mut f.writer,
+        ShmWriter::create(&f.name).expect("the new writer's segment"),
+    );
+    let new = [
+        f.publish(PixelFormat::H264),
+        f.publish(PixelFormat::H264),
+        f.publish(PixelFormat::H264),
+    ];
+    assert_eq!([f.next(), f.next()], tail, "the old segment's last frames");
+    assert_eq!([f.next(), f.next()], new[..2], "then the new writer's");
+    assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 1);
+    drop(old);
 }

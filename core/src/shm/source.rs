@@ -33,6 +33,10 @@ use crate::h264::{ParamCache, analyse};
 use crate::layout::{FrameHeader, RING_SLOTS, slot_of};
 use crate::warn::WarnLimiter;
 
+/// The longest the source keeps reading a replaced segment's last frames before it follows
+/// the new writer anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+
 /// Where a newly attached source starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartPosition {
@@ -121,6 +125,10 @@ pub struct ShmSource {
     stats: Arc<SourceStats>,
     last_identity_check: Instant,
     gone_logged: bool,
+    /// Since when the name belongs to a new writer: it is followed once the old segment's last
+    /// frames are read (a restart right after a write would otherwise lose them), or after
+    /// [`DRAIN_LIMIT`] if they cannot be.
+    replaced: Option<Instant>,
     warn: WarnLimiter,
     epoch: Instant,
     /// The last frame delivered while the writer was still on it: checked again once the
@@ -146,6 +154,7 @@ impl ShmSource {
             stats: Arc::default(),
             last_identity_check: Instant::now(),
             gone_logged: false,
+            replaced: None,
             warn: WarnLimiter::new(Duration::from_secs(5)),
             epoch: Instant::now(),
             audit: None,
@@ -239,6 +248,7 @@ impl ShmSource {
         self.seg = Some(seg);
         self.last_identity_check = Instant::now();
         self.gone_logged = false;
+        self.replaced = None;
     }
 
     /// A new writer incarnation: everything it wrote is new to us.
@@ -276,6 +286,16 @@ impl ShmSource {
                 self.audit_early_frame(w);
             }
             let pending = w.wrapping_sub(self.next);
+            if let Some(since) = self.replaced
+                && (pending == 0 || since.elapsed() > DRAIN_LIMIT)
+            {
+                tracing::info!(segment = %self.cfg.name, "segment replaced: following the new writer");
+                if !self.try_attach()? {
+                    // Gone again already: back to watching the name.
+                    self.replaced = None;
+                }
+                continue;
+            }
             if pending == 0 {
                 std::thread::park_timeout(self.pacer.next_sleep(now));
                 continue;
@@ -450,7 +470,7 @@ impl ShmSource {
 
     /// Notices a writer that unlinked the name and created a new segment under it.
     fn check_identity(&mut self) -> Result<(), ShmError> {
-        if self.last_identity_check.elapsed() < self.cfg.identity_check {
+        if self.replaced.is_some() || self.last_identity_check.elapsed() < self.cfg.identity_check {
             return Ok(());
         }
         self.last_identity_check = Instant::now();
@@ -463,8 +483,8 @@ impl ShmSource {
                 }
             }
             Some(id) if Some(id) != mapped && id.size != 0 => {
-                tracing::info!(segment = %self.cfg.name, "segment replaced: following the new writer");
-                self.try_attach()?;
+                // Switched to once the old segment is drained (in `next_frame`).
+                self.replaced = Some(Instant::now());
             }
             Some(_) => {}
         }
