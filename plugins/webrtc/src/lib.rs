@@ -13,6 +13,7 @@
 //! Every access unit is cut into RTP payloads once ([`rtp`]) and fanned out to a bounded queue
 //! per viewer ([`hub`]); each viewer's connection ([`session`]) writes its own headers.
 
+pub mod batch;
 pub mod config;
 pub mod h264;
 pub mod hub;

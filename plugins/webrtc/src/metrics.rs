@@ -40,6 +40,12 @@ pub struct Metrics {
     pub removed_closed: AtomicU64,
     /// Viewers removed because ICE failed, disconnected too long or never connected.
     pub removed_failed: AtomicU64,
+    /// UDP datagrams sent to viewers (RTP, RTCP, DTLS, STUN).
+    pub udp_datagrams: AtomicU64,
+    /// `sendmsg` calls that sent them: fewer than datagrams when sends are batched.
+    pub udp_send_calls: AtomicU64,
+    /// Sends the kernel refused (their datagrams are lost).
+    pub udp_send_errors: AtomicU64,
     /// Time to first frame: observations per bucket (not cumulative), sum in µs, count.
     ttff_buckets: [AtomicU64; TTFF_BUCKETS.len()],
     ttff_sum_us: AtomicU64,
@@ -160,6 +166,21 @@ impl Metrics {
             "webrtc_keyframe_requests_total",
             "PLI and FIR requests from viewers (the camera cannot honour them: counted only).",
             get(&self.keyframe_requests),
+        )
+        .counter(
+            "webrtc_udp_datagrams_sent_total",
+            "UDP datagrams sent to viewers (RTP, RTCP, DTLS, STUN).",
+            get(&self.udp_datagrams),
+        )
+        .counter(
+            "webrtc_udp_send_calls_total",
+            "Syscalls that sent them: runs of a viewer's packets go out in one (UDP GSO).",
+            get(&self.udp_send_calls),
+        )
+        .counter(
+            "webrtc_udp_send_errors_total",
+            "UDP sends the kernel refused (their datagrams are lost).",
+            get(&self.udp_send_errors),
         )
         .gauges(
             "webrtc_connections",

@@ -1,9 +1,9 @@
 //! One UDP port for every viewer (`udp_port`), firewall and NAT friendly.
 //!
 //! webrtc-rs binds a socket per connection and has no UDP mux yet, but it creates every
-//! socket through its [`Runtime`]. [`MuxRuntime`] is a tokio runtime whose
-//! `wrap_udp_socket` drops the connection's own socket and hands back a [`VirtualSocket`] on
-//! the shared one instead. Datagrams arriving on the shared port are demultiplexed:
+//! socket through its [`Runtime`](webrtc::runtime::Runtime): [`MuxConnection`] drops the
+//! connection's own socket and hands back a [`VirtualSocket`] on the shared one instead.
+//! Datagrams arriving on the shared port are demultiplexed:
 //! - by source address, once a viewer's address is known;
 //! - a STUN request by its `USERNAME` (`<our ufrag>:<theirs>`): each connection gets its own
 //!   ufrag (set with `SettingEngine::with_ice_credentials`), so a viewer's first check says
@@ -15,18 +15,12 @@
 //! answer instead.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
-use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
-    TokioRuntime, Transmit,
-};
+use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Runtime, TokioRuntime, Transmit};
 
 /// Datagrams queued for one connection before newer ones are dropped (a connection that does
 /// not read is stuck anyway; this bounds what it can pin).
@@ -320,17 +314,18 @@ impl Drop for VirtualSocket {
     }
 }
 
-/// The tokio runtime, except that a connection's UDP sockets are [`VirtualSocket`]s on the
-/// shared port. One per connection: it knows the connection's ufrag.
+/// One connection's sockets on the shared port. It knows the connection's ufrag, and what the
+/// connection bound (and believes are its candidates). [`crate::batch::SinkRuntime`] asks it
+/// for the connection's sockets.
 #[derive(Debug)]
-pub struct MuxRuntime {
+pub struct MuxConnection {
     mux: Arc<UdpMux>,
     ufrag: String,
     bound: Mutex<Vec<SocketAddr>>,
 }
 
-impl MuxRuntime {
-    /// A runtime for the connection whose ICE ufrag is `ufrag`.
+impl MuxConnection {
+    /// The sockets of the connection whose ICE ufrag is `ufrag`.
     pub fn new(mux: Arc<UdpMux>, ufrag: String) -> Arc<Self> {
         Arc::new(Self {
             mux,
@@ -343,14 +338,13 @@ impl MuxRuntime {
     pub fn bound(&self) -> Vec<SocketAddr> {
         lock(&self.bound).clone()
     }
-}
 
-impl Runtime for MuxRuntime {
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        TokioRuntime.spawn(future)
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+    /// In place of the socket the connection bound: a [`VirtualSocket`] on the shared port
+    /// (the bound one is closed), or the socket itself on an address the mux does not serve.
+    pub fn wrap_udp_socket(
+        &self,
+        socket: std::net::UdpSocket,
+    ) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let local = socket.local_addr()?;
         let Some(shared) = self.mux.socket_for(local.ip()) else {
             // An address the mux does not serve (mDNS, say): a socket of its own.
@@ -370,50 +364,9 @@ impl Runtime for MuxRuntime {
             ufrag: self.ufrag.clone(),
         }))
     }
-
-    fn wrap_tcp_listener(
-        &self,
-        listener: std::net::TcpListener,
-    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        TokioRuntime.wrap_tcp_listener(listener)
-    }
-
-    fn connect_tcp<'a>(
-        &'a self,
-        remote_addr: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
-        Box::pin(TokioRuntime.connect_tcp(remote_addr))
-    }
-
-    fn resolve_host<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
-        Box::pin(async move { TokioRuntime.resolve_host(host).await })
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        TokioRuntime.sleep(duration)
-    }
-
-    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
-        TokioRuntime.interval(period)
-    }
-
-    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-        TokioRuntime.block_on(future)
-    }
-
-    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        TokioRuntime.yield_now()
-    }
-
-    fn name(&self) -> &'static str {
-        "tokio+udp-mux"
-    }
 }
 
-/// A random ICE ufrag (8 characters) and password (24), for [`MuxRuntime`].
+/// A random ICE ufrag (8 characters) and password (24), for [`MuxConnection`].
 pub fn ice_credentials() -> (String, String) {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut bytes = [0u8; 32];

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{NackResponderBuilder, SenderReportBuilder, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,14 +21,14 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
 };
 use webrtc::runtime::Runtime;
 
+use crate::batch::SinkRuntime;
 use crate::config::{Config, TimestampOrigin};
 use crate::hub::{Hub, Packetized, State, Viewer};
 use crate::keyframe::{self, KeyframeRequests};
-use crate::mux::{MuxRuntime, UdpMux, ice_credentials};
+use crate::mux::{MuxConnection, UdpMux, ice_credentials};
 use crate::sdp::{self, H264Format};
 
 /// Why an offer got no answer.
@@ -171,8 +171,14 @@ impl Sessions {
                 RtpCodecKind::Video,
             )
             .map_err(webrtc_err)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)
-            .map_err(webrtc_err)?
+        // What a send-only stream needs, and no more: every interceptor runs on every packet.
+        // NACKs are answered from the last 1024 packets (a second at 8 Mbit/s), sender
+        // reports let the browser map RTP time to wall time, and PLI/FIR are counted. The
+        // defaults would add a NACK generator, receiver reports and TWCC feedback for media
+        // this side never receives, and simulcast header extensions on every packet.
+        let registry = Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
         let config = &self.config;
         let mut settings = SettingEngineBuilder::new()
@@ -218,16 +224,18 @@ impl Sessions {
             .iter()
             .map(|ip| SocketAddr::new(*ip, 0))
             .collect();
-        let mux_runtime = self.mux.as_ref().map(|mux| {
+        let muxed = self.mux.as_ref().map(|mux| {
             let (ufrag, password) = ice_credentials();
             settings = std::mem::take(&mut settings).with_ice_credentials(ufrag.clone(), password);
-            MuxRuntime::new(Arc::clone(mux), ufrag)
+            MuxConnection::new(Arc::clone(mux), ufrag)
         });
-        let mut builder = PeerConnectionBuilder::new();
-        if let Some(runtime) = &mux_runtime {
-            builder = builder.with_runtime(Arc::clone(runtime) as Arc<dyn Runtime>);
-        }
-        let pc = builder
+        let runtime = SinkRuntime::new(
+            self.runtime.clone(),
+            muxed.clone(),
+            Arc::clone(&self.hub.metrics),
+        );
+        let pc = PeerConnectionBuilder::new()
+            .with_runtime(runtime as Arc<dyn Runtime>)
             .with_configuration(rtc_config)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
@@ -270,8 +278,8 @@ impl Sessions {
                 .local_description()
                 .await
                 .ok_or_else(|| webrtc_err("no local description after setting it"))?;
-            let sdp = match (&self.mux, &mux_runtime) {
-                (Some(mux), Some(runtime)) => mux.rewrite_candidates(&local.sdp, &runtime.bound()),
+            let sdp = match (&self.mux, &muxed) {
+                (Some(mux), Some(muxed)) => mux.rewrite_candidates(&local.sdp, &muxed.bound()),
                 _ => local.sdp,
             };
             Ok::<_, SessionError>((track, sdp))
