@@ -16,6 +16,7 @@ pub mod frame;
 pub mod load;
 pub mod reassemble;
 pub mod report;
+pub mod runtime;
 pub mod signalling;
 pub mod viewer;
 

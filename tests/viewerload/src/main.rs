@@ -68,6 +68,12 @@ struct Cli {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
 
+    /// Each viewer's UDP receive buffer in bytes (0: the system's default). Beyond
+    /// net.core.rmem_max only as root. Many viewers in one process need more than the usual
+    /// 208 kB: they all get a GOP's worth of frames as they connect.
+    #[arg(long, default_value_t = viewerload::viewer::DEFAULT_RECV_BUFFER)]
+    recv_buffer: usize,
+
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -106,6 +112,7 @@ fn main() -> ExitCode {
         bind: cli.bind,
         connect_timeout: cli.connect_timeout,
         offer_path: cli.offer_path.clone(),
+        recv_buffer: cli.recv_buffer,
         ..ViewerOptions::new(cli.url.clone())
     };
     // Reject a bad URL as a usage error rather than N identical viewer failures.

@@ -17,10 +17,12 @@ use webrtc::peer_connection::{
     RTCRtcpMuxPolicy, RTCSessionDescription, Registry, register_default_interceptors,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use webrtc::runtime::Runtime;
 
 use crate::Error;
 use crate::frame::ReceivedFrame;
 use crate::reassemble::{Reassembler, ReassemblyCounters, RtpIn};
+use crate::runtime::ViewerRuntime;
 use crate::signalling;
 
 /// The H.264 variants offered, as a browser does: the server answers with the one that
@@ -50,6 +52,9 @@ pub enum Signalling {
     Offer,
 }
 
+/// Each viewer's UDP receive buffer unless told otherwise: 4 MiB.
+pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
+
 /// Where and how to connect a [`Viewer`].
 #[derive(Debug, Clone)]
 pub struct ViewerOptions {
@@ -64,6 +69,9 @@ pub struct ViewerOptions {
     pub connect_timeout: Duration,
     /// Path of the legacy offer endpoint: `/offer`, or `/api/webrtc/offer`.
     pub offer_path: String,
+    /// The viewer's UDP receive buffer in bytes (`SO_RCVBUF`; 0 keeps the system's). Many
+    /// viewers in one process need more than the default: see [`crate::runtime`].
+    pub recv_buffer: usize,
 }
 
 impl ViewerOptions {
@@ -75,6 +83,7 @@ impl ViewerOptions {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             connect_timeout: Duration::from_secs(10),
             offer_path: "/offer".to_owned(),
+            recv_buffer: DEFAULT_RECV_BUFFER,
         }
     }
 }
@@ -352,6 +361,7 @@ impl Viewer {
             .with_rtcp_mux_policy(RTCRtcpMuxPolicy::Require)
             .build();
         let pc = PeerConnectionBuilder::new()
+            .with_runtime(ViewerRuntime::new(opts.recv_buffer) as Arc<dyn Runtime>)
             .with_configuration(config)
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
