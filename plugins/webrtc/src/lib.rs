@@ -24,6 +24,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod signalling;
+pub mod trim;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

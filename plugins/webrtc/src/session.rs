@@ -30,6 +30,7 @@ use crate::hub::{Hub, Packetized, State, Viewer};
 use crate::keyframe::{self, KeyframeRequests};
 use crate::mux::{MuxConnection, UdpMux, ice_credentials};
 use crate::sdp::{self, H264Format};
+use crate::trim::Trimmer;
 
 /// Why an offer got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ pub struct Sessions {
     config: Config,
     mux: Option<Arc<UdpMux>>,
     runtime: tokio::runtime::Handle,
+    /// Returns departed viewers' memory to the system.
+    trimmer: Trimmer,
     table: std::sync::Mutex<std::collections::HashMap<String, Session>>,
 }
 
@@ -86,6 +89,7 @@ impl Sessions {
             hub,
             config,
             mux,
+            trimmer: Trimmer::spawn(&runtime),
             runtime,
             table: std::sync::Mutex::default(),
         })
@@ -380,6 +384,8 @@ impl Sessions {
         if let Err(e) = session.pc.close().await {
             tracing::debug!(viewer = %id, "close: {e}");
         }
+        drop(session);
+        self.trimmer.request();
         true
     }
 
