@@ -35,7 +35,8 @@ const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 /// The shared sockets and the routing table.
 #[derive(Debug)]
 pub struct UdpMux {
-    sockets: Vec<Arc<tokio::net::UdpSocket>>,
+    /// webrtc-rs's own socket type (quinn-udp underneath): GSO sends, GRO receives.
+    sockets: Vec<Arc<dyn AsyncUdpSocket>>,
     port: u16,
     routes: Mutex<Routes>,
 }
@@ -84,8 +85,7 @@ impl UdpMux {
             let std = std::net::UdpSocket::bind(SocketAddr::new(*ip, port)).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot bind UDP {ip}:{port}: {e}"))
             })?;
-            std.set_nonblocking(true)?;
-            sockets.push(Arc::new(tokio::net::UdpSocket::from_std(std)?));
+            sockets.push(TokioRuntime.wrap_udp_socket(std)?);
         }
         let mux = Arc::new(Self {
             sockets,
@@ -96,12 +96,25 @@ impl UdpMux {
             let weak = Arc::downgrade(&mux);
             let socket = Arc::clone(socket);
             runtime.spawn(async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
+                // Room for as many coalesced datagrams as the kernel may hand over at once.
+                let mut buf = vec![0u8; MAX_DATAGRAM * socket.max_gro_segments().max(1)];
                 loop {
-                    let received = socket.recv_from(&mut buf).await;
+                    let mut meta = [RecvMeta::default()];
+                    let received = std::future::poll_fn(|cx| {
+                        let mut bufs = [IoSliceMut::new(&mut buf)];
+                        socket.poll_recv(cx, &mut bufs, &mut meta)
+                    })
+                    .await;
                     let Some(mux) = weak.upgrade() else { return };
                     match received {
-                        Ok((n, from)) => mux.route(&buf[..n], from),
+                        Ok(n) if n > 0 => {
+                            let [m] = meta;
+                            // GRO: consecutive datagrams of one sender, `stride` bytes each.
+                            for datagram in buf[..m.len].chunks(m.stride.max(1)) {
+                                mux.route(datagram, m.addr);
+                            }
+                        }
+                        Ok(_) => {}
                         // ICMP errors surface here as ECONNREFUSED: not fatal for the others.
                         Err(e) if is_transient(&e) => {}
                         Err(e) => {
@@ -148,8 +161,8 @@ impl UdpMux {
         }
     }
 
-    fn socket_for(&self, ip: IpAddr) -> Option<&Arc<tokio::net::UdpSocket>> {
-        let local = |s: &&Arc<tokio::net::UdpSocket>| s.local_addr().ok();
+    fn socket_for(&self, ip: IpAddr) -> Option<&Arc<dyn AsyncUdpSocket>> {
+        let local = |s: &&Arc<dyn AsyncUdpSocket>| s.local_addr().ok();
         self.sockets
             .iter()
             .find(|s| local(s).is_some_and(|a| a.ip() == ip))
@@ -246,7 +259,7 @@ fn stun(datagram: &[u8]) -> Option<Stun<'_>> {
 #[derive(Debug)]
 pub struct VirtualSocket {
     mux: Arc<UdpMux>,
-    socket: Arc<tokio::net::UdpSocket>,
+    socket: Arc<dyn AsyncUdpSocket>,
     inbox: Arc<Inbox>,
     local: SocketAddr,
     ufrag: String,
@@ -259,20 +272,30 @@ impl AsyncUdpSocket for VirtualSocket {
 
     fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
         // A STUN request of ours (a check, or to a STUN server): its answer is routed back here.
-        if let Some(Stun::Request { transaction, .. }) = stun(transmit.contents) {
-            let mut routes = lock(&self.mux.routes);
-            if routes.by_transaction.len() >= MAX_TRANSACTIONS {
-                routes.by_transaction.retain(|_, w| w.strong_count() > 0);
+        // A GSO run holds several datagrams, each `segment_size` bytes.
+        let segment = transmit
+            .segment_size
+            .unwrap_or(transmit.contents.len())
+            .max(1);
+        for datagram in transmit.contents.chunks(segment) {
+            if let Some(Stun::Request { transaction, .. }) = stun(datagram) {
+                let mut routes = lock(&self.mux.routes);
                 if routes.by_transaction.len() >= MAX_TRANSACTIONS {
-                    routes.by_transaction.clear();
+                    routes.by_transaction.retain(|_, w| w.strong_count() > 0);
+                    if routes.by_transaction.len() >= MAX_TRANSACTIONS {
+                        routes.by_transaction.clear();
+                    }
                 }
+                routes
+                    .by_transaction
+                    .insert(transaction, Arc::downgrade(&self.inbox));
             }
-            routes
-                .by_transaction
-                .insert(transaction, Arc::downgrade(&self.inbox));
         }
-        self.socket
-            .poll_send_to(cx, transmit.contents, transmit.destination)
+        self.socket.poll_send(cx, transmit)
+    }
+
+    fn max_gso_segments(&self) -> usize {
+        self.socket.max_gso_segments()
     }
 
     fn poll_recv(

@@ -53,10 +53,23 @@ fn whep_and_the_legacy_offer_deliver_the_camera_byte_for_byte() {
     let (legacy_short, _) = rt.block_on(receive(&url, Signalling::Offer, "/offer"));
     // Both WHEP sessions and the legacy ones were closed by the viewers.
     stream.wait_metric("streaming_active_clients", 0.0);
+    assert_batched(&stream);
     let camera = stream.stop();
     assert_matches_camera(&whep, &camera, "WHEP");
     assert_matches_camera(&legacy, &camera, "POST /api/webrtc/offer");
     assert_matches_camera(&legacy_short, &camera, "POST /offer");
+}
+
+/// The sink sent its datagrams in fewer syscalls than datagrams (UDP GSO, Linux 4.18 and
+/// later), and the kernel refused none.
+fn assert_batched(stream: &Streaming) {
+    let datagrams = stream.metric("webrtc_udp_datagrams_sent_total").unwrap();
+    let calls = stream.metric("webrtc_udp_send_calls_total").unwrap();
+    assert!(
+        calls * 2.0 < datagrams,
+        "{datagrams} datagrams in {calls} sends"
+    );
+    assert_eq!(stream.metric("webrtc_udp_send_errors_total"), Some(0.0));
 }
 
 /// The UDP sockets of process `pid`, as their local ports (from `/proc`).
@@ -123,6 +136,8 @@ fn one_shared_udp_port_serves_every_viewer() {
     // Three live connections, and stackctl has one UDP socket: the shared port.
     let ports = udp_ports(stream.up.pid());
     assert_eq!(ports, [port], "stackctl's UDP sockets");
+    // Through it, each viewer's packets went out in GSO runs, not one syscall each.
+    assert_batched(&stream);
     rt.block_on(async {
         for viewer in viewers {
             viewer.close().await.expect("close");
