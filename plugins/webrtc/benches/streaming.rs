@@ -8,21 +8,27 @@
 //! - **c)** soak: 500 connect (WHEP, connected, one frame) / close (WHEP `DELETE`) cycles,
 //!   4 at a time, then stackctl's `RssAnon` and open file descriptors against where they
 //!   started (after 10 cycles, so one-time allocations are not taken for a leak; the figure
-//!   before any viewer is shown too).
+//!   before any viewer is shown too);
+//! - **str0m**: scenario a) against `str0m-sink` (`tests/str0m-sink`, the same WHEP sink built
+//!   on the sans-IO crate str0m) instead of stackctl: the same camsim input, size and rate
+//!   (camsim run directly), the same viewers, warm-up and window, the same figures for the
+//!   `str0m-sink` process; then a table of the webrtc-rs sink and str0m side by side.
 //!
-//! Each scenario runs on a fresh stack. The viewers (the `viewerload` library) run in this
-//! process on their own tokio runtime (2 workers), so their CPU is not stackctl's; it is
-//! reported, with the whole host's load (the figures mean little on a host busy with other
-//! work) and the host's UDP counters (`RcvbufErrors`: where loopback loses packets).
+//! Each scenario runs on a fresh stack (a fresh camsim and `str0m-sink` for `str0m`). The
+//! viewers (the `viewerload` library) run in this process on their own tokio runtime
+//! (2 workers), so their CPU is not stackctl's; it is reported, with the whole host's load
+//! (the figures mean little on a host busy with other work) and the host's UDP counters
+//! (`RcvbufErrors`: where loopback loses packets).
 //!
 //! ```sh
-//! cargo build --release -p stackctl -p camsim -p sink-webrtc -p viewerload
-//! cargo bench -p sink-webrtc --bench streaming [-- --quick] [--json[=FILE]] [--only=a,b,c]
+//! cargo build --release -p stackctl -p camsim -p sink-webrtc -p viewerload -p str0m-sink
+//! cargo bench -p sink-webrtc --bench streaming [-- --quick] [--json[=FILE]] [--only=a,str0m,b,c]
 //! ```
 //!
 //! `--quick`: 3 and 6 viewers for 5 s (1 s warm-up), 50 soak cycles (~30 s). The full run
-//! takes about 2 minutes. `--json`: the results as one JSON line on stdout after the Markdown
-//! tables; `--json=FILE` writes them to FILE instead. `--only=`: some of the scenarios.
+//! takes about 3 minutes. `--json`: the results as one JSON line on stdout after the Markdown
+//! tables; `--json=FILE` writes them to FILE instead. `--only=`: some of the scenarios
+//! (`--only=a,str0m`: the two 10-viewer runs and their comparison).
 //! Progress goes to stderr.
 //!
 //! The input file is made once, with ffmpeg (libx264, else libopenh264) or else camsim's own
@@ -45,7 +51,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use viewerload::{LoadOptions, Report, Viewer, ViewerOptions};
 
-const BUILD: &str = "cargo build --release -p stackctl -p camsim -p sink-webrtc -p viewerload";
+const BUILD: &str =
+    "cargo build --release -p stackctl -p camsim -p sink-webrtc -p viewerload -p str0m-sink";
 const WIDTH_HEIGHT: &str = "1920x1080";
 const FPS: u32 = 30;
 
@@ -84,7 +91,9 @@ fn main() -> ExitCode {
             "--bench" => {}
             a if !a.starts_with('-') => {}
             other => {
-                eprintln!("streaming bench: unknown option {other} (use --quick, --json[=FILE])");
+                eprintln!(
+                    "streaming bench: unknown option {other} (use --quick, --json[=FILE], --only=a,str0m,b,c)"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -133,7 +142,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let bins = match Binaries::find() {
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == name))
+    };
+    let bins = match Binaries::find(wanted("str0m")) {
         Ok(bins) => bins,
         Err(missing) => {
             eprintln!("ERROR: the streaming bench needs release binaries; missing: {missing}");
@@ -160,11 +173,9 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
 
-    let wanted = |name: &str| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|x| x == name))
-    };
     let a = wanted("a").then(|| load_scenario(&runtime, &bins, &input, "a", plan.a));
+    // Right after a), with a)'s plan: the side-by-side comparison.
+    let str0m = wanted("str0m").then(|| load_scenario(&runtime, &bins, &input, "str0m", plan.a));
     let b = wanted("b").then(|| load_scenario(&runtime, &bins, &input, "b", plan.b));
     let c = wanted("c").then(|| soak(&runtime, &bins, &input, &plan));
     let total = started.elapsed();
@@ -177,6 +188,7 @@ fn main() -> ExitCode {
         &bins,
         &input,
         a.as_ref(),
+        str0m.as_ref(),
         b.as_ref(),
         c.as_ref(),
         total,
@@ -189,6 +201,9 @@ fn main() -> ExitCode {
             "binaries": bins.json(),
             "input": input.json(),
             "a_10_viewers": a.as_ref().map(LoadResult::json),
+            "str0m_10_viewers": str0m.as_ref().map(LoadResult::json),
+            "webrtc_rs_vs_str0m_10_viewers":
+                a.as_ref().zip(str0m.as_ref()).map(|(a, s)| comparison_json(a, s)),
             "b_50_viewers": b.as_ref().map(LoadResult::json),
             "c_soak": c.as_ref().map(SoakResult::json),
             "elapsed_s": total.as_secs_f64(),
@@ -213,11 +228,14 @@ struct Binaries {
     stackctl: PathBuf,
     camsim: PathBuf,
     sink: PathBuf,
+    /// For the `str0m` scenario.
+    str0m_sink: PathBuf,
 }
 
 impl Binaries {
-    /// `target/release/{stackctl,camsim,libsink_webrtc.so}`, next to this bench's `deps/`.
-    fn find() -> Result<Self, String> {
+    /// `target/release/{stackctl,camsim,libsink_webrtc.so,str0m-sink}`, next to this bench's
+    /// `deps/` (`str0m-sink` only if `str0m`: the scenario runs).
+    fn find(str0m: bool) -> Result<Self, String> {
         let exe = std::env::current_exe().expect("bench executable path");
         let release = exe
             .parent()
@@ -230,10 +248,12 @@ impl Binaries {
             stackctl: release.join("stackctl"),
             camsim: release.join("camsim"),
             sink: release.join("libsink_webrtc.so"),
+            str0m_sink: release.join("str0m-sink"),
             target,
         };
         let missing: Vec<String> = [&bins.stackctl, &bins.camsim, &bins.sink]
             .into_iter()
+            .chain(str0m.then_some(&bins.str0m_sink))
             .filter(|p| !p.exists())
             .map(|p| p.display().to_string())
             .collect();
@@ -245,8 +265,9 @@ impl Binaries {
     }
 
     fn ages(&self) -> Vec<(String, String)> {
-        [&self.stackctl, &self.camsim, &self.sink]
+        [&self.stackctl, &self.camsim, &self.sink, &self.str0m_sink]
             .into_iter()
+            .filter(|p| p.exists())
             .map(|p| {
                 let age = std::fs::metadata(p)
                     .and_then(|m| m.modified())
@@ -669,27 +690,7 @@ port = 0
 
     /// Warnings and errors stackctl logged (the sink's complaints under load).
     fn log_problems(&self) -> Vec<String> {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("stackctl.log")).unwrap_or_default();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        // camsim's own stderr is logged at WARN: not a complaint.
-        let problem = |l: &&str| {
-            (l.contains(" WARN ") || l.contains(" ERROR ")) && !l.contains("service=camera")
-        };
-        for line in text.lines().filter(problem) {
-            // Without the timestamp, and without per-viewer ids, so alike lines group.
-            let body = line.split_once(' ').map_or(line, |x| x.1).trim();
-            let key: String = body
-                .split_whitespace()
-                .filter(|w| !w.starts_with("viewer=") && !w.starts_with("id="))
-                .collect::<Vec<_>>()
-                .join(" ");
-            *counts.entry(key).or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .map(|(line, n)| format!("{n}x {line}"))
-            .collect()
+        log_problems(&self.dir.path().join("stackctl.log"))
     }
 
     fn try_metrics(&self) -> Option<HashMap<String, f64>> {
@@ -731,6 +732,192 @@ impl Drop for Stack {
             }
         }
         let _ = std::fs::remove_file(Path::new("/dev/shm").join(self.shm.trim_start_matches('/')));
+    }
+}
+
+/// Warnings and errors in a log (stackctl's or str0m-sink's), alike lines grouped and counted.
+fn log_problems(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    // camsim's own stderr is logged at WARN by stackctl: not a complaint.
+    let problem =
+        |l: &&str| (l.contains(" WARN ") || l.contains(" ERROR ")) && !l.contains("service=camera");
+    for line in text.lines().filter(problem) {
+        // Without the timestamp, and without per-viewer ids, so alike lines group.
+        let body = line.split_once(' ').map_or(line, |x| x.1).trim();
+        let key: String = body
+            .split_whitespace()
+            .filter(|w| !w.starts_with("viewer=") && !w.starts_with("id="))
+            .collect::<Vec<_>>()
+            .join(" ");
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(line, n)| format!("{n}x {line}"))
+        .collect()
+}
+
+/// The last 40 lines of a log.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// camsim (replaying the input, as stackctl runs it) and `str0m-sink` on its segment, in a
+/// temporary directory. Dropping it stops both (SIGTERM, then SIGKILL) and unlinks the segment.
+struct Str0mSink {
+    sink: Option<Child>,
+    camsim: Option<Child>,
+    dir: tempfile::TempDir,
+    shm: String,
+    port: u16,
+}
+
+impl Str0mSink {
+    fn start(bins: &Binaries, input: &Input, tag: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let shm = format!("/stackctl-bench-str0m-{}-{tag}-{n}", std::process::id());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let spawn = |program: &Path, args: &[String], log: &str| {
+            let log = File::create(dir.path().join(log)).expect("log file");
+            Command::new(program)
+                .args(args)
+                .current_dir(dir.path())
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()))
+        };
+        // Exactly the camera stackctl runs in the other scenarios.
+        let camsim_args = [
+            "--shm",
+            &shm,
+            "--input",
+            &input.path.display().to_string(),
+            "--fps",
+            &FPS.to_string(),
+            "--size",
+            WIDTH_HEIGHT,
+        ]
+        .map(str::to_owned);
+        let sink_args = [
+            "--shm",
+            &shm,
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--udp",
+            "127.0.0.1:0",
+            "--max-viewers",
+            "60",
+        ]
+        .map(str::to_owned);
+        let sink = spawn(&bins.str0m_sink, &sink_args, "str0m-sink.log");
+        let camsim = spawn(&bins.camsim, &camsim_args, "camsim.log");
+        let mut it = Self {
+            sink: Some(sink),
+            camsim: Some(camsim),
+            dir,
+            shm,
+            port,
+        };
+        // Ready: the sink serves WHEP and has received the camera's first frame.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let log = it.dir.path().join("str0m-sink.log");
+        loop {
+            for (what, child) in [("str0m-sink", &mut it.sink), ("camsim", &mut it.camsim)] {
+                if let Some(status) = child.as_mut().unwrap().try_wait().expect("try_wait") {
+                    panic!(
+                        "{what} exited ({status}); str0m-sink log:\n{}",
+                        log_tail(&log)
+                    );
+                }
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("str0m-sink ready") && text.contains("first frame from the camera") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "str0m-sink did not stream within 30 s; log:\n{}",
+                log_tail(&log)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        it
+    }
+}
+
+impl Drop for Str0mSink {
+    fn drop(&mut self) {
+        for mut child in [self.sink.take(), self.camsim.take()].into_iter().flatten() {
+            signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(Path::new("/dev/shm").join(self.shm.trim_start_matches('/')));
+    }
+}
+
+/// What a load scenario measures: `stackctl up` with the sink, or `str0m-sink`.
+trait UnderTest {
+    /// The process measured: stackctl, or str0m-sink.
+    fn pid(&self) -> u32;
+    /// Base URL of its WHEP endpoint.
+    fn url(&self) -> String;
+    /// camsim's pid.
+    fn camsim(&self) -> Option<u32>;
+    /// The sink's metrics (str0m-sink has none).
+    fn sink_metrics(&self) -> Option<HashMap<String, f64>>;
+    /// Warnings and errors it logged.
+    fn problems(&self) -> Vec<String>;
+}
+
+impl UnderTest for Stack {
+    fn pid(&self) -> u32 {
+        Stack::pid(self)
+    }
+    fn url(&self) -> String {
+        Stack::url(self)
+    }
+    fn camsim(&self) -> Option<u32> {
+        self.camsim
+    }
+    fn sink_metrics(&self) -> Option<HashMap<String, f64>> {
+        Some(self.metrics())
+    }
+    fn problems(&self) -> Vec<String> {
+        self.log_problems()
+    }
+}
+
+impl UnderTest for Str0mSink {
+    fn pid(&self) -> u32 {
+        self.sink.as_ref().expect("running").id()
+    }
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    fn camsim(&self) -> Option<u32> {
+        self.camsim.as_ref().map(Child::id)
+    }
+    fn sink_metrics(&self) -> Option<HashMap<String, f64>> {
+        None
+    }
+    fn problems(&self) -> Vec<String> {
+        log_problems(&self.dir.path().join("str0m-sink.log"))
     }
 }
 
@@ -997,6 +1184,8 @@ fn cpu_by_thread(from: &Sample, to: &Sample, clk_tck: f64) -> Vec<(String, usize
 
 struct LoadResult {
     name: &'static str,
+    /// The process measured: `stackctl`, or `str0m-sink`.
+    process: &'static str,
     plan: LoadPlan,
     report: Report,
     /// CPU % of one core over the measured window.
@@ -1014,10 +1203,11 @@ struct LoadResult {
     fds_end: usize,
     threads_idle: u64,
     threads_end: u64,
-    sink_dropped: f64,
-    sink_sent: f64,
-    webrtc_errors: f64,
-    sink_frame_latency_ms: f64,
+    /// The sink's own counters over the run (stackctl's sink only; str0m-sink has none).
+    sink_dropped: Option<f64>,
+    sink_sent: Option<f64>,
+    webrtc_errors: Option<f64>,
+    sink_frame_latency_ms: Option<f64>,
     udp: BTreeMap<String, u64>,
     udp_window: BTreeMap<String, u64>,
     /// The whole host's busy CPU over the window, % of one core (all cores summed), and the
@@ -1031,7 +1221,7 @@ impl LoadResult {
     fn drops(&self) -> u64 {
         self.report.lost_packets
             + self.report.incomplete_frames
-            + self.sink_dropped as u64
+            + self.sink_dropped.unwrap_or(0.0) as u64
             + self
                 .report
                 .viewers
@@ -1041,12 +1231,13 @@ impl LoadResult {
     }
 
     fn json(&self) -> Value {
-        json!({
+        let mut doc = json!({
             "viewers": self.plan.viewers,
             "duration_s": self.plan.duration.as_secs_f64(),
             "warmup_s": self.plan.warmup.as_secs_f64(),
             "ramp_ms": self.plan.ramp.as_secs_f64() * 1e3,
-            "stackctl": {
+            "process": self.process,
+            "measured": {
                 "cpu_percent_of_one_core": self.cpu,
                 "cpu_window_s": self.cpu_window_s,
                 "cpu_by_thread": self.cpu_threads.iter().map(|(n, c, p)| json!({"name": n, "threads": c, "cpu_percent": p})).collect::<Vec<_>>(),
@@ -1074,7 +1265,12 @@ impl LoadResult {
             "host_udp_counters_delta_measured_window": self.udp_window,
             "frames_unread_dropped": self.report.viewers.iter().map(|v| v.frames_unread_dropped).sum::<u64>(),
             "viewerload": serde_json::to_value(&self.report).unwrap(),
-        })
+        });
+        // Under its own name, as before: `stackctl` or `str0m-sink`.
+        let measured = doc["measured"].take();
+        doc.as_object_mut().unwrap().remove("measured");
+        doc[self.process.replace('-', "_")] = measured;
+        doc
     }
 }
 
@@ -1090,7 +1286,11 @@ fn load_scenario(
         plan.viewers, plan.duration, plan.warmup
     );
     let machine_tck = machine_clk_tck();
-    let stack = Stack::start(bins, input, name);
+    let (stack, process): (Box<dyn UnderTest>, _) = if name == "str0m" {
+        (Box::new(Str0mSink::start(bins, input, name)), "str0m-sink")
+    } else {
+        (Box::new(Stack::start(bins, input, name)), "stackctl")
+    };
     let pid = stack.pid();
     // Idle: the camera streams, nobody watches.
     std::thread::sleep(Duration::from_secs(1));
@@ -1098,7 +1298,7 @@ fn load_scenario(
     std::thread::sleep(Duration::from_secs(3));
     let idle1 = sample(pid);
     let idle_cpu = cpu_percent(&idle0, &idle1, machine_tck);
-    let before = stack.metrics();
+    let before = stack.sink_metrics();
     let udp_before = udp_counters();
 
     let opts = LoadOptions {
@@ -1120,7 +1320,7 @@ fn load_scenario(
     let s0 = sample(pid);
     let udp0 = udp_counters();
     let host0 = host_jiffies();
-    let camsim0 = stack.camsim.map(cpu_ticks);
+    let camsim0 = stack.camsim().map(cpu_ticks);
     let me0 = cpu_ticks(std::process::id());
     let mut peak = s0.rss_anon_kb;
     while Instant::now() + Duration::from_secs(1) < window_end {
@@ -1131,7 +1331,7 @@ fn load_scenario(
     let s1 = sample(pid);
     let udp_window = counters_delta(&udp0, &udp_counters());
     let host1 = host_jiffies();
-    let camsim1 = stack.camsim.map(cpu_ticks);
+    let camsim1 = stack.camsim().map(cpu_ticks);
     let me1 = cpu_ticks(std::process::id());
     peak = peak.max(s1.rss_anon_kb);
     let secs = s1.at.duration_since(s0.at).as_secs_f64();
@@ -1146,12 +1346,15 @@ fn load_scenario(
     let host_other = (host_busy - cpu - viewers_cpu - camsim_cpu.unwrap_or(0.0)).max(0.0);
 
     let report = runtime.block_on(run).expect("the load run");
-    let after = stack.metrics();
+    let after = stack.sink_metrics();
     let udp = counters_delta(&udp_before, &udp_counters());
-    let delta =
-        |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    let delta = |k: &str| {
+        let (after, before) = (after.as_ref()?, before.as_ref()?);
+        Some(after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0))
+    };
     let result = LoadResult {
         name,
+        process,
         plan,
         report,
         cpu,
@@ -1170,15 +1373,16 @@ fn load_scenario(
         sink_dropped: delta("streaming_frames_dropped_total"),
         sink_sent: delta("streaming_webrtc_frames_sent_total"),
         webrtc_errors: delta("streaming_webrtc_errors_total"),
-        sink_frame_latency_ms: after
-            .get("streaming_frame_latency_ms")
-            .copied()
-            .unwrap_or(f64::NAN),
+        sink_frame_latency_ms: after.as_ref().map(|m| {
+            m.get("streaming_frame_latency_ms")
+                .copied()
+                .unwrap_or(f64::NAN)
+        }),
         udp,
         udp_window,
         host_busy,
         host_other,
-        log_problems: stack.log_problems(),
+        log_problems: stack.problems(),
     };
     eprintln!("{}", result.report);
     drop(stack);
@@ -1509,6 +1713,7 @@ fn markdown(
     bins: &Binaries,
     input: &Input,
     a: Option<&LoadResult>,
+    str0m: Option<&LoadResult>,
     b: Option<&LoadResult>,
     c: Option<&SoakResult>,
     total: Duration,
@@ -1555,10 +1760,16 @@ fn markdown(
     );
     w(md, "- camsim `--input FILE --fps 30 --size 1920x1080`; sink `bind = [\"127.0.0.1\"]`, `max_clients = 60`, `rtp_timestamp_origin = \"monotonic\"`; viewers in-process (viewerload, 2 tokio workers), WHEP, loopback\n- MiB = 1024 kB as /proc reports; CPU = utime+stime of the process, % of one core\n".to_owned());
 
-    for (r, targets) in [(a, true), (b, false)] {
+    if str0m.is_some() {
+        w(md, "- `str0m`: the same camsim command run directly, `str0m-sink --shm ... --http 127.0.0.1:PORT --udp 127.0.0.1:0 --max-viewers 60` (str0m 0.25, aws-lc-rs crypto, one UDP socket, one thread; RTP time = capture `CLOCK_MONOTONIC` at 90 kHz)\n".to_owned());
+    }
+    for (r, targets) in [(a, true), (str0m, true), (b, false)] {
         if let Some(r) = r {
             load_table(md, r, targets);
         }
+    }
+    if let (Some(a), Some(s)) = (a, str0m) {
+        comparison_table(md, a, s);
     }
     if let Some(c) = c {
         soak_table(md, c);
@@ -1569,9 +1780,10 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
     let rep = &r.report;
     let _ = writeln!(
         md,
-        "## {}) {} viewers, {:.0} s ({:.0} s warm-up excluded, ramp {:.0} ms)\n",
+        "## {}) {} viewers on {}, {:.0} s ({:.0} s warm-up excluded, ramp {:.0} ms)\n",
         r.name,
         r.plan.viewers,
+        r.process,
         r.plan.duration.as_secs_f64(),
         r.plan.warmup.as_secs_f64(),
         r.plan.ramp.as_secs_f64() * 1e3
@@ -1643,7 +1855,7 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
             "{} / {} / {} / {} (late packets {}, of {} packets, {} frames)",
             rep.lost_packets,
             rep.incomplete_frames,
-            r.sink_dropped,
+            r.sink_dropped.map_or("n/a".to_owned(), |d| d.to_string()),
             unread,
             rep.late_packets,
             rep.packets,
@@ -1672,7 +1884,7 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
     }
     row(
         md,
-        "stackctl CPU (% of one core)",
+        &format!("{} CPU (% of one core)", r.process),
         format!(
             "{:.1} % over {:.1} s (idle with camera, no viewer: {:.1} %)",
             r.cpu, r.cpu_window_s, r.idle_cpu
@@ -1682,7 +1894,7 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
     );
     row(
         md,
-        "stackctl RssAnon at the end (peak)",
+        &format!("{} RssAnon at the end (peak)", r.process),
         format!(
             "{} ({}; no viewer: {})",
             mib(r.rss_end_kb),
@@ -1694,7 +1906,7 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
     );
     row(
         md,
-        "stackctl fds / threads (no viewer → end)",
+        &format!("{} fds / threads (no viewer → end)", r.process),
         format!(
             "{} → {} / {} → {}",
             r.fds_idle, r.fds_end, r.threads_idle, r.threads_end
@@ -1715,7 +1927,10 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
     );
     row(
         md,
-        "whole host busy / of which other load (not stackctl, camsim, viewers)",
+        &format!(
+            "whole host busy / of which other load (not {}, camsim, viewers)",
+            r.process
+        ),
         format!(
             "{:.0} % / {:.0} % (% of one core; the host has {} cores)",
             r.host_busy,
@@ -1725,16 +1940,17 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
         "",
         None,
     );
-    row(
-        md,
-        "sink: frames sent / webrtc errors / last camera→sink latency",
-        format!(
-            "{} / {} / {:.2} ms",
-            r.sink_sent, r.webrtc_errors, r.sink_frame_latency_ms
-        ),
-        "",
-        None,
-    );
+    if let (Some(sent), Some(errors), Some(latency)) =
+        (r.sink_sent, r.webrtc_errors, r.sink_frame_latency_ms)
+    {
+        row(
+            md,
+            "sink: frames sent / webrtc errors / last camera→sink latency",
+            format!("{sent} / {errors} / {latency:.2} ms"),
+            "",
+            None,
+        );
+    }
     let g = |k: &str| r.udp.get(k).copied().unwrap_or(0);
     row(
         md,
@@ -1764,12 +1980,176 @@ fn load_table(md: &mut String, r: &LoadResult, ten: bool) {
         .take(8)
         .map(|(n, c, p)| format!("{n}×{c} {p:.1} %"))
         .collect();
-    row(md, "stackctl CPU by thread", threads.join(", "), "", None);
+    row(
+        md,
+        &format!("{} CPU by thread", r.process),
+        threads.join(", "),
+        "",
+        None,
+    );
     for (e, n) in &rep.errors {
         row(md, "viewer error", format!("{n}× {e}"), "", None);
     }
     for p in r.log_problems.iter().take(10) {
-        row(md, "stackctl log", p.replace('|', "\\|"), "", None);
+        row(
+            md,
+            &format!("{} log", r.process),
+            p.replace('|', "\\|"),
+            "",
+            None,
+        );
+    }
+    md.push('\n');
+}
+
+/// The figures compared between the webrtc-rs sink (scenario a, stackctl) and str0m-sink:
+/// (figure, JSON key, webrtc-rs, str0m), as text and as numbers.
+fn comparison(a: &LoadResult, s: &LoadResult) -> Vec<(&'static str, &'static str, [Value; 2])> {
+    let both = |f: &dyn Fn(&LoadResult) -> Value| [f(a), f(s)];
+    let latency = |r: &LoadResult, pick: fn(&viewerload::report::LatencySummary) -> f64| {
+        r.report
+            .latency_ms
+            .as_ref()
+            .map_or(Value::Null, |l| json!(pick(l)))
+    };
+    let loss = |r: &LoadResult| {
+        if r.report.packets == 0 {
+            Value::Null
+        } else {
+            json!(
+                r.report.lost_packets as f64 * 100.0
+                    / (r.report.packets + r.report.lost_packets) as f64
+            )
+        }
+    };
+    vec![
+        ("CPU, % of one core", "cpu_percent", both(&|r| json!(r.cpu))),
+        (
+            "CPU with the camera on, no viewer",
+            "idle_cpu_percent",
+            both(&|r| json!(r.idle_cpu)),
+        ),
+        (
+            "latency p50, ms",
+            "latency_p50_ms",
+            both(&|r| latency(r, |l| l.p50)),
+        ),
+        (
+            "latency p90, ms",
+            "latency_p90_ms",
+            both(&|r| latency(r, |l| l.p90)),
+        ),
+        (
+            "latency p99, ms",
+            "latency_p99_ms",
+            both(&|r| latency(r, |l| l.p99)),
+        ),
+        (
+            "latency max, ms",
+            "latency_max_ms",
+            both(&|r| latency(r, |l| l.max)),
+        ),
+        (
+            "RssAnon at the end, MiB",
+            "rss_anon_end_mib",
+            both(&|r| json!(r.rss_end_kb as f64 / 1024.0)),
+        ),
+        (
+            "RssAnon peak, MiB",
+            "rss_anon_peak_mib",
+            both(&|r| json!(r.rss_peak_kb as f64 / 1024.0)),
+        ),
+        (
+            "fds / threads at the end",
+            "fds_threads_end",
+            both(&|r| json!([r.fds_end, r.threads_end])),
+        ),
+        (
+            "fps per viewer, mean",
+            "fps_mean",
+            both(&|r| r.report.fps.as_ref().map_or(Value::Null, |f| json!(f.mean))),
+        ),
+        (
+            "packets lost / received",
+            "packets_lost_received",
+            both(&|r| json!([r.report.lost_packets, r.report.packets])),
+        ),
+        ("packet loss, %", "packet_loss_percent", both(&loss)),
+        (
+            "frames incomplete",
+            "frames_incomplete",
+            both(&|r| json!(r.report.incomplete_frames)),
+        ),
+        (
+            "viewers connected / failed",
+            "viewers_connected_failed",
+            both(&|r| json!([r.report.viewers_connected, r.report.viewers_failed])),
+        ),
+        (
+            "time to first frame p50, ms",
+            "time_to_first_frame_p50_ms",
+            both(&|r| {
+                r.report
+                    .time_to_first_frame_ms
+                    .as_ref()
+                    .map_or(Value::Null, |t| json!(t.p50))
+            }),
+        ),
+        (
+            "connect (to Connected) p50, ms",
+            "connect_p50_ms",
+            both(&|r| {
+                r.report
+                    .connect_ms
+                    .as_ref()
+                    .map_or(Value::Null, |t| json!(t.p50))
+            }),
+        ),
+        (
+            "host UDP datagrams sent in the window (GSO sends count once)",
+            "udp_out_datagrams_window",
+            both(&|r| json!(r.udp_window.get("OutDatagrams").copied().unwrap_or(0))),
+        ),
+        (
+            "host UDP RcvbufErrors in the window",
+            "udp_rcvbuf_errors_window",
+            both(&|r| json!(r.udp_window.get("RcvbufErrors").copied().unwrap_or(0))),
+        ),
+    ]
+}
+
+fn comparison_json(a: &LoadResult, s: &LoadResult) -> Value {
+    let mut doc = serde_json::Map::new();
+    for (_, key, [wa, ws]) in comparison(a, s) {
+        doc.insert(key.to_owned(), json!({"webrtc_rs": wa, "str0m": ws}));
+    }
+    Value::Object(doc)
+}
+
+fn comparison_table(md: &mut String, a: &LoadResult, s: &LoadResult) {
+    let show = |v: &Value| match v {
+        Value::Null => "n/a".to_owned(),
+        Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or(f64::NAN)),
+        Value::Array(items) => items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        other => other.to_string(),
+    };
+    let _ = writeln!(
+        md,
+        "## webrtc-rs sink vs str0m, {} viewers\n\nThe same camsim input, viewers and window; \
+         `stackctl` (the sink-webrtc plugin, scenario a) against `str0m-sink` (scenario str0m). \
+         CPU and memory are each whole process's: the shared-memory reader included in both.\n",
+        a.plan.viewers
+    );
+    let _ = writeln!(
+        md,
+        "| | webrtc-rs sink (stackctl) | str0m (str0m-sink) |\n| --- | --- | --- |"
+    );
+    for (label, _, [wa, ws]) in comparison(a, s) {
+        let _ = writeln!(md, "| {label} | {} | {} |", show(&wa), show(&ws));
     }
     md.push('\n');
 }

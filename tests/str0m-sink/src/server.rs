@@ -101,8 +101,10 @@ pub struct Server {
     ids: RandomState,
     next_id: u64,
     buf: Vec<u8>,
-    /// Datagrams the socket refused to send (logged once per kind).
+    /// Datagrams the socket refused to send (logged at powers of two).
     send_errors: u64,
+    /// A frame has arrived.
+    camera_seen: bool,
 }
 
 impl Server {
@@ -119,6 +121,7 @@ impl Server {
             next_id: 0,
             buf: vec![0; RECV_BUFFER],
             send_errors: 0,
+            camera_seen: false,
         }
     }
 
@@ -153,7 +156,18 @@ impl Server {
                     r.context("UDP socket")?;
                     self.receive().context("UDP receive")?;
                 }
-                Wake::Frame(Some(frame)) => self.write_frame(&frame),
+                Wake::Frame(Some(frame)) => {
+                    if !self.camera_seen {
+                        self.camera_seen = true;
+                        let meta = frame.meta();
+                        tracing::info!(
+                            width = meta.width,
+                            height = meta.height,
+                            "first frame from the camera"
+                        );
+                    }
+                    self.write_frame(&frame);
+                }
                 Wake::Frame(None) => return Ok(End::CameraGone),
                 Wake::Command(Some(command)) => self.command(command),
                 Wake::Command(None) => anyhow::bail!("the HTTP server stopped"),
