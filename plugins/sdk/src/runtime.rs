@@ -41,8 +41,9 @@ impl RuntimeSlot {
         }
     }
 
-    /// A handle on the runtime, started now if it was not yet.
-    pub(crate) fn handle(&self) -> Result<Handle, Error> {
+    /// A handle on the runtime, started now (with `workers` worker threads, or one per core)
+    /// if it was not yet.
+    pub(crate) fn handle(&self, workers: Option<usize>) -> Result<Handle, Error> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match &*state {
             State::Running(runtime) => Ok(runtime.handle().clone()),
@@ -51,7 +52,11 @@ impl RuntimeSlot {
             )),
             State::Idle => {
                 let host = self.host.clone();
-                let runtime = Builder::new_multi_thread()
+                let mut builder = Builder::new_multi_thread();
+                if let Some(workers) = workers {
+                    builder.worker_threads(workers);
+                }
+                let runtime = builder
                     .enable_all()
                     .thread_name(format!("{}-rt", self.name))
                     .on_thread_start(move || log::set_thread_host(&host))

@@ -96,7 +96,15 @@ impl Context {
     /// [`SHUTDOWN_GRACE`](crate::SHUTDOWN_GRACE). Its threads' `tracing` events go to the host.
     #[cfg(feature = "runtime")]
     pub fn runtime(&self) -> Result<tokio::runtime::Handle, Error> {
-        self.runtime.handle()
+        self.runtime.handle(None)
+    }
+
+    /// [`runtime`](Self::runtime) with `workers` worker threads (at least one) instead of one
+    /// per core. Fewer workers cost fewer cross-thread wake-ups when the work is light; a
+    /// runtime already started keeps its size.
+    #[cfg(feature = "runtime")]
+    pub fn runtime_with_workers(&self, workers: usize) -> Result<tokio::runtime::Handle, Error> {
+        self.runtime.handle(Some(workers.max(1)))
     }
 
     /// Shuts the runtime down, at `destroy`.

@@ -116,6 +116,11 @@ impl Sink for Probe {
                 }
                 Err(e) => responder.json(500, &e.to_string()),
             },
+            #[cfg(feature = "runtime")]
+            "/probe/workers" => match self.ctx.runtime_with_workers(1) {
+                Ok(rt) => responder.json(200, &rt.metrics().num_workers()),
+                Err(e) => responder.json(500, &e.to_string()),
+            },
             "/probe/park" => {
                 *PARKED.lock().unwrap_or_else(PoisonError::into_inner) = Some(responder);
             }
@@ -507,4 +512,20 @@ fn the_runtime_answers_and_logs_to_its_instances_host() {
     assert!(host.logged(log_level::WARN, "answering from the runtime"));
     p.stop(&i);
     p.destroy(i); // shuts the runtime down
+}
+
+#[cfg(feature = "runtime")]
+#[test]
+fn the_runtime_can_be_sized_before_it_starts() {
+    let p = plugin();
+    let host = FakeHost::new(log_level::INFO);
+    let i = p.create(&host, "").expect("created");
+    p.start(&i).expect("started");
+    assert_eq!(p.http(&i, 1, "GET", "/probe/workers", ""), abi::STATUS_OK);
+    assert_eq!(host.wait_response(1).body, "1");
+    // Started: later calls get the same runtime, whatever they ask.
+    assert_eq!(p.http(&i, 2, "GET", "/probe/async", ""), abi::STATUS_OK);
+    assert_eq!(host.wait_response(2).status, 200);
+    p.stop(&i);
+    p.destroy(i);
 }

@@ -590,7 +590,9 @@ struct Stack {
 }
 
 impl Stack {
-    fn start(bins: &Binaries, input: &Input, tag: &str) -> Self {
+    /// The stack with the sink configured for `max_clients` viewers (which sizes its worker
+    /// threads, as on a board).
+    fn start(bins: &Binaries, input: &Input, tag: &str, max_clients: usize) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let shm = format!("/stackctl-bench-streaming-{}-{tag}-{n}", std::process::id());
@@ -611,7 +613,7 @@ args = ["--shm", "{shm}", "--input", {input}, "--fps", "{FPS}", "--size", "{WIDT
 [plugins.streaming]
 path = {sink}
 bind = ["127.0.0.1"]
-max_clients = 60
+max_clients = {max_clients}
 rtp_timestamp_origin = "monotonic"
 
 [control]
@@ -1289,7 +1291,12 @@ fn load_scenario(
     let (stack, process): (Box<dyn UnderTest>, _) = if name == "str0m" {
         (Box::new(Str0mSink::start(bins, input, name)), "str0m-sink")
     } else {
-        (Box::new(Stack::start(bins, input, name)), "stackctl")
+        // The board's default (10), or as many as the scenario connects.
+        let max_clients = plan.viewers.max(10);
+        (
+            Box::new(Stack::start(bins, input, name, max_clients)),
+            "stackctl",
+        )
     };
     let pid = stack.pid();
     // Idle: the camera streams, nobody watches.
@@ -1606,7 +1613,7 @@ fn soak(
         "scenario c: soak, {} connect/close cycles, {} at a time",
         plan.soak_cycles, plan.soak_parallel
     );
-    let stack = Stack::start(bins, input, "c");
+    let stack = Stack::start(bins, input, "c", 10);
     let pid = stack.pid();
     let url = stack.url();
     std::thread::sleep(Duration::from_secs(2));
@@ -1758,7 +1765,7 @@ fn markdown(
             input.how
         ),
     );
-    w(md, "- camsim `--input FILE --fps 30 --size 1920x1080`; sink `bind = [\"127.0.0.1\"]`, `max_clients = 60`, `rtp_timestamp_origin = \"monotonic\"`; viewers in-process (viewerload, 2 tokio workers), WHEP, loopback\n- MiB = 1024 kB as /proc reports; CPU = utime+stime of the process, % of one core\n".to_owned());
+    w(md, "- camsim `--input FILE --fps 30 --size 1920x1080`; sink `bind = [\"127.0.0.1\"]`, `max_clients` = the board's default 10 or the scenario's viewers (it sizes the sink's worker threads: one per 25), `rtp_timestamp_origin = \"monotonic\"`; viewers in-process (viewerload, 2 tokio workers), WHEP, loopback\n- MiB = 1024 kB as /proc reports; CPU = utime+stime of the process, % of one core\n".to_owned());
 
     if str0m.is_some() {
         w(md, "- `str0m`: the same camsim command run directly, `str0m-sink --shm ... --http 127.0.0.1:PORT --udp 127.0.0.1:0 --max-viewers 60` (str0m 0.25, aws-lc-rs crypto, one UDP socket, one thread; RTP time = capture `CLOCK_MONOTONIC` at 90 kHz)\n".to_owned());

@@ -55,7 +55,7 @@ impl Sink for StreamingSink {
 
     fn start(config: Config, ctx: Context) -> Result<Self, Error> {
         config.validate()?;
-        let runtime = ctx.runtime()?;
+        let runtime = ctx.runtime_with_workers(config.worker_threads())?;
         let hub = Arc::new(Hub::new(
             Arc::new(Metrics::default()),
             config.max_clients,
