@@ -146,3 +146,40 @@ fn one_shared_udp_port_serves_every_viewer() {
     stream.wait_metric("streaming_active_clients", 0.0);
     stream.stop();
 }
+
+/// A lossy network: the viewer loses every 20th RTP datagram and asks for it again (NACK); the
+/// sink answers from its history, so the lost packets arrive after all (late, as a jitter
+/// buffer would still take them) and few stay lost.
+#[test]
+fn lost_packets_are_sent_again_when_the_viewer_asks() {
+    let stream = Streaming::start("webrtc-nack", &[], "");
+    let url = stream.url();
+    let rt = runtime();
+    let stats = rt.block_on(async {
+        let mut options = ViewerOptions::new(&url);
+        options.lose_every = 20;
+        let mut viewer = Viewer::connect(&options).await.expect("viewer connects");
+        viewer
+            .wait_connected(Duration::from_secs(10))
+            .await
+            .expect("ICE and DTLS connect despite the loss");
+        for _ in 0..60 {
+            tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
+                .await
+                .expect("a frame within 10 s")
+                .expect("the connection stays up");
+        }
+        let stats = viewer.stats();
+        viewer.close().await.expect("close");
+        stats
+    });
+    stream.stop();
+    let dropped = stats.packets / 20;
+    assert!(
+        stats.late_packets > 0 && stats.lost_packets * 4 < dropped,
+        "{} packets received, ~{dropped} lost on purpose: {} came again late, {} stayed lost",
+        stats.packets,
+        stats.late_packets,
+        stats.lost_packets
+    );
+}

@@ -74,6 +74,11 @@ struct Cli {
     #[arg(long, default_value_t = viewerload::viewer::DEFAULT_RECV_BUFFER)]
     recv_buffer: usize,
 
+    /// Lose every Nth RTP datagram received, as a lossy network would (0: none). The
+    /// server's NACK repairs then show as late packets; what it cannot repair, as lost.
+    #[arg(long, default_value_t = 0)]
+    lose_every: u64,
+
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
         connect_timeout: cli.connect_timeout,
         offer_path: cli.offer_path.clone(),
         recv_buffer: cli.recv_buffer,
+        lose_every: cli.lose_every,
         ..ViewerOptions::new(cli.url.clone())
     };
     // Reject a bad URL as a usage error rather than N identical viewer failures.

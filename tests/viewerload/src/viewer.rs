@@ -72,6 +72,9 @@ pub struct ViewerOptions {
     /// The viewer's UDP receive buffer in bytes (`SO_RCVBUF`; 0 keeps the system's). Many
     /// viewers in one process need more than the default: see [`crate::runtime`].
     pub recv_buffer: usize,
+    /// Lose every Nth RTP datagram received, as a lossy network would (0: none). The server's
+    /// retransmissions then show as late packets.
+    pub lose_every: u64,
 }
 
 impl ViewerOptions {
@@ -84,6 +87,7 @@ impl ViewerOptions {
             connect_timeout: Duration::from_secs(10),
             offer_path: "/offer".to_owned(),
             recv_buffer: DEFAULT_RECV_BUFFER,
+            lose_every: 0,
         }
     }
 }
@@ -361,7 +365,10 @@ impl Viewer {
             .with_rtcp_mux_policy(RTCRtcpMuxPolicy::Require)
             .build();
         let pc = PeerConnectionBuilder::new()
-            .with_runtime(ViewerRuntime::new(opts.recv_buffer) as Arc<dyn Runtime>)
+            .with_runtime(
+                Arc::new(ViewerRuntime::new(opts.recv_buffer).with_loss(opts.lose_every))
+                    as Arc<dyn Runtime>,
+            )
             .with_configuration(config)
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
