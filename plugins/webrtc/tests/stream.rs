@@ -24,19 +24,14 @@ async fn receive(url: &str, signalling: Signalling, path: &str) -> (Vec<Vec<u8>>
         .wait_connected(Duration::from_secs(10))
         .await
         .expect("ICE and DTLS connect");
-    let mut frames = Vec::new();
-    while frames.len() < FRAMES {
-        let frame = tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
-            .await
-            .expect("a frame within 10 s")
-            .expect("the connection stays up");
-        assert!(
-            frame.complete,
-            "frame {} lost packets on loopback",
-            frames.len()
-        );
-        frames.push(frame.annexb);
+    let frames = viewer
+        .frames(FRAMES, Duration::from_secs(10))
+        .await
+        .expect("frames keep coming");
+    for (i, frame) in frames.iter().enumerate() {
+        assert!(frame.complete, "frame {i} lost packets on loopback");
     }
+    let frames = frames.into_iter().map(|f| f.annexb).collect();
     viewer.close().await.expect("close");
     (frames, session)
 }
@@ -121,11 +116,11 @@ fn one_shared_udp_port_serves_every_viewer() {
             viewers.push(viewer);
         }
         for viewer in &mut viewers {
-            for _ in 0..15 {
-                let frame = tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
-                    .await
-                    .expect("a frame within 10 s")
-                    .expect("the connection stays up");
+            let frames = viewer
+                .frames(15, Duration::from_secs(10))
+                .await
+                .expect("frames keep coming");
+            for frame in frames {
                 assert!(frame.complete);
                 let latency = frame.latency_ns().expect("monotonic RTP timestamps");
                 assert!(latency < 1_000_000_000, "{latency} ns");
@@ -163,12 +158,10 @@ fn lost_packets_are_sent_again_when_the_viewer_asks() {
             .wait_connected(Duration::from_secs(10))
             .await
             .expect("ICE and DTLS connect despite the loss");
-        for _ in 0..60 {
-            tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the connection stays up");
-        }
+        viewer
+            .frames(60, Duration::from_secs(10))
+            .await
+            .expect("frames keep coming despite the loss");
         let stats = viewer.stats();
         viewer.close().await.expect("close");
         stats

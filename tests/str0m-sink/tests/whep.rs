@@ -94,17 +94,16 @@ fn a_whep_viewer_gets_the_camera_from_an_idr_and_delete_ends_the_session() {
             .wait_connected(Duration::from_secs(10))
             .await
             .expect("ICE and DTLS connect");
-        let mut frames = Vec::new();
-        while frames.len() < FRAMES {
-            let frame = tokio::time::timeout(Duration::from_secs(10), viewer.next_frame())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the connection stays up");
-            assert!(frame.complete, "frame {} lost packets", frames.len());
+        let frames = viewer
+            .frames(FRAMES, Duration::from_secs(10))
+            .await
+            .expect("frames keep coming");
+        for (i, frame) in frames.iter().enumerate() {
+            assert!(frame.complete, "frame {i} lost packets");
             let latency = frame.latency_ns().expect("RTP time is the monotonic clock");
             assert!(latency < 1_000_000_000, "latency {latency} ns");
-            frames.push(frame.annexb);
         }
+        let frames: Vec<Vec<u8>> = frames.into_iter().map(|f| f.annexb).collect();
         // WHEP DELETE (it fails unless 2xx).
         viewer.close().await.expect("DELETE the session");
         (frames, session)

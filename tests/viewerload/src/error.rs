@@ -61,6 +61,12 @@ pub enum Error {
     /// The peer connection failed or closed while it was being waited on.
     #[error("peer connection {0} before connecting")]
     ConnectionEnded(crate::ConnectionState),
+    /// The connection failed or closed while frames were awaited.
+    #[error("the connection ended after {frames} frames")]
+    StreamEnded {
+        /// Frames received before it ended.
+        frames: usize,
+    },
     /// A step did not finish within the configured timeout.
     #[error("timed out after {after:?} {during}")]
     Timeout {

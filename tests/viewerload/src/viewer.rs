@@ -471,6 +471,29 @@ impl Viewer {
         }
     }
 
+    /// The next `n` frames, each arriving within `each` of the one before; an error if one is
+    /// late or the connection ends first.
+    pub async fn frames(&mut self, n: usize, each: Duration) -> Result<Vec<ReceivedFrame>, Error> {
+        let mut frames = Vec::with_capacity(n);
+        while frames.len() < n {
+            match tokio::time::timeout(each, self.next_frame()).await {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => {
+                    return Err(Error::StreamEnded {
+                        frames: frames.len(),
+                    });
+                }
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        after: each,
+                        during: "waiting for a frame",
+                    });
+                }
+            }
+        }
+        Ok(frames)
+    }
+
     /// A snapshot of the counters and milestones.
     pub fn stats(&self) -> ViewerStats {
         *lock(&self.shared.stats)
