@@ -478,10 +478,18 @@ impl Sender<'_> {
         }
     }
 
+    /// Adds packets and bytes written to the viewer's counters.
+    fn count(&self, packets: u64, bytes: u64) {
+        self.viewer.packets_sent.fetch_add(packets, Relaxed);
+        self.viewer.bytes_sent.fetch_add(bytes, Relaxed);
+    }
+
     /// Writes one frame; `false` when the connection is gone.
     async fn send(&mut self, frame: &Packetized, paced: bool) -> bool {
         let timestamp = self.offset.wrapping_add(to_90khz(frame.timestamp_ns));
         let last = frame.payloads.len().saturating_sub(1);
+        // Counted once per frame, not per packet; a frame cut short counts what went out.
+        let (mut packets, mut bytes) = (0, 0);
         for (i, payload) in frame.payloads.iter().enumerate() {
             if paced && i > 0 && i % CATCH_UP_BURST == 0 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -499,7 +507,9 @@ impl Sender<'_> {
                 payload: payload.clone(),
             };
             self.sequence = self.sequence.wrapping_add(1);
-            if let Err(e) = self.track.write_rtp(packet).await {
+            let written = self.track.write_rtp(packet).await;
+            if let Err(e) = written {
+                self.count(packets, bytes);
                 // Closing races with writing: only a write to a live viewer is an error.
                 if !self.viewer.is_stopped() {
                     tracing::debug!(viewer = %self.viewer.id, "write failed: {e}");
@@ -507,11 +517,10 @@ impl Sender<'_> {
                 }
                 return false;
             }
-            self.viewer.packets_sent.fetch_add(1, Relaxed);
-            self.viewer
-                .bytes_sent
-                .fetch_add(12 + payload.len() as u64, Relaxed);
+            packets += 1;
+            bytes += 12 + payload.len() as u64;
         }
+        self.count(packets, bytes);
         self.viewer.frames_sent.fetch_add(1, Relaxed);
         self.metrics.frames_sent.fetch_add(1, Relaxed);
         if self.first {
