@@ -66,8 +66,7 @@ pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
     stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()).into())
 }
 
-/// The directory relative paths in the configuration are resolved against.
-/// The directory relative paths of the file are taken from: the file's own, made absolute
+/// The directory relative paths in the configuration are resolved against: the file's own, made absolute
 /// (a service changes into its `cwd` before its program is looked up, so a path relative to
 /// stackctl's working directory would no longer resolve).
 fn base_dir(loaded: &Loaded) -> PathBuf {

@@ -10,17 +10,20 @@
 //! without reconnecting, receives frames captured after the kill.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod up_common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 use stackctl_core::clock::monotonic_ns;
-use stackctl_tests::media::{ffmpeg_says, have_ffmpeg, probe};
+use stackctl_tests::media::{self, ffmpeg_says, have_ffmpeg, probe};
 use stackctl_tests::plugins::{
     http_get, http_json, http_post, poll, rust_plugin, status, workspace_root,
 };
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, free_port, kill};
 use stackctl_tests::{bin, unique_shm};
+use up_common::service;
 use viewerload::{ConnectionState, ReceivedFrame, Viewer, ViewerOptions};
 
 /// Frames the viewer must receive before, and after, the camera is killed.
@@ -172,7 +175,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     // Every recording plays, the one across the camera's restart included.
     up.terminate();
     if ffmpeg {
-        let files = recording_files(&recordings);
+        let files = media::recordings(&recordings);
         assert!(
             files.len() >= 3 && files.contains(&startup) && files.contains(&steady),
             "the one from the start, the steady one, the one(s) across the restart: {files:?}"
@@ -186,7 +189,16 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
             .iter()
             .any(|l| l.contains("frames take longer to make than"));
         for f in &files {
-            assert!(probe(f).frames > 0, "{}", f.display());
+            // Whatever ffmpeg says of its timing, every file opens at an IDR and every packet
+            // in it decodes.
+            let p = probe(f);
+            assert!(p.frames > 0 && p.first_key, "{}: {p:?}", f.display());
+            assert_eq!(
+                p.packets,
+                p.frames,
+                "{}: packets that do not decode",
+                f.display()
+            );
             let Some(said) = ffmpeg_says(f) else { continue };
             if *f == steady && !camera_late {
                 panic!("{said}");
@@ -284,28 +296,9 @@ fn captured_ns(frame: &ReceivedFrame) -> Option<u64> {
     Some(frame.last_packet_ns - frame.latency_ns()?)
 }
 
-/// A service's entry in a `stackctl status --json`.
-fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["services"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no service {name:?} in {status:#}"))
-}
-
 fn pid(service: &Value) -> u32 {
     service["pid"]
         .as_u64()
         .and_then(|p| u32::try_from(p).ok())
         .unwrap_or_else(|| panic!("no pid in {service:#}"))
-}
-
-/// The MP4 recordings in `dir`.
-fn recording_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("the recording directory")
-        .map(|e| e.expect("an entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
-        .collect();
-    files.sort();
-    files
 }

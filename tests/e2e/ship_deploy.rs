@@ -294,6 +294,17 @@ fn stackctl_check_passes_the_shipped_configuration_on_a_checkout() {
             "{line}"
         );
     }
+    // Each sink is either found (built beside stackctl) or named in a warning.
+    for file in ["libsink_webrtc.so", "libsink_recorder.so"] {
+        let beside = bin("stackctl").with_file_name(file).exists();
+        let warned = err
+            .lines()
+            .any(|l| l.starts_with("warning: plugin ") && l.contains(file));
+        assert!(
+            beside || warned,
+            "{file}: neither found nor warned of:\n{err}"
+        );
+    }
     // Nothing else is wrong with it.
     assert!(!err.contains("services."), "{err}");
 

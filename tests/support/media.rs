@@ -1,6 +1,6 @@
 //! Checking recordings with the real ffprobe and ffmpeg (`.ci/run` installs them).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -97,33 +97,35 @@ pub fn probe(file: &Path) -> Probe {
     }
 }
 
-/// `ffmpeg -v error -i FILE -f null -` must succeed; what it printed, if anything.
-pub fn ffmpeg_says(file: &Path) -> Option<String> {
+/// `ffmpeg -v error -i FILE -f null -`: whether it succeeded, and what it printed.
+fn ffmpeg_null(file: &Path) -> (bool, String) {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
         .args(["-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ffmpeg -v error -i FILE -f null -` must succeed; what it printed, if anything.
+pub fn ffmpeg_says(file: &Path) -> Option<String> {
+    let (ok, stderr) = ffmpeg_null(file);
     let said = format!(
         "ffmpeg -v error -i {} -f null - said: {stderr}",
         file.display()
     );
-    assert!(out.status.success(), "{said}");
+    assert!(ok, "{said}");
     (!stderr.trim().is_empty()).then_some(said)
 }
 
 /// `ffmpeg -v error -i FILE -f null -` must print nothing and succeed.
 pub fn decodes_cleanly(file: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !(out.status.success() && stderr.trim().is_empty()) {
+    let (ok, stderr) = ffmpeg_null(file);
+    if !(ok && stderr.trim().is_empty()) {
         // Kept for a look after the test's temporary directory is gone.
         let kept = std::env::temp_dir().join(format!(
             "stackctl-failed-{}",
@@ -137,4 +139,32 @@ pub fn decodes_cleanly(file: &Path) {
             kept.display()
         );
     }
+}
+
+/// The recorder's files in `dir` (`recording_YYYYMMDD_HHMMSS[_N].ext`), oldest first.
+pub fn recordings(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list the recording dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("recording_"))
+        })
+        .collect();
+    v.sort_by_key(|p| {
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // By stamp, then suffix number.
+        let stem = n.split('.').next().unwrap_or("").to_owned();
+        let suffix: u32 = stem
+            .get(25..)
+            .and_then(|s| s.strip_prefix('_'))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (stem.get(..25).unwrap_or("").to_owned(), suffix)
+    });
+    v
 }

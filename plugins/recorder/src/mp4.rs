@@ -20,7 +20,12 @@ pub const FLAGS_NON_SYNC: u32 = 0x0101_0000;
 
 /// Nanoseconds to 90 kHz ticks, rounded to nearest.
 pub fn ns_to_ticks(ns: u64) -> u64 {
-    let ticks = (u128::from(ns) * u128::from(TIMESCALE) + 500_000_000) / 1_000_000_000;
+    ns_to_ticks_at(ns, u64::from(TIMESCALE))
+}
+
+/// Nanoseconds to ticks of a `timescale`-per-second clock, rounded to the nearest.
+pub fn ns_to_ticks_at(ns: u64, timescale: u64) -> u64 {
+    let ticks = (u128::from(ns) * u128::from(timescale) + 500_000_000) / 1_000_000_000;
     u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 

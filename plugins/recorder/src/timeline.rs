@@ -63,8 +63,7 @@ impl Clock {
     }
 
     fn ticks(&self, ns: u64) -> u64 {
-        let t = u128::from(ns) * u128::from(self.timescale);
-        u64::try_from((t + 500_000_000) / 1_000_000_000).unwrap_or(u64::MAX)
+        crate::mp4::ns_to_ticks_at(ns, self.timescale)
     }
 
     /// The true time of a frame captured at `ns` in `generation`, without recording it.
@@ -130,6 +129,11 @@ impl Grid {
         let v = &mut v[..n];
         v.sort_unstable();
         v.get(n / 2).copied().unwrap_or(0)
+    }
+
+    /// Whether a grid has been chosen ([`Grid::prime`] does nothing after that).
+    pub fn primed(&self) -> bool {
+        self.grid != 0
     }
 
     /// Chooses the first grid from the first frames' true times (before any is placed), so

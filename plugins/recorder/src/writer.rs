@@ -290,9 +290,11 @@ impl<F: AccessUnit> FileWriter<F> {
         self.pending_bytes = 0;
         // Decode times now, on the rate's grid (primed with the first fragment's frames).
         let times: Vec<u64> = pending.iter().map(|(_, t)| *t).collect();
-        let mut primer = times.clone();
-        primer.extend(end);
-        self.grid.prime(&primer);
+        if !self.grid.primed() {
+            let mut primer = times.clone();
+            primer.extend(end);
+            self.grid.prime(&primer);
+        }
         let dts = self.grid.place_run(&times, self.pinned.take());
         let end = end.map(|e| self.grid.peek(e));
         self.pinned = end;

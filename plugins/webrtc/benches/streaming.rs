@@ -49,6 +49,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
+use viewerload::report::percentile;
 use viewerload::{LoadOptions, Report, Viewer, ViewerOptions};
 
 const BUILD: &str =
@@ -684,10 +685,7 @@ port = 0
     }
 
     fn log_tail(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("stackctl.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.dir.path().join("stackctl.log"))
     }
 
     /// Warnings and errors stackctl logged (the sink's complaints under load).
@@ -1094,11 +1092,7 @@ fn fd_kinds(pid: u32) -> BTreeMap<String, usize> {
         ("netlink", "netlink"),
     ] {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap_or_default();
-        let column = match file {
-            "unix" => 6,
-            "netlink" => 9,
-            _ => 9,
-        };
+        let column = if file == "unix" { 6 } else { 9 };
         for line in text.lines().skip(1) {
             if let Some(inode) = line.split_whitespace().nth(column) {
                 inodes.insert(inode.to_owned(), kind);
@@ -1491,7 +1485,7 @@ impl SoakResult {
             "parallel": self.parallel,
             "failed_cycles": self.failed,
             "errors": self.errors,
-            "cycle_ms": {"p50": pct(&ms, 50.0), "p90": pct(&ms, 90.0), "max": pct(&ms, 100.0)},
+            "cycle_ms": {"p50": percentile(&ms, 50.0), "p90": percentile(&ms, 90.0), "max": percentile(&ms, 100.0)},
             "elapsed_s": self.elapsed_s,
             "cold_no_viewer_ever": self.cold.json(),
             "start": self.start.json(),
@@ -1510,14 +1504,6 @@ impl SoakResult {
             "log_warnings_and_errors": self.log_problems,
         })
     }
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// One connect / first frame / close; returns how long it took.
@@ -2176,9 +2162,9 @@ fn soak_table(md: &mut String, c: &SoakResult) {
         c.cycles,
         c.elapsed_s,
         c.failed,
-        pct(&ms, 50.0),
-        pct(&ms, 90.0),
-        pct(&ms, 100.0),
+        percentile(&ms, 50.0),
+        percentile(&ms, 90.0),
+        percentile(&ms, 100.0),
         c.zero_after_s
     );
     for (e, n) in &c.errors {

@@ -40,11 +40,18 @@ pub struct PluginConfig {
     pub own: String,
 }
 
+/// The value of a top-level key, as a plugin key.
+type LegacyValue = fn(&stackctl_config::Config) -> toml::Value;
+
 /// Keys the legacy script's options set at the top level, handed to the sink that took over
-/// from its streaming server: `(plugin, its key, top-level key)`.
-const LEGACY_KEYS: [(&str, &str, &str); 2] = [
-    ("streaming", "max_clients", "streaming.max_clients"),
-    ("recording", "dir", "recording.path"),
+/// from its streaming server: `(plugin, its key, top-level key, the value)`.
+const LEGACY_KEYS: [(&str, &str, &str, LegacyValue); 2] = [
+    ("streaming", "max_clients", "streaming.max_clients", |c| {
+        toml::Value::Integer(c.streaming.max_clients.into())
+    }),
+    ("recording", "dir", "recording.path", |c| {
+        toml::Value::String(c.recording.path.to_string_lossy().into_owned())
+    }),
 ];
 
 /// The plugin's section with the legacy top-level keys filled in: a key the section lacks
@@ -57,16 +64,11 @@ fn with_legacy_keys(
     table: &toml::Table,
 ) -> toml::Table {
     let mut table = table.clone();
-    for (plugin, key, top) in LEGACY_KEYS {
+    for (plugin, key, top, value) in LEGACY_KEYS {
         if plugin != name {
             continue;
         }
-        let value = match top {
-            "streaming.max_clients" => {
-                toml::Value::Integer(loaded.config.streaming.max_clients.into())
-            }
-            _ => toml::Value::String(loaded.config.recording.path.to_string_lossy().into_owned()),
-        };
+        let value = value(&loaded.config);
         let overriding = matches!(
             loaded.origin(top),
             Some(stackctl_config::Origin::Env { .. } | stackctl_config::Origin::Flag { .. })
@@ -335,7 +337,10 @@ mod tests {
         // Absent from the sections: the top-level values (defaults here).
         let l = loaded(SINKS, &[], None);
         assert_eq!(own(&l, "streaming")["max_clients"].as_integer(), Some(10));
-        assert!(own(&l, "recording")["dir"].as_str().is_some());
+        assert_eq!(
+            own(&l, "recording")["dir"].as_str(),
+            l.config.recording.path.to_str()
+        );
         // The file's top-level keys, when the sections do not set theirs.
         let l = loaded(
             &format!("[streaming]\nmax_clients = 4\n[recording]\npath = \"/rec\"\n{SINKS}"),

@@ -9,7 +9,7 @@ use hyper::header::{ALLOW, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,8 @@ use crate::server::{Command, OfferError};
 
 /// Largest offer accepted.
 const MAX_OFFER_BYTES: usize = 64 * 1024;
+/// A client that has not sent its request headers within this is dropped.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Serves WHEP on `listener` for as long as the runtime runs.
 pub async fn serve(listener: TcpListener, commands: mpsc::Sender<Command>) {
@@ -36,6 +38,8 @@ pub async fn serve(listener: TcpListener, commands: mpsc::Sender<Command>) {
                 async move { Ok::<_, Infallible>(route(req, &commands).await) }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {

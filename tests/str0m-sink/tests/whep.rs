@@ -9,20 +9,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use stackctl_core::h264::split_annexb;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stray, free_port, kill, line_reader};
 use stackctl_tests::{Proc, assert_success, bin, unique_shm};
+use viewerload::depacketize::nal_units;
 use viewerload::{Viewer, ViewerOptions};
 
 /// Frames the viewer collects.
 const FRAMES: usize = 45;
-
-/// The NAL units of an Annex-B stream, start codes removed.
-fn nal_units(annexb: &[u8]) -> Vec<&[u8]> {
-    split_annexb(annexb)
-        .filter_map(|nal| nal.get(annexb))
-        .collect()
-}
 
 fn nal_type(nal: &[u8]) -> u8 {
     nal[0] & 0x1f

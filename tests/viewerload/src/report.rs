@@ -185,7 +185,8 @@ pub struct Report {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The nearest-rank `p`th percentile of `sorted` (ascending); 0 for no values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

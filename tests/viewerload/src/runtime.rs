@@ -236,6 +236,47 @@ mod tests {
         assert!(!is_rtp(&[0x00, 0x01, 0, 0]) && !is_rtp(&[22, 254, 253]));
     }
 
+    /// Several messages received at once: a lost one in the middle leaves the others whole,
+    /// in order, closed up in the caller's buffers.
+    #[tokio::test]
+    async fn a_lost_message_between_others_closes_up() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        let socket = LossySocket {
+            inner: TokioRuntime.wrap_udp_socket(receiver).unwrap(),
+            every: 2,
+            seen: AtomicU64::new(0),
+        };
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Different lengths, so the kernel never coalesces them into one message.
+        let sent: [&[u8]; 3] = [
+            &[0x80, 96, 0, 1, 1],
+            &[0x80, 96, 0, 2],
+            &[0x80, 96, 0, 3, 3, 3],
+        ];
+        for d in sent {
+            sender.send_to(d, to).unwrap();
+        }
+        let mut received = Vec::new();
+        while received.len() < 2 {
+            let mut storage = [[0u8; 64]; 3];
+            let mut bufs: Vec<IoSliceMut<'_>> =
+                storage.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            let mut meta = [RecvMeta::default(); 3];
+            let n = tokio::time::timeout(
+                Duration::from_secs(5),
+                std::future::poll_fn(|cx| socket.poll_recv(cx, &mut bufs, &mut meta)),
+            )
+            .await
+            .expect("the datagrams arrive")
+            .unwrap();
+            for i in 0..n {
+                received.push(bufs[i][..meta[i].len].to_vec());
+            }
+        }
+        assert_eq!(received, [sent[0].to_vec(), sent[2].to_vec()]);
+    }
+
     #[test]
     fn sockets_get_the_larger_buffer() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -142,24 +142,8 @@ pub fn metric(port: u16, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 
-pub use stackctl_tests::media::{decodes_cleanly, have_ffmpeg, probe};
-
-/// The positions of the NAL units of type `nal_type` in an Annex-B stream.
-pub fn nal_positions(data: &[u8], nal_type: u8) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 3 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            if data[i + 3] & 0x1f == nal_type {
-                out.push(i + 3);
-            }
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
+#[allow(unused_imports)] // Each test file uses a part.
+pub use stackctl_tests::media::{decodes_cleanly, have_ffmpeg, probe, recordings};
 
 /// Whether a raw H.264 file starts with SPS, PPS and then an IDR slice.
 pub fn starts_with_params_and_idr(data: &[u8]) -> bool {
@@ -177,31 +161,6 @@ pub fn starts_with_params_and_idr(data: &[u8]) -> bool {
         t
     };
     types == [7, 8, 5]
-}
-
-/// The recordings in `dir`, oldest first.
-pub fn recordings(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("list the recording dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("recording_"))
-        })
-        .collect();
-    v.sort_by_key(|p| {
-        let n = p.file_name().unwrap().to_str().unwrap().to_owned();
-        // recording_YYYYMMDD_HHMMSS[_N].ext: by stamp, then suffix number.
-        let stem = n.split('.').next().unwrap_or("").to_owned();
-        let suffix: u32 = stem
-            .get(25..)
-            .and_then(|s| s.strip_prefix('_'))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (stem.get(..25).unwrap_or("").to_owned(), suffix)
-    });
-    v
 }
 
 /// Whether `needle` occurs in `haystack`, and where.

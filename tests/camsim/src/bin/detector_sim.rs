@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     // Blocked before any other thread exists, so only the `sigwait` thread ever takes them.
     let signals = match block_stop_signals() {
         Ok(signals) => signals,
-        Err(e) => return fail(&e, 1),
+        Err(e) => return fail(&e),
     };
     let args = Args::parse();
     if args.stale < args.interval {
@@ -79,17 +79,18 @@ fn main() -> ExitCode {
     }
     let stop = match spawn_signal_waiter(signals) {
         Ok(stop) => stop,
-        Err(e) => return fail(&e, 1),
+        Err(e) => return fail(&e),
     };
     match run(&args, &stop) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e, 1),
+        Err(e) => fail(&e),
     }
 }
 
-fn fail(error: &Error, code: u8) -> ExitCode {
+/// Reports `error` and exits with status 1.
+fn fail(error: &Error) -> ExitCode {
     eprintln!("detector-sim: error: {error}");
-    ExitCode::from(code)
+    ExitCode::FAILURE
 }
 
 /// Why the detector stopped.
