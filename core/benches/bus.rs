@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use stackctl_core::bus::{Bus, SubscribeOptions};
 use stackctl_core::frame::{Frame, FrameMeta};
-use stackctl_core::h264::analyse;
+use stackctl_media::h264::analyse;
 
 fn frame() -> Arc<Frame> {
     let mut data = vec![0, 0, 0, 1, 0x41];

@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use stackctl_core::bus::{Bus, SubscribeOptions};
-use stackctl_core::clock::monotonic_ns;
 use stackctl_core::layout::{FrameHeader, PixelFormat, Timespec};
 use stackctl_core::shm::{
     CopyMode, ShmWriter, SourceConfig, SourceHandle, SourceStats, TornReadGuard,
 };
+use stackctl_media::clock::monotonic_ns;
 
 const FPS: u64 = 30;
 const GOP: u64 = 30;

@@ -12,7 +12,8 @@
 //! so what it receives is always a decodable chain: every frame it gets after a gap is an IDR,
 //! and every non-IDR frame it gets follows, without a gap, the frame before it. All frames not
 //! delivered are counted in [`SubscriberStats::dropped`], and each gap in
-//! [`SubscriberStats::gaps`].
+//! [`SubscriberStats::gaps`]. Each subscriber's [`IdrGate`] (from `stackctl-media`, the one
+//! every sink uses for its own clients too) makes that decision.
 //!
 //! A subscriber created with [`StartAt::NextIdr`] starts out lagging, which is how a new viewer
 //! or a new recording begins cleanly at a keyframe.
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use stackctl_media::gate::{Admit, IdrGate};
 
 use crate::frame::Frame;
 
@@ -114,10 +116,8 @@ struct Slot {
     id: u64,
     name: Arc<str>,
     tx: Sender<Arc<Frame>>,
-    /// Skipping to the next IDR: after a drop, or from the start with [`StartAt::NextIdr`].
-    lagging: bool,
-    /// Whether skipped frames count as drops (false while waiting for the first IDR).
-    joined: bool,
+    /// Joining (from the start with [`StartAt::NextIdr`]), live, or skipping after a drop.
+    gate: IdrGate,
     stats: Arc<SubscriberStats>,
 }
 
@@ -172,13 +172,15 @@ impl Bus {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(SubscriberStats::default());
         let name: Arc<str> = opts.name.into();
-        let waiting = opts.start == StartAt::NextIdr;
+        let gate = match opts.start {
+            StartAt::Next => IdrGate::live(),
+            StartAt::NextIdr => IdrGate::joining(),
+        };
         self.inner.slots().push(Slot {
             id,
             name: name.clone(),
             tx,
-            lagging: waiting,
-            joined: !waiting,
+            gate,
             stats: stats.clone(),
         });
         Subscription {
@@ -196,8 +198,8 @@ impl Bus {
         let mut report = PublishReport::default();
         let idr = frame.is_idr();
         self.inner.slots().retain_mut(|slot| {
-            if slot.lagging && !idr {
-                if slot.joined {
+            if let Admit::Skip { counted } = slot.gate.offer(idr) {
+                if counted {
                     slot.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     report.dropped += 1;
                 }
@@ -205,19 +207,18 @@ impl Bus {
             }
             match slot.tx.try_send(frame.clone()) {
                 Ok(()) => {
-                    slot.lagging = false;
-                    slot.joined = true;
+                    slot.gate.delivered();
                     slot.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     report.delivered += 1;
                     true
                 }
                 Err(TrySendError::Full(_)) => {
-                    if !slot.lagging {
+                    let lost = slot.gate.rejected();
+                    if lost.new_gap {
                         slot.stats.gaps.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(subscriber = %slot.name, "queue full: skipping to the next IDR");
                     }
-                    slot.lagging = true;
-                    if slot.joined {
+                    if lost.counted {
                         slot.stats.dropped.fetch_add(1, Ordering::Relaxed);
                         report.dropped += 1;
                     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::h264::{AccessUnitInfo, NalType, ParameterSets};
+use stackctl_media::h264::{AccessUnitInfo, NalType, ParameterSets};
 
 /// Metadata the camera wrote beside the access unit, plus what the source learned from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Assembles a frame. `info` must describe `data` (it comes from [`crate::h264::analyse`]).
+    /// Assembles a frame. `info` must describe `data` (it comes from [`stackctl_media::h264::analyse`]).
     pub fn new(
         meta: FrameMeta,
         data: Box<[u8]>,

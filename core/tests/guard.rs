@@ -10,11 +10,11 @@ use std::thread;
 use std::time::Duration;
 
 use stackctl_core::Frame;
-use stackctl_core::clock::monotonic_ns;
 use stackctl_core::layout::{FrameHeader, PixelFormat, Timespec};
 use stackctl_core::shm::{
     CopyMode, ShmSource, ShmWriter, SourceConfig, StartPosition, TornReadGuard,
 };
+use stackctl_media::clock::monotonic_ns;
 
 /// An IDR access unit whose payload bytes all depend on `seed` and contain no start code.
 fn access_unit(seed: u8, len: usize) -> Vec<u8> {

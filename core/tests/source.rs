@@ -5,9 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use stackctl_core::clock::monotonic_ns;
 use stackctl_core::layout::{FrameHeader, PixelFormat, Timespec};
 use stackctl_core::shm::{CopyMode, ShmSource, ShmWriter, SourceConfig, StartPosition};
+use stackctl_media::clock::monotonic_ns;
 
 struct Fixture {
     name: String,

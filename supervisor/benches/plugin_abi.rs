@@ -12,7 +12,7 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stackctl::plugins::{Plugin, loader};
 use stackctl_core::frame::{Frame, FrameMeta};
-use stackctl_core::h264::analyse;
+use stackctl_media::h264::analyse;
 
 const SINK: &str = r#"
 #include "stackctl_sink.h"

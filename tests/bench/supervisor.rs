@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use stackctl_core::clock::monotonic_ns;
+use stackctl_media::clock::monotonic_ns;
 use stackctl_tests::bin;
 
 const RESTARTS: usize = 40;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use stackctl_core::clock::monotonic_ns;
+use stackctl_media::clock::monotonic_ns;
 use stackctl_tests::media::{self, ffmpeg_says, have_ffmpeg, probe};
 use stackctl_tests::plugins::{
     http_get, http_json, http_post, poll, rust_plugin, status, workspace_root,

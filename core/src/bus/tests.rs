@@ -10,7 +10,7 @@ fn frame(sequence: u32, idr: bool) -> Arc<Frame> {
     } else {
         vec![0, 0, 0, 1, 0x41, 0x9a, 0x02, 0x10]
     };
-    let info = crate::h264::analyse(&data).expect("test AU is valid");
+    let info = stackctl_media::h264::analyse(&data).expect("test AU is valid");
     let meta = FrameMeta {
         frame_number: u64::from(sequence),
         sequence,

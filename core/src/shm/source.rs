@@ -27,11 +27,11 @@ use super::ShmError;
 use super::guard::{DISCONTINUITY_WAIT, Previous, SlotRead, TornReadGuard, read_frame};
 use super::pacer::{Pacer, PacerConfig};
 use super::segment::{Segment, current_id};
-use crate::clock::monotonic_ns;
 use crate::frame::{Frame, FrameMeta};
-use crate::h264::{ParamCache, analyse};
 use crate::layout::{FrameHeader, RING_SLOTS, slot_of};
 use crate::warn::WarnLimiter;
+use stackctl_media::clock::monotonic_ns;
+use stackctl_media::h264::{ParamCache, analyse};
 
 /// The longest the source keeps reading a replaced segment's last frames before it follows
 /// the new writer anyway.

@@ -20,7 +20,6 @@
 //! on the host's threads, reading recordings for downloads. `plugins/recorder/README.md` has
 //! every key and route.
 
-pub mod annexb;
 pub mod config;
 pub mod error;
 pub mod http;

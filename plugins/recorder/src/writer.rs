@@ -18,13 +18,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::annexb::{self, START_CODE};
 use crate::config::{Format, Fsync};
 use crate::error::RecordError;
 use crate::mp4::{self, Sample, Track};
 use crate::names::{RecordingName, now};
 use crate::timeline::{Clock, Grid};
 use crate::unit::AccessUnit;
+use stackctl_media::h264::{self, NalHeader, NalType, START_CODE, SpsInfo};
 
 /// What a finished file holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,7 +269,7 @@ impl<F: AccessUnit> FileWriter<F> {
 
     fn write_init(&mut self, frame: &F) -> Result<(), RecordError> {
         let (sps, pps) = params_of(frame).unwrap_or_default();
-        let (width, height) = annexb::sps_dimensions(&sps).unwrap_or((0, 0));
+        let (width, height) = SpsInfo::parse(&sps).map_or((0, 0), |info| (info.width, info.height));
         let track = Track {
             width,
             height,
@@ -344,8 +344,8 @@ impl<F: AccessUnit> FileWriter<F> {
             .zip(durations)
             .map(|((frame, _), &duration)| Sample {
                 duration: u32::try_from(duration).unwrap_or(u32::MAX),
-                size: annexb::nal_units(frame.data())
-                    .filter(|u| !annexb::is_out_of_band(u))
+                size: h264::nal_units(frame.data())
+                    .filter(|u| !is_out_of_band(u))
                     .map(|u| 4 + u.len() as u32)
                     .sum(),
                 sync: frame.is_idr(),
@@ -356,7 +356,7 @@ impl<F: AccessUnit> FileWriter<F> {
         mp4::fragment_header(buf, self.sequence, base_dts, &samples, payload);
         self.sequence = self.sequence.wrapping_add(1);
         for (frame, _) in pending {
-            for unit in annexb::nal_units(frame.data()).filter(|u| !annexb::is_out_of_band(u)) {
+            for unit in h264::nal_units(frame.data()).filter(|u| !is_out_of_band(u)) {
                 buf.extend_from_slice(&(unit.len() as u32).to_be_bytes());
                 buf.extend_from_slice(unit);
             }
@@ -368,16 +368,16 @@ impl<F: AccessUnit> FileWriter<F> {
             if frame.is_idr() {
                 // The file must decode from its first frame, and after a parameter change:
                 // put the stream's SPS and PPS in front of an IDR that lacks them.
-                let inband = frame.has_inband_params() || annexb::has_parameter_sets(frame.data());
+                let inband = frame.has_inband_params() || has_parameter_sets(frame.data());
                 let params = params_of(frame);
                 if inband {
                     self.raw_params = params;
                 } else if let Some((sps, pps)) = params
                     && self.raw_params.as_ref() != Some(&(sps.clone(), pps.clone()))
                 {
-                    buf.extend_from_slice(&START_CODE);
+                    buf.extend_from_slice(START_CODE);
                     buf.extend_from_slice(&sps);
-                    buf.extend_from_slice(&START_CODE);
+                    buf.extend_from_slice(START_CODE);
                     buf.extend_from_slice(&pps);
                     self.raw_params = Some((sps, pps));
                 }
@@ -411,14 +411,32 @@ pub fn params_of<F: AccessUnit>(frame: &F) -> Option<(Vec<u8>, Vec<u8>)> {
         return Some((sps.to_vec(), pps.to_vec()));
     }
     let (mut sps, mut pps) = (None, None);
-    for unit in annexb::nal_units(frame.data()) {
-        match annexb::nal_type(unit) {
-            annexb::NAL_SPS => sps = Some(unit.to_vec()),
-            annexb::NAL_PPS => pps = Some(unit.to_vec()),
+    for unit in h264::nal_units(frame.data()) {
+        match nal_type(unit) {
+            NalType::Sps => sps = Some(unit.to_vec()),
+            NalType::Pps => pps = Some(unit.to_vec()),
             _ => {}
         }
     }
     Some((sps?, pps?))
+}
+
+/// The type of a NAL unit (never empty: [`h264::nal_units`] yields none).
+fn nal_type(unit: &[u8]) -> NalType {
+    unit.first()
+        .map_or(NalType::Other(0), |&b| NalHeader::new(b).nal_type())
+}
+
+/// Whether a NAL unit is a parameter set or delimiter: what the MP4 samples leave out, since
+/// the sample entry carries the parameter sets.
+fn is_out_of_band(unit: &[u8]) -> bool {
+    matches!(nal_type(unit), NalType::Sps | NalType::Pps | NalType::Aud)
+}
+
+/// Whether the access unit carries both an SPS and a PPS itself.
+fn has_parameter_sets(data: &[u8]) -> bool {
+    let types = || h264::nal_units(data).map(nal_type);
+    types().any(|t| t == NalType::Sps) && types().any(|t| t == NalType::Pps)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //!   4 at a time, then stackctl's `RssAnon` and open file descriptors against where they
 //!   started (after 10 cycles, so one-time allocations are not taken for a leak; the figure
 //!   before any viewer is shown too);
-//! - **str0m**: scenario a) against `str0m-sink` (`tests/str0m-sink`, the same WHEP sink built
+//! - **str0m**: scenario a) against `str0m-sink` (`tools/str0m-sink`, the same WHEP sink built
 //!   on the sans-IO crate str0m) instead of stackctl: the same camsim input, size and rate
 //!   (camsim run directly), the same viewers, warm-up and window, the same figures for the
 //!   `str0m-sink` process; then a table of the webrtc-rs sink and str0m side by side.
@@ -482,7 +482,7 @@ fn count_access_units(data: &[u8]) -> (usize, usize) {
     let mut idr = 0;
     let mut previous_slice = false;
     let mut in_unit_idr = false;
-    for nal in sink_webrtc::h264::nal_units(data) {
+    for nal in stackctl_media::h264::nal_units(data) {
         let Some(&head) = nal.first() else { continue };
         let kind = head & 0x1f;
         let slice = kind == 1 || kind == 5;

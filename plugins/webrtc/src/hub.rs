@@ -11,9 +11,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::h264::{self, Profile};
 use crate::metrics::{Metrics, Snapshot};
-use crate::rtp;
+use stackctl_media::h264::{self, Profile};
+use stackctl_media::rtp;
 
 /// The most the GOP cache holds; a longer GOP is not cached (new viewers wait for an IDR).
 const GOP_CACHE_FRAMES: usize = 300;
@@ -46,11 +46,22 @@ impl Packetized {
         pps: Option<&[u8]>,
         timestamp_ns: u64,
     ) -> Option<Self> {
-        let units = h264::with_parameter_sets(annexb, sps, pps);
+        let info = h264::analyse(annexb).ok()?;
+        let idr = info.is_idr();
+        let units: Vec<&[u8]> = match (idr, sps, pps) {
+            (true, Some(sps), Some(pps)) => h264::with_param_bytes(sps, pps, annexb, &info)
+                .ok()?
+                .nal_units()
+                .collect(),
+            _ => info
+                .nals()
+                .iter()
+                .filter_map(|nal| nal.get(annexb))
+                .collect(),
+        };
         if units.is_empty() {
             return None;
         }
-        let idr = units.iter().any(|u| h264::nal_type(u) == h264::nal::IDR);
         Some(Self {
             timestamp_ns,
             idr,

@@ -15,12 +15,10 @@
 
 pub mod batch;
 pub mod config;
-pub mod h264;
 pub mod hub;
 pub mod keyframe;
 pub mod metrics;
 pub mod mux;
-pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod signalling;
@@ -33,6 +31,8 @@ use std::time::{Duration, Instant};
 use stackctl_sink_sdk::{Context, Error, Frame, Request, Responder, Sink, export_sink};
 
 pub use crate::config::Config;
+use stackctl_media::monotonic_ns;
+
 use crate::hub::{Hub, Packetized};
 use crate::metrics::Metrics;
 use crate::session::Sessions;
@@ -125,13 +125,6 @@ impl Sink for StreamingSink {
             tracing::warn!("viewers still closing after {STOP_GRACE:?}; dropping them");
         }
     }
-}
-
-/// `CLOCK_MONOTONIC` now, in ns: the clock of the camera's timestamps.
-pub(crate) fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        (t.tv_sec() as u64).saturating_mul(1_000_000_000) + t.tv_nsec() as u64
-    })
 }
 
 export_sink!(StreamingSink);

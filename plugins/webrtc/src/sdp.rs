@@ -1,7 +1,7 @@
 //! Just enough SDP reading to judge an offer before building a connection for it: does it
 //! receive video, and which of its H.264 formats can carry what the camera sends.
 
-use crate::h264::Profile;
+use stackctl_media::h264::Profile;
 
 /// One H.264 format of an offer's first video section.
 #[derive(Debug, Clone, PartialEq, Eq)]

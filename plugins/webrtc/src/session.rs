@@ -454,8 +454,9 @@ impl Sender<'_> {
                     continue;
                 }
             };
-            let age =
-                Duration::from_nanos(crate::monotonic_ns().saturating_sub(frame.timestamp_ns));
+            let age = Duration::from_nanos(
+                stackctl_media::monotonic_ns().saturating_sub(frame.timestamp_ns),
+            );
             if self.caught_up && age > MAX_LAG {
                 self.skipping = true;
             }
@@ -486,7 +487,7 @@ impl Sender<'_> {
 
     /// Writes one frame; `false` when the connection is gone.
     async fn send(&mut self, frame: &Packetized, paced: bool) -> bool {
-        let timestamp = self.offset.wrapping_add(to_90khz(frame.timestamp_ns));
+        let timestamp = stackctl_media::rtp::rtp_timestamp(frame.timestamp_ns, self.offset);
         let last = frame.payloads.len().saturating_sub(1);
         // Counted once per frame, not per packet; a frame cut short counts what went out.
         let (mut packets, mut bytes) = (0, 0);
@@ -605,27 +606,9 @@ fn count_keyframe_requests(
     }
 }
 
-/// Nanoseconds to 90 kHz ticks, modulo 2^32.
-pub fn to_90khz(ns: u64) -> u32 {
-    ((u128::from(ns) * 90_000 / 1_000_000_000) as u64) as u32
-}
-
 fn random_u32() -> u32 {
     let mut bytes = [0u8; 4];
     // Without randomness, a fixed start is still valid RTP.
     let _ = getrandom::getrandom(&mut bytes);
     u32::from_be_bytes(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rtp_time_is_90khz_and_wraps() {
-        assert_eq!(to_90khz(1_000_000_000), 90_000);
-        assert_eq!(to_90khz(33_333_333), 2999);
-        let wrap_ns = (1u64 << 32) * 1_000_000_000 / 90_000;
-        assert!(to_90khz(wrap_ns + 1_000_000_000) < 90_001);
-    }
 }

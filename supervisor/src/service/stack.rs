@@ -709,7 +709,7 @@ fn source_status(
         late_tears: stats.late_tears.load(Relaxed),
         restarts: stats.restarts.load(Relaxed),
         last_frame_age_ms: (last > 0)
-            .then(|| stackctl_core::clock::monotonic_ns().saturating_sub(last) as f64 / 1e6),
+            .then(|| stackctl_media::clock::monotonic_ns().saturating_sub(last) as f64 / 1e6),
     }
 }
 

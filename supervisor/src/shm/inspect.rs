@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use stackctl_core::clock::monotonic_ns;
-use stackctl_core::h264::{NalType, SpsInfo, analyse};
 use stackctl_core::layout::{PixelFormat, SEGMENT_SIZE, SLOT_DATA_CAPACITY, slot_of};
 use stackctl_core::shm::{RingSnapshot, Segment, ShmError};
+use stackctl_media::clock::monotonic_ns;
+use stackctl_media::h264::{NalType, SpsInfo, analyse};
 
 use crate::cli::{InspectArgs, segment_name};
 

@@ -117,7 +117,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// The NAL units of an Annex-B stream (start codes removed).
 pub fn nal_units(annexb: &[u8]) -> Vec<&[u8]> {
-    sink_webrtc::h264::nal_units(annexb).collect()
+    stackctl_media::h264::nal_units(annexb).collect()
 }
 
 /// Splits a camera dump into access units: a new one starts at an SPS, or at a slice that

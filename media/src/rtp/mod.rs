@@ -1,0 +1,23 @@
+//! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1) and the 90 kHz clock.
+//!
+//! An access unit is cut into payloads once and the payloads are shared by every receiver
+//! (WebRTC viewers, RTSP clients, a WHIP publication); each receiver writes only its own
+//! 12-byte RTP header in front.
+//!
+//! ```
+//! use stackctl_media::rtp::{MAX_PAYLOAD, packetize, rtp_timestamp};
+//!
+//! let sps = [0x67, 0x42, 0xc0, 0x1e, 0xda];
+//! let pps = [0x68, 0xce, 0x3c, 0x80];
+//! let idr = vec![0x65; 3000];
+//! let payloads = packetize(&[&sps, &pps, &idr], MAX_PAYLOAD);
+//! // SPS and PPS in one STAP-A, the IDR in three FU-A fragments.
+//! assert_eq!(payloads.len(), 4);
+//! assert_eq!(rtp_timestamp(1_000_000_000, 0), 90_000);
+//! ```
+
+mod clock;
+mod packetize;
+
+pub use clock::{RTP_CLOCK_HZ, rtp_timestamp, ticks_of_ns};
+pub use packetize::{FU_A, MAX_PAYLOAD, STAP_A, packetize};
