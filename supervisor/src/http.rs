@@ -23,8 +23,8 @@ use stackctl_plugin_abi as abi;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::plugins::PluginHost;
 use crate::status::StackStatus;
+use stackctl_plugin_host::PluginHost;
 
 /// Which routes a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +211,7 @@ fn health(ctx: &Context) -> Response<Full<Bytes>> {
 /// Hands a request to a plugin and waits for its answer (which it may give later).
 async fn to_plugin(
     req: Request<Incoming>,
-    plugin: &Arc<crate::plugins::Plugin>,
+    plugin: &Arc<stackctl_plugin_host::Plugin>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body =

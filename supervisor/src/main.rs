@@ -1,30 +1,24 @@
 //! `stackctl`: one program in place of the board's launch script.
 
 mod cli;
+mod commands;
 mod control;
-mod ctl;
 mod http;
 mod logging;
 mod metrics;
 mod notify;
-mod plan;
-mod probe;
 mod process;
 mod service;
-mod shm;
-mod shm_clean;
 mod signals;
 mod status;
-mod up;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use stackctl::plugins;
 use stackctl_config::LogFormat;
 
 use crate::cli::{Cli, Command, ShmCommand};
-use crate::control::Request;
+use crate::control::server::Request;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,8 +42,8 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("stackctl: {err:#}");
             }
-            if err.downcast_ref::<up::ConfigError>().is_some() {
-                ExitCode::from(up::CONFIG_ERROR)
+            if err.downcast_ref::<commands::up::ConfigError>().is_some() {
+                ExitCode::from(commands::up::CONFIG_ERROR)
             } else {
                 ExitCode::FAILURE
             }
@@ -59,13 +53,13 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Shm(ShmCommand::Inspect(args)) => shm::inspect::run(&args),
-        Command::Shm(ShmCommand::Tap(args)) => shm::tap::run(&args),
-        Command::Config(args) => up::show(&args),
-        Command::Check(flags) => up::check(&flags),
-        Command::Plugins(flags) => up::list_plugins(&flags),
+        Command::Shm(ShmCommand::Inspect(args)) => commands::shm_inspect::run(&args),
+        Command::Shm(ShmCommand::Tap(args)) => commands::shm_tap::run(&args),
+        Command::Config(args) => commands::up::show(&args),
+        Command::Check(flags) => commands::up::check(&flags),
+        Command::Plugins(flags) => commands::up::list_plugins(&flags),
         Command::Up(args) => {
-            let loaded = up::load(&args.config)?;
+            let loaded = commands::up::load(&args.config)?;
             // The flag beats the file (and its variable), as every flag does.
             let format = args.log_format.map_or(loaded.config.log.format, Into::into);
             logging::init(
@@ -75,7 +69,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
-            block_on(up::up(loaded))
+            block_on(commands::up::up(loaded))
         }
         Command::Status(args) => control(&args.socket, Request::Status, args.json),
         Command::Restart(a) => control(&a.socket, Request::Restart { service: a.service }, false),
@@ -95,8 +89,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Runs a control command against the running `stackctl up`.
 fn control(socket: &cli::SocketArgs, request: Request, json: bool) -> anyhow::Result<ExitCode> {
-    let path = up::socket_path(socket)?;
-    block_on(ctl::run(&path, request, json))
+    let path = commands::up::socket_path(socket)?;
+    block_on(control::client::run(&path, request, json))
 }
 
 /// One thread is plenty for a supervisor: its work is waiting.

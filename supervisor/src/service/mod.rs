@@ -3,9 +3,11 @@
 //! The rules are pure functions of time and events (tested as tables); the orchestration that
 //! applies them to real processes lives beside them.
 
+pub mod driver;
 pub mod gate;
 pub mod plan;
+pub mod probe;
 pub mod resources;
 pub mod restart;
 pub mod run;
-pub mod stack;
+pub mod shm_clean;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::plan::{Check, ProbePlan, ServicePlan};
-use crate::probe::{ProbeState, attempt};
 use crate::process::{Exit, ExitClass, LogRing, Reaper, classify};
+use crate::service::probe::{ProbeState, attempt};
 
 /// What a run reports.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ async fn run(
         });
     };
     if !plan.clean_shm.is_empty() {
-        match crate::shm_clean::clean(&plan.clean_shm) {
+        match crate::service::shm_clean::clean(&plan.clean_shm) {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!(service = %plan.name, ?removed, "removed stale shared memory")
             }

@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, watch};
 use crate::cli::{ConfigArgs, ConfigFlags, SocketArgs};
 use crate::http::{self, Routes};
 use crate::notify::Notifier;
-use crate::plan::{find_executable, plans};
 use crate::process::Reaper;
+use crate::service::driver::{Attachments, Stack};
 use crate::service::plan::ServicePlan;
-use crate::service::stack::{Attachments, Stack};
+use crate::service::plan::build::{find_executable, plans};
 use crate::status::StackStatus;
 
 /// Exit code for a configuration error: nothing was started.
@@ -126,11 +126,12 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
             problems.push(format!("services.{}.command: {e}", plan.name));
         }
     }
-    let plugin_configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
-    let dirs = crate::plugins::loader::search_dirs(&loaded.config.plugin_dirs);
+    let plugin_configs =
+        stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
+    let dirs = stackctl_plugin_host::loader::search_dirs(&loaded.config.plugin_dirs);
     let mut warnings = Vec::new();
     for p in plugin_configs.iter().filter(|p| p.enabled) {
-        match crate::plugins::loader::resolve(&p.name, &p.path, &dirs) {
+        match stackctl_plugin_host::loader::resolve(&p.name, &p.path, &dirs) {
             // Not installed (yet): `up` runs without a plugin that is not `required`, and so
             // does `check`, loudly.
             Err(e) if !p.required => warnings.push(format!(
@@ -140,7 +141,7 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
             Err(e) => problems.push(e.to_string()),
             // There but unusable (another ABI, not a plugin): a mistake to fix either way.
             Ok(path) => {
-                if let Err(e) = crate::plugins::loader::load(&p.name, &path) {
+                if let Err(e) = stackctl_plugin_host::loader::load(&p.name, &path) {
                     problems.push(e.to_string());
                 }
             }
@@ -167,9 +168,9 @@ pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
 /// `stackctl plugins`: every configured plugin, and every plugin file in the plugin
 /// directories, with its ABI, version and routes.
 pub fn list_plugins(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
-    use crate::plugins::loader;
+    use stackctl_plugin_host::loader;
     let loaded = load(flags)?;
-    let configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
+    let configs = stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let dirs = loader::search_dirs(&loaded.config.plugin_dirs);
     let describe = |name: &str, path: &Path| match loader::load(name, path) {
         Ok(lib) => format!(
@@ -243,12 +244,13 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let socket = config.control.socket.clone();
-    let listener = crate::control::bind(&socket, gid).await?;
+    let listener = crate::control::server::bind(&socket, gid).await?;
     let (calls_tx, calls) = mpsc::channel(16);
-    tokio::spawn(crate::control::serve(listener, calls_tx));
+    tokio::spawn(crate::control::server::serve(listener, calls_tx));
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
-    let plugin_configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
+    let plugin_configs =
+        stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
@@ -260,8 +262,9 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
             stackctl_config::ShmGuard::Verify => stackctl_core::shm::TornReadGuard::default(),
             stackctl_config::ShmGuard::Settled => stackctl_core::shm::TornReadGuard::Settled,
         };
-        let plugins = crate::plugins::PluginHost::start(&plugin_configs, &config.plugin_dirs, &bus)
-            .map_err(anyhow::Error::msg)?;
+        let plugins =
+            stackctl_plugin_host::PluginHost::start(&plugin_configs, &config.plugin_dirs, &bus)
+                .map_err(anyhow::Error::msg)?;
         let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus, None)
             .context("cannot start the shared-memory reader")?;
         (Some(source), Some(Arc::new(plugins)))

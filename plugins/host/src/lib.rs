@@ -6,9 +6,9 @@
 //! of the stack starts anyway unless the plugin is `required`. A plugin that fails later (a
 //! caught panic, an error from `on_frame`) is detached and marked failed; it is never unloaded.
 
-pub mod host;
-pub mod instance;
+pub mod callbacks;
 pub mod loader;
+pub mod plugin;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use stackctl_core::bus::Bus;
 
-pub use instance::Plugin;
+pub use plugin::Plugin;
 
 /// Keys of a `[plugins.NAME]` table that are the host's, not the plugin's.
 const HOST_KEYS: [&str; 5] = ["path", "enabled", "required", "queue", "name"];

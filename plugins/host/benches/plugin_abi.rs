@@ -3,16 +3,16 @@
 //! reads the frame's last byte.
 //!
 //! Two frame sizes, 33 kB (a P frame at 8 Mbit/s) and 150 kB (an IDR): if delivery copied the
-//! frame, the larger one would cost more. Run: `cargo bench -p stackctl --bench plugin_abi`.
+//! frame, the larger one would cost more. Run: `cargo bench -p stackctl-plugin-host --bench plugin_abi`.
 #![allow(clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use stackctl::plugins::{Plugin, loader};
 use stackctl_core::frame::{Frame, FrameMeta};
 use stackctl_media::h264::analyse;
+use stackctl_plugin_host::{Plugin, loader};
 
 const SINK: &str = r#"
 #include "stackctl_sink.h"
@@ -40,7 +40,7 @@ fn build_sink() -> std::path::PathBuf {
     let src = dir.join("sink.c");
     std::fs::write(&src, SINK).expect("write the sink");
     let out = dir.join("libsink_bench.so");
-    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/abi/include");
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../abi/include");
     let status = std::process::Command::new("cc")
         .args(["-O2", "-shared", "-fPIC", "-I", include, "-o"])
         .arg(&out)

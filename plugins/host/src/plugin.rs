@@ -12,8 +12,8 @@ use std::time::Duration;
 use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions, SubscriberStats};
 use stackctl_plugin_abi as abi;
 
-use super::host::{FrameView, HostCtx, table};
-use super::loader::{Library, routes, str_of};
+use crate::callbacks::{FrameView, HostCtx, table};
+use crate::loader::{Library, routes, str_of};
 
 /// How long `stop` waits for a plugin stuck in `on_frame` before leaving it behind.
 const STOP_WAIT: Duration = Duration::from_secs(5);

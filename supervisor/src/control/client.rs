@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use crate::control::{Request, Response, call};
+use crate::control::server::{Request, Response, call};
 use crate::status::StackStatus;
 
 /// Sends `request` and prints the answer; `json` prints status as JSON instead of a table.

@@ -22,7 +22,7 @@ use super::plan::{OnFailure, ServicePlan};
 use super::resources::Resources;
 use super::restart::{Decision, RestartState};
 use super::run::{self, Report, RunContext, RunEvent, RunHandle};
-use crate::control::{Call, Reply, Request, Response};
+use crate::control::server::{Call, Reply, Request, Response};
 use crate::notify::Notifier;
 use crate::process::{Exit, ExitClass, LogRing};
 use crate::status::{ServiceState, ServiceStatus, StackStatus};
@@ -96,7 +96,7 @@ pub struct Stack {
 #[derive(Debug, Default, Clone)]
 pub struct Attachments {
     /// The plugin host, when plugins are configured.
-    pub plugins: Option<Arc<crate::plugins::PluginHost>>,
+    pub plugins: Option<Arc<stackctl_plugin_host::PluginHost>>,
     /// The source's segment name and counters, when it runs.
     pub source: Option<(String, Arc<stackctl_core::shm::SourceStats>)>,
 }

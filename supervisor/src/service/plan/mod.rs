@@ -1,6 +1,8 @@
 //! What the orchestrator needs to know about a service, resolved from the configuration once:
 //! interpolated, validated, with probes compiled and signals parsed.
 
+pub mod build;
+
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -8,8 +10,8 @@ use regex::Regex;
 
 use super::gate::Condition;
 use super::restart::Rules;
-use crate::probe::Target;
 use crate::process::ProcessSpec;
+use crate::service::probe::Target;
 
 /// What happens when a service is declared FAILED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,10 +9,10 @@ use stackctl_config::{
     ServiceConfig, Signal as ConfigSignal,
 };
 
-use crate::probe::Target;
 use crate::process::ProcessSpec;
 use crate::service::gate::Condition;
 use crate::service::plan::{self as p, Check, ProbePlan, ServicePlan};
+use crate::service::probe::Target;
 use crate::service::restart::{Policy, Rules};
 
 /// Builds the plans of every service, in start order. Relative paths (`cwd`, a `command` with a

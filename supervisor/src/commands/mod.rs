@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod shm_inspect;
+pub mod shm_tap;
+pub mod up;
