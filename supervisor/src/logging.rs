@@ -28,7 +28,7 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::commands::up::ConfigError;
+use crate::commands::ConfigError;
 
 /// How the log is written: the configuration's format, and whether standard error is the
 /// journal.

@@ -18,7 +18,6 @@ use clap::Parser;
 use stackctl_config::LogFormat;
 
 use crate::cli::{Cli, Command, ShmCommand};
-use crate::control::server::Request;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,8 +41,8 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("stackctl: {err:#}");
             }
-            if err.downcast_ref::<commands::up::ConfigError>().is_some() {
-                ExitCode::from(commands::up::CONFIG_ERROR)
+            if err.downcast_ref::<commands::ConfigError>().is_some() {
+                ExitCode::from(commands::CONFIG_ERROR)
             } else {
                 ExitCode::FAILURE
             }
@@ -52,14 +51,15 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
+    use commands::service::Action;
     match command {
         Command::Shm(ShmCommand::Inspect(args)) => commands::shm_inspect::run(&args),
         Command::Shm(ShmCommand::Tap(args)) => commands::shm_tap::run(&args),
-        Command::Config(args) => commands::up::show(&args),
-        Command::Check(flags) => commands::up::check(&flags),
-        Command::Plugins(flags) => commands::up::list_plugins(&flags),
+        Command::Config(args) => commands::config::run(&args),
+        Command::Check(flags) => commands::check::run(&flags),
+        Command::Plugins(flags) => commands::plugins::run(&flags),
         Command::Up(args) => {
-            let loaded = commands::up::load(&args.config)?;
+            let loaded = commands::load(&args.config)?;
             // The flag beats the file (and its variable), as every flag does.
             let format = args.log_format.map_or(loaded.config.log.format, Into::into);
             logging::init(
@@ -69,28 +69,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
-            block_on(commands::up::up(loaded))
+            block_on(commands::up::run(loaded))
         }
-        Command::Status(args) => control(&args.socket, Request::Status, args.json),
-        Command::Restart(a) => control(&a.socket, Request::Restart { service: a.service }, false),
-        Command::Stop(a) => control(&a.socket, Request::Stop { service: a.service }, false),
-        Command::Start(a) => control(&a.socket, Request::Start { service: a.service }, false),
-        Command::Down(socket) => control(&socket, Request::Down, false),
-        Command::Logs(a) => {
-            let request = Request::Logs {
-                service: a.service,
-                lines: a.lines,
-                follow: a.follow,
-            };
-            control(&a.socket, request, false)
-        }
+        Command::Status(args) => block_on(commands::status::run(&args)),
+        Command::Restart(args) => block_on(commands::service::run(Action::Restart, &args)),
+        Command::Stop(args) => block_on(commands::service::run(Action::Stop, &args)),
+        Command::Start(args) => block_on(commands::service::run(Action::Start, &args)),
+        Command::Down(socket) => block_on(commands::down::run(&socket)),
+        Command::Logs(args) => block_on(commands::logs::run(&args)),
     }
-}
-
-/// Runs a control command against the running `stackctl up`.
-fn control(socket: &cli::SocketArgs, request: Request, json: bool) -> anyhow::Result<ExitCode> {
-    let path = commands::up::socket_path(socket)?;
-    block_on(control::client::run(&path, request, json))
 }
 
 /// One thread is plenty for a supervisor: its work is waiting.

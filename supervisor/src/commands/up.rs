@@ -1,232 +1,23 @@
-//! `stackctl up`, `stackctl config` and `stackctl check`: load the configuration, then run (or
-//! show, or check) the stack.
+//! `stackctl up`: the configuration already loaded, start the data path (the camera's segment,
+//! the bus, the sink plugins), the HTTP and control listeners, and run the stack until it stops.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use stackctl_config::{Flags, Loaded, Sources};
+use stackctl_config::Loaded;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::{ConfigArgs, ConfigFlags, SocketArgs};
+use super::{ConfigError, service_plans};
 use crate::http::{self, Routes};
 use crate::notify::Notifier;
 use crate::process::Reaper;
 use crate::service::driver::{Attachments, Stack};
-use crate::service::plan::ServicePlan;
-use crate::service::plan::build::{find_executable, plans};
 use crate::status::StackStatus;
 
-/// Exit code for a configuration error: nothing was started.
-pub const CONFIG_ERROR: u8 = 2;
-
-/// A configuration problem, reported as is and mapped to exit code 2.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Loads the configuration from the file, the environment and `flags`.
-pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
-    let mut sources = Sources::new(nix::unistd::geteuid().as_raw());
-    sources.file = flags.config.clone();
-    // Lossily: a variable that is not UTF-8 must not crash stackctl (none of ours can be one).
-    sources.env = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
-    sources.flags = Flags {
-        skip_build: flags.skip_build,
-        no_detector: flags.no_detector,
-        no_monitor: flags.no_monitor,
-        no_streaming: flags.no_streaming,
-        monitor_host: flags.monitor_host.clone(),
-        monitor_port: flags.monitor_port,
-        streaming_port: flags.streaming_port,
-        metrics_port: flags.metrics_port,
-        pprof_port: flags.pprof_port,
-        max_clients: flags.max_clients,
-        yolo_model: flags.yolo_model.clone(),
-        score_thres: flags.score_thres,
-        nms_thres: flags.nms_thres,
-        sets: flags.sets.clone(),
-    };
-    stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()).into())
-}
-
-/// The directory relative paths in the configuration are resolved against: the file's own, made absolute
-/// (a service changes into its `cwd` before its program is looked up, so a path relative to
-/// stackctl's working directory would no longer resolve).
-fn base_dir(loaded: &Loaded) -> PathBuf {
-    let dir = loaded
-        .file
-        .as_ref()
-        .and_then(|f| f.parent().map(Path::to_owned))
-        .filter(|d| !d.as_os_str().is_empty())
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::path::absolute(&dir).unwrap_or(dir)
-}
-
-fn service_plans(loaded: &Loaded) -> anyhow::Result<Vec<ServicePlan>> {
-    plans(&loaded.config, &base_dir(loaded)).map_err(|errors| ConfigError(errors.join("\n")).into())
-}
-
-/// The control socket a control command talks to.
-pub fn socket_path(args: &SocketArgs) -> anyhow::Result<PathBuf> {
-    if let Some(socket) = &args.socket {
-        return Ok(socket.clone());
-    }
-    let flags = ConfigFlags {
-        config: args.config.clone(),
-        ..ConfigFlags::default()
-    };
-    Ok(load(&flags)?.config.control.socket.clone())
-}
-
-/// `stackctl config [--explain]`.
-pub fn show(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load(&args.config)?;
-    if args.explain {
-        for item in loaded.explain() {
-            println!("{} = {}  # {}", item.key, item.value, item.origin);
-        }
-    } else {
-        print!("{}", loaded.to_toml());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `stackctl check`: everything `up` would refuse, without starting anything.
-pub fn check(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
-    let loaded = load(flags)?;
-    let plans = service_plans(&loaded)?;
-    let mut problems = Vec::new();
-    for plan in plans.iter().filter(|p| p.enabled) {
-        let cwd = plan.spec.cwd.as_deref().unwrap_or(Path::new("."));
-        if !cwd.is_dir() {
-            problems.push(format!(
-                "services.{}.cwd: {} is not a directory",
-                plan.name,
-                cwd.display()
-            ));
-        } else if let Err(e) = find_executable(&plan.spec.program) {
-            problems.push(format!("services.{}.command: {e}", plan.name));
-        }
-    }
-    let plugin_configs =
-        stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
-    let dirs = stackctl_plugin_host::loader::search_dirs(&loaded.config.plugin_dirs);
-    let mut warnings = Vec::new();
-    for p in plugin_configs.iter().filter(|p| p.enabled) {
-        match stackctl_plugin_host::loader::resolve(&p.name, &p.path, &dirs) {
-            // Not installed (yet): `up` runs without a plugin that is not `required`, and so
-            // does `check`, loudly.
-            Err(e) if !p.required => warnings.push(format!(
-                "warning: {e} (plugins.{}.required = false: up starts without it)",
-                p.name
-            )),
-            Err(e) => problems.push(e.to_string()),
-            // There but unusable (another ABI, not a plugin): a mistake to fix either way.
-            Ok(path) => {
-                if let Err(e) = stackctl_plugin_host::loader::load(&p.name, &path) {
-                    problems.push(e.to_string());
-                }
-            }
-        }
-    }
-    for warning in &warnings {
-        eprintln!("{warning}");
-    }
-    if !problems.is_empty() {
-        return Err(ConfigError(problems.join("\n")).into());
-    }
-    let enabled = plans.iter().filter(|p| p.enabled).count();
-    let file = loaded
-        .file
-        .as_ref()
-        .map_or_else(|| "no file".to_owned(), |f| f.display().to_string());
-    println!(
-        "configuration ok ({file}): {enabled} of {} services enabled",
-        plans.len()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `stackctl plugins`: every configured plugin, and every plugin file in the plugin
-/// directories, with its ABI, version and routes.
-pub fn list_plugins(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
-    use stackctl_plugin_host::loader;
-    let loaded = load(flags)?;
-    let configs = stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
-    let dirs = loader::search_dirs(&loaded.config.plugin_dirs);
-    let describe = |name: &str, path: &Path| match loader::load(name, path) {
-        Ok(lib) => format!(
-            "{} {} (ABI {}.{}), routes: {}",
-            loader::str_of(lib.table.name),
-            loader::str_of(lib.table.version),
-            lib.table.abi_major,
-            lib.table.abi_minor,
-            match loader::routes(lib.table) {
-                r if r.is_empty() => "none".to_owned(),
-                r => r.join(" "),
-            }
-        ),
-        Err(e) => format!("UNUSABLE: {e}"),
-    };
-    let mut seen = Vec::new();
-    for cfg in &configs {
-        let state = if cfg.enabled { "enabled" } else { "disabled" };
-        match loader::resolve(&cfg.name, &cfg.path, &dirs) {
-            Ok(path) => {
-                println!(
-                    "{:<14} {state:<9} {}: {}",
-                    cfg.name,
-                    path.display(),
-                    describe(&cfg.name, &path)
-                );
-                seen.push(path);
-            }
-            Err(e) => println!("{:<14} {state:<9} {e}", cfg.name),
-        }
-    }
-    for dir in &dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for path in entries.flatten().map(|e| e.path()) {
-            let is_lib = path.extension().is_some_and(|e| e == "so")
-                && path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("lib"));
-            if is_lib && !seen.contains(&path) {
-                println!(
-                    "{:<14} {:<9} {}: {}",
-                    "-",
-                    "found",
-                    path.display(),
-                    describe("-", &path)
-                );
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `stackctl up`, with the configuration already loaded (logging is set up from it).
-pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
+pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let config = &loaded.config;
     let plans = service_plans(&loaded)?;
     let notifier = Notifier::from_env(|k| std::env::var(k).ok()).context("NOTIFY_SOCKET")?;

@@ -1,164 +1,89 @@
-//! The control commands: `stackctl status | restart | stop | start | logs | down` talk to the
-//! running `stackctl up` over its control socket.
+//! The client side of the control socket, for `stackctl status | restart | stop | start | logs |
+//! down`: one request, then the lines `up` answers with.
 
-use std::path::Path;
-use std::process::ExitCode;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::UnixStream;
 
-use crate::control::server::{Request, Response, call};
-use crate::status::StackStatus;
+use super::{Request, Response, write_line};
 
-/// Sends `request` and prints the answer; `json` prints status as JSON instead of a table.
-pub async fn run(socket: &Path, request: Request, json: bool) -> anyhow::Result<ExitCode> {
-    let is_status = request == Request::Status;
-    let mut failure = None;
-    call(socket, &request, |value| {
+/// Why a control command got no answer, or a refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens on the socket.
+    #[error(
+        "control socket: cannot reach stackctl up at {}: {error} (is it running? --socket or --config name the socket)",
+        path.display()
+    )]
+    Unreachable {
+        /// The socket.
+        path: PathBuf,
+        /// Why the connection failed.
+        error: io::Error,
+    },
+    /// The connection broke, or a line was not JSON.
+    #[error("control socket: {0}")]
+    Io(#[from] io::Error),
+    /// `up` answered something this command does not understand.
+    #[error("unexpected answer: {0}")]
+    Unexpected(serde_json::Error),
+    /// `up` refused the request, saying why.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Sends `request` and calls `on_line` with every JSON line received until the server closes
+/// the connection.
+pub async fn call(
+    path: &Path,
+    request: &Request,
+    mut on_line: impl FnMut(serde_json::Value),
+) -> Result<(), ClientError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|error| ClientError::Unreachable {
+            path: path.to_owned(),
+            error,
+        })?;
+    let (read, mut write) = stream.into_split();
+    write_line(&mut write, request).await?;
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        on_line(serde_json::from_str(&line).map_err(io::Error::other)?);
+    }
+    Ok(())
+}
+
+/// Sends `request`, hands every log line (`{"stream": ..., "text": ...}`) to `on_log`, and
+/// returns the final response; a response with `ok: false` is [`ClientError::Refused`].
+pub async fn request(
+    path: &Path,
+    request: &Request,
+    mut on_log: impl FnMut(&serde_json::Value),
+) -> Result<Response, ClientError> {
+    let mut outcome = Ok(None);
+    call(path, request, |value| {
         if let Some(line) = value.get("line") {
-            print_log_line(line);
+            on_log(line);
             return;
         }
-        match serde_json::from_value::<Response>(value) {
-            Ok(Response {
-                ok: false, error, ..
-            }) => {
-                failure = Some(error.unwrap_or_else(|| "request failed".into()));
-            }
-            Ok(Response {
-                status: Some(status),
-                ..
-            }) if is_status => {
-                if json {
-                    match serde_json::to_string_pretty(&status) {
-                        Ok(text) => println!("{text}"),
-                        Err(e) => failure = Some(e.to_string()),
-                    }
-                } else {
-                    print_status(&status);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => failure = Some(format!("unexpected answer: {e}")),
+        if outcome.is_ok() {
+            outcome = serde_json::from_value::<Response>(value)
+                .map(Some)
+                .map_err(ClientError::Unexpected);
         }
     })
-    .await
-    .context("control socket")?;
-    if let Some(error) = failure {
-        bail!(error);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_log_line(line: &serde_json::Value) {
-    let text = line
-        .get("text")
-        .and_then(|t| t.as_str())
-        .unwrap_or_default();
-    let stream = line
-        .get("stream")
-        .and_then(|t| t.as_str())
-        .unwrap_or("stdout");
-    if stream == "stderr" {
-        eprintln!("{text}");
-    } else {
-        println!("{text}");
-    }
-}
-
-/// The table `stackctl status` prints.
-pub fn print_status(status: &StackStatus) {
-    println!(
-        "stackctl {} (pid {}): {}, up {}",
-        status.version,
-        status.pid,
-        status.phase,
-        duration(status.uptime_secs)
-    );
-    println!(
-        "{:<26} {:<10} {:>7} {:>9} {:>8} {:<18} {:>6} {:>8}  DETAIL",
-        "SERVICE", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT", "CPU%", "RSS"
-    );
-    for s in &status.services {
-        let dash = || "-".to_owned();
-        println!(
-            "{:<26} {:<10} {:>7} {:>9} {:>8} {:<18} {:>6} {:>8}  {}",
-            s.name,
-            s.state.name(),
-            s.pid.map_or_else(dash, |p| p.to_string()),
-            s.uptime_secs.map_or_else(dash, duration),
-            s.restarts,
-            s.last_exit.clone().unwrap_or_else(dash),
-            s.cpu_percent.map_or_else(dash, |c| format!("{c:.1}")),
-            s.rss_bytes.map_or_else(dash, bytes),
-            s.detail.clone().unwrap_or_default(),
-        );
-    }
-    if let Some(src) = &status.source {
-        let age = src.last_frame_age_ms.map_or_else(
-            || "no frame yet".to_owned(),
-            |ms| format!("last frame {ms:.0} ms ago"),
-        );
-        println!(
-            "\nsource {}: {} frames, {age}; lost {}, malformed {}, torn copies retried {}, late tears {}, camera restarts {}",
-            src.shm,
-            src.frames,
-            src.lost,
-            src.malformed,
-            src.torn_retries,
-            src.late_tears,
-            src.restarts
-        );
-    }
-    if !status.plugins.is_empty() {
-        println!(
-            "\n{:<16} {:<9} {:<10} {:>9} {:>8}  ROUTES / DETAIL",
-            "PLUGIN", "STATE", "VERSION", "FRAMES", "DROPPED"
-        );
-        for p in &status.plugins {
-            let version = match (&p.version, &p.abi) {
-                (Some(v), Some(abi)) => format!("{v} (ABI {abi})"),
-                _ => "-".to_owned(),
-            };
-            let routes = p.routes.join(" ");
-            println!(
-                "{:<16} {:<9} {:<10} {:>9} {:>8}  {}",
-                p.name,
-                p.state,
-                version,
-                p.frames,
-                p.dropped,
-                p.detail.clone().unwrap_or(routes)
-            );
-        }
-    }
-}
-
-fn duration(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn bytes(b: u64) -> String {
-    match b {
-        0..1_048_576 => format!("{}K", b / 1024),
-        _ => format!("{:.1}M", b as f64 / 1_048_576.0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(duration(59.9), "59s");
-        assert_eq!(duration(61.0), "1m01s");
-        assert_eq!(duration(7322.0), "2h02m");
-        assert_eq!(bytes(4096), "4K");
-        assert_eq!(bytes(5 * 1_048_576), "5.0M");
+    .await?;
+    match outcome? {
+        Some(Response {
+            ok: false, error, ..
+        }) => Err(ClientError::Refused(
+            error.unwrap_or_else(|| "request failed".into()),
+        )),
+        Some(response) => Ok(response),
+        // The stream ended without a word: as before, nothing to report.
+        None => Ok(Response::ok()),
     }
 }

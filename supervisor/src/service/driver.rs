@@ -22,7 +22,7 @@ use super::plan::{OnFailure, ServicePlan};
 use super::resources::Resources;
 use super::restart::{Decision, RestartState};
 use super::run::{self, Report, RunContext, RunEvent, RunHandle};
-use crate::control::server::{Call, Reply, Request, Response};
+use crate::control::{Call, Reply, Request, Response};
 use crate::notify::Notifier;
 use crate::process::{Exit, ExitClass, LogRing};
 use crate::status::{ServiceState, ServiceStatus, StackStatus};

@@ -1,0 +1,68 @@
+//! `stackctl plugins`: the configured plugins and the plugin files found, with their ABI,
+//! version and routes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::{ConfigError, load};
+use crate::cli::ConfigFlags;
+
+/// `stackctl plugins`: every configured plugin, and every plugin file in the plugin
+/// directories, with its ABI, version and routes.
+pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
+    use stackctl_plugin_host::loader;
+    let loaded = load(flags)?;
+    let configs = stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
+    let dirs = loader::search_dirs(&loaded.config.plugin_dirs);
+    let describe = |name: &str, path: &Path| match loader::load(name, path) {
+        Ok(lib) => format!(
+            "{} {} (ABI {}.{}), routes: {}",
+            loader::str_of(lib.table.name),
+            loader::str_of(lib.table.version),
+            lib.table.abi_major,
+            lib.table.abi_minor,
+            match loader::routes(lib.table) {
+                r if r.is_empty() => "none".to_owned(),
+                r => r.join(" "),
+            }
+        ),
+        Err(e) => format!("UNUSABLE: {e}"),
+    };
+    let mut seen = Vec::new();
+    for cfg in &configs {
+        let state = if cfg.enabled { "enabled" } else { "disabled" };
+        match loader::resolve(&cfg.name, &cfg.path, &dirs) {
+            Ok(path) => {
+                println!(
+                    "{:<14} {state:<9} {}: {}",
+                    cfg.name,
+                    path.display(),
+                    describe(&cfg.name, &path)
+                );
+                seen.push(path);
+            }
+            Err(e) => println!("{:<14} {state:<9} {e}", cfg.name),
+        }
+    }
+    for dir in &dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let is_lib = path.extension().is_some_and(|e| e == "so")
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("lib"));
+            if is_lib && !seen.contains(&path) {
+                println!(
+                    "{:<14} {:<9} {}: {}",
+                    "-",
+                    "found",
+                    path.display(),
+                    describe("-", &path)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
