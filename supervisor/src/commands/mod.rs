@@ -14,7 +14,7 @@ pub mod up;
 
 use std::path::{Path, PathBuf};
 
-use stackctl_config::{Flags, Loaded, Sources};
+use stackctl_config::{Loaded, Sources};
 
 use crate::cli::{ConfigFlags, SocketArgs};
 use crate::service::plan::ServicePlan;
@@ -48,22 +48,7 @@ pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
             )
         })
         .collect();
-    sources.flags = Flags {
-        skip_build: flags.skip_build,
-        no_detector: flags.no_detector,
-        no_monitor: flags.no_monitor,
-        no_streaming: flags.no_streaming,
-        monitor_host: flags.monitor_host.clone(),
-        monitor_port: flags.monitor_port,
-        streaming_port: flags.streaming_port,
-        metrics_port: flags.metrics_port,
-        pprof_port: flags.pprof_port,
-        max_clients: flags.max_clients,
-        yolo_model: flags.yolo_model.clone(),
-        score_thres: flags.score_thres,
-        nms_thres: flags.nms_thres,
-        sets: flags.sets.clone(),
-    };
+    sources.flags = flags.flags.clone();
     stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()).into())
 }
 
