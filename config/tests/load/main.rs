@@ -6,6 +6,7 @@
 mod errors;
 mod explain;
 mod interpolation;
+mod plugins;
 mod precedence;
 mod robustness;
 

@@ -24,11 +24,9 @@ pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
             problems.push(format!("services.{}.command: {e}", plan.name));
         }
     }
-    let plugin_configs =
-        stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let dirs = stackctl_plugin_host::loader::search_dirs(&loaded.config.plugin_dirs);
     let mut warnings = Vec::new();
-    for p in plugin_configs.iter().filter(|p| p.enabled) {
+    for p in loaded.plugins.iter().filter(|p| p.enabled) {
         match stackctl_plugin_host::loader::resolve(&p.name, &p.path, &dirs) {
             // Not installed (yet): `up` runs without a plugin that is not `required`, and so
             // does `check`, loudly.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{ConfigError, load};
+use super::load;
 use crate::cli::ConfigFlags;
 
 /// `stackctl plugins`: every configured plugin, and every plugin file in the plugin
@@ -12,7 +12,6 @@ use crate::cli::ConfigFlags;
 pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
     use stackctl_plugin_host::loader;
     let loaded = load(flags)?;
-    let configs = stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
     let dirs = loader::search_dirs(&loaded.config.plugin_dirs);
     let describe = |name: &str, path: &Path| match loader::load(name, path) {
         Ok(lib) => format!(
@@ -29,7 +28,7 @@ pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
         Err(e) => format!("UNUSABLE: {e}"),
     };
     let mut seen = Vec::new();
-    for cfg in &configs {
+    for cfg in &loaded.plugins {
         let state = if cfg.enabled { "enabled" } else { "disabled" };
         match loader::resolve(&cfg.name, &cfg.path, &dirs) {
             Ok(path) => {

@@ -9,7 +9,7 @@ use stackctl_config::Loaded;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::{ConfigError, service_plans};
+use super::service_plans;
 use crate::http::{self, Routes};
 use crate::notify::Notifier;
 use crate::process::Reaper;
@@ -40,9 +40,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     tokio::spawn(crate::control::server::serve(listener, calls_tx));
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
-    let plugin_configs =
-        stackctl_plugin_host::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
-    let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
+    let (source, plugins) = if loaded.plugins.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
         // A camera started after stackctl has usually written a frame or two by the time the
@@ -54,7 +52,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
             stackctl_config::ShmGuard::Settled => stackctl_core::shm::TornReadGuard::Settled,
         };
         let plugins =
-            stackctl_plugin_host::PluginHost::start(&plugin_configs, &config.plugin_dirs, &bus)
+            stackctl_plugin_host::PluginHost::start(&loaded.plugins, &config.plugin_dirs, &bus)
                 .map_err(anyhow::Error::msg)?;
         let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus, None)
             .context("cannot start the shared-memory reader")?;
