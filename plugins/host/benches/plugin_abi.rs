@@ -9,6 +9,9 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stackctl_core::frame::{Frame, FrameMeta};
 use stackctl_media::h264::analyse;
@@ -34,23 +37,6 @@ static const stackctl_sink table = { STACKCTL_SINK_MAGIC, STACKCTL_SINK_ABI_MAJO
 const stackctl_sink *stackctl_sink_entry(void) { return &table; }
 "#;
 
-fn build_sink() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("stackctl-bench-abi-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let src = dir.join("sink.c");
-    std::fs::write(&src, SINK).expect("write the sink");
-    let out = dir.join("libsink_bench.so");
-    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/../abi/include");
-    let status = std::process::Command::new("cc")
-        .args(["-O2", "-shared", "-fPIC", "-I", include, "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("a C compiler (install gcc)");
-    assert!(status.success(), "the bench sink did not compile");
-    out
-}
-
 fn frame(len: usize) -> Arc<Frame> {
     let mut data = vec![0, 0, 0, 1, 0x41];
     data.resize(len, 0x5a);
@@ -69,7 +55,7 @@ fn frame(len: usize) -> Arc<Frame> {
 }
 
 fn deliver(c: &mut Criterion) {
-    let path = build_sink();
+    let path = common::c_sink("sink_bench", SINK).expect("a C compiler (install gcc)");
     let lib = loader::load("bench", &path).expect("load the bench sink");
     let plugin = Plugin::start("bench", lib, "").expect("start the bench sink");
     let mut group = c.benchmark_group("plugin_deliver");

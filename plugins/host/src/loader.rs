@@ -45,11 +45,33 @@ pub enum LoadError {
     },
 }
 
-/// A plugin library, loaded for good.
+/// A plugin library, loaded for good, its table checked.
 #[derive(Debug, Clone, Copy)]
 pub struct Library {
     /// Its table.
-    pub table: &'static abi::Sink,
+    pub(crate) table: &'static abi::Sink,
+}
+
+impl Library {
+    /// The name the plugin gives itself.
+    pub fn name(&self) -> String {
+        str_of(self.table.name)
+    }
+
+    /// The plugin's own version.
+    pub fn version(&self) -> String {
+        str_of(self.table.version)
+    }
+
+    /// The sink ABI it was built for: (major, minor).
+    pub fn abi(&self) -> (u16, u16) {
+        (self.table.abi_major, self.table.abi_minor)
+    }
+
+    /// The path prefixes it declares.
+    pub fn routes(&self) -> Vec<String> {
+        routes(self.table)
+    }
 }
 
 /// Where a plugin file named `file` is looked for, in order.
@@ -180,7 +202,7 @@ pub fn load(name: &str, path: &Path) -> Result<Library, LoadError> {
 }
 
 /// Reads a string from a plugin's table (lossily, since the plugin may be buggy).
-pub fn str_of(s: abi::Str) -> String {
+pub(crate) fn str_of(s: abi::Str) -> String {
     if s.ptr.is_null() || s.len == 0 {
         return String::new();
     }
@@ -190,7 +212,7 @@ pub fn str_of(s: abi::Str) -> String {
 }
 
 /// The routes a table declares.
-pub fn routes(table: &abi::Sink) -> Vec<String> {
+pub(crate) fn routes(table: &abi::Sink) -> Vec<String> {
     if table.routes.is_null() {
         return Vec::new();
     }

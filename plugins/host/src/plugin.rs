@@ -13,7 +13,8 @@ use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions, SubscriberSt
 use stackctl_plugin_abi as abi;
 
 use crate::callbacks::{FrameView, HostCtx, table};
-use crate::loader::{Library, routes, str_of};
+use crate::host::PluginStatus;
+use crate::loader::{Library, LoadError, routes, str_of};
 
 /// How long `stop` waits for a plugin stuck in `on_frame` before leaving it behind.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -39,23 +40,61 @@ unsafe impl Send for HostTable {}
 // SAFETY: as above.
 unsafe impl Sync for HostTable {}
 
+/// Why a plugin could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its file could not be found or loaded, or it does not speak our ABI.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `create` refused the plugin's configuration (`STACKCTL_ERR_CONFIG`).
+    #[error("plugin {name}: configuration refused: {message}")]
+    Config {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// What the plugin said (or its status).
+        message: String,
+    },
+    /// `create` failed otherwise.
+    #[error("plugin {name}: creation refused: {message}")]
+    Create {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// What the plugin said (or its status).
+        message: String,
+    },
+    /// `start` failed.
+    #[error("plugin {name}: start failed: {message}")]
+    Start {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// What the plugin said (or its status).
+        message: String,
+    },
+    /// Its delivery thread could not be spawned.
+    #[error("plugin {name}: {error}")]
+    Thread {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
 /// What the host knows about a running plugin.
 #[derive(Debug)]
 pub struct Plugin {
-    /// Its name in the configuration.
-    pub name: String,
-    /// Its version.
-    pub version: String,
+    name: String,
+    version: String,
     /// The ABI it was built for.
-    pub abi: (u16, u16),
+    abi: (u16, u16),
     /// Path prefixes it serves.
-    pub routes: Vec<String>,
+    routes: Vec<String>,
     table: &'static abi::Sink,
     instance: Instance,
     /// The host table (the plugin keeps a pointer to it).
     _host: HostTable,
     /// The callbacks' context.
-    pub ctx: Arc<HostCtx>,
+    pub(crate) ctx: Arc<HostCtx>,
     failed: Mutex<Option<String>>,
     stopping: Arc<AtomicBool>,
     /// False once destroyed. [any-thread] calls hold it for reading, so `destroy` (writing)
@@ -64,9 +103,9 @@ pub struct Plugin {
     /// The delivery thread, and a channel that disconnects when it ends (however it ends).
     delivery: Mutex<Option<(JoinHandle<()>, mpsc::Receiver<()>)>>,
     /// Frames handed to `on_frame`.
-    pub delivered: AtomicU64,
+    delivered: AtomicU64,
     /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
-    pub queue: Mutex<Option<Arc<SubscriberStats>>>,
+    queue: Mutex<Option<Arc<SubscriberStats>>>,
 }
 
 /// Plugin-owned buffer → text, then given back to the plugin.
@@ -88,7 +127,7 @@ fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
 impl Plugin {
     /// Creates and starts an instance of `lib` with its `config` (TOML text). Frames come once
     /// [`Plugin::attach`] is called.
-    pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, String> {
+    pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, StartError> {
         let t = lib.table;
         let ctx = Arc::new(HostCtx::new(name));
         let host = Box::new(table(&ctx));
@@ -100,15 +139,12 @@ impl Plugin {
         let status = unsafe { (t.create)(&*host, config_str, &mut instance, &mut error) };
         let message = take_buf(t, error);
         if status != abi::STATUS_OK || instance.is_null() {
-            let what = if status == abi::STATUS_ERR_CONFIG {
-                "configuration"
+            let (name, message) = (name.to_owned(), or_status(&message, status));
+            return Err(if status == abi::STATUS_ERR_CONFIG {
+                StartError::Config { name, message }
             } else {
-                "creation"
-            };
-            return Err(format!(
-                "plugin {name}: {what} refused: {}",
-                or_status(&message, status)
-            ));
+                StartError::Create { name, message }
+            });
         }
         let plugin = Arc::new(Self {
             name: name.to_owned(),
@@ -132,17 +168,17 @@ impl Plugin {
         let message = take_buf(t, error);
         if status != abi::STATUS_OK {
             plugin.destroy();
-            return Err(format!(
-                "plugin {name}: start failed: {}",
-                or_status(&message, status)
-            ));
+            return Err(StartError::Start {
+                name: name.to_owned(),
+                message: or_status(&message, status),
+            });
         }
         Ok(plugin)
     }
 
     /// Starts the delivery thread: a bus subscription of `capacity` frames starting at the next
     /// IDR, handed to `on_frame` one by one.
-    pub fn attach(self: &Arc<Self>, bus: &Bus, capacity: usize) -> std::io::Result<()> {
+    pub fn attach(self: &Arc<Self>, bus: &Bus, capacity: usize) -> Result<(), StartError> {
         let sub = bus.subscribe(
             SubscribeOptions::new(&self.name)
                 .capacity(capacity)
@@ -169,9 +205,54 @@ impl Plugin {
                 if plugin.is_failed() {
                     plugin.shut();
                 }
+            })
+            .map_err(|error| StartError::Thread {
+                name: self.name.clone(),
+                error,
             })?;
         *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some((thread, ended));
         Ok(())
+    }
+
+    /// Its name in the configuration.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its own version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The path prefixes it serves.
+    pub fn routes(&self) -> &[String] {
+        &self.routes
+    }
+
+    /// Its state, for `stackctl status` and `/api/status`.
+    pub fn status(&self) -> PluginStatus {
+        let dropped = self
+            .queue
+            .lock()
+            .ok()
+            .and_then(|q| q.as_ref().map(|s| s.snapshot().dropped))
+            .unwrap_or(0);
+        let failure = self.failure();
+        PluginStatus {
+            name: self.name.clone(),
+            state: if failure.is_some() {
+                "failed"
+            } else {
+                "running"
+            }
+            .to_owned(),
+            detail: failure,
+            version: Some(self.version.clone()),
+            abi: Some(format!("{}.{}", self.abi.0, self.abi.1)),
+            routes: self.routes.clone(),
+            frames: self.delivered.load(Ordering::Relaxed),
+            dropped,
+        }
     }
 
     /// Hands one frame to the plugin, on the calling thread (the delivery thread's loop; also
@@ -228,7 +309,7 @@ impl Plugin {
     }
 
     /// Hands an HTTP request to the plugin. `false` if it refused (it is then detached).
-    pub fn on_http(&self, request: &abi::HttpRequest) -> bool {
+    pub(crate) fn on_http(&self, request: &abi::HttpRequest) -> bool {
         let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
         if !*alive || self.is_failed() {
             return false;

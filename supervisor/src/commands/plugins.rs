@@ -16,11 +16,11 @@ pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
     let describe = |name: &str, path: &Path| match loader::load(name, path) {
         Ok(lib) => format!(
             "{} {} (ABI {}.{}), routes: {}",
-            loader::str_of(lib.table.name),
-            loader::str_of(lib.table.version),
-            lib.table.abi_major,
-            lib.table.abi_minor,
-            match loader::routes(lib.table) {
+            lib.name(),
+            lib.version(),
+            lib.abi().0,
+            lib.abi().1,
+            match lib.routes() {
                 r if r.is_empty() => "none".to_owned(),
                 r => r.join(" "),
             }

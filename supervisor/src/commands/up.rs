@@ -52,8 +52,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
             stackctl_config::ShmGuard::Settled => stackctl_core::shm::TornReadGuard::Settled,
         };
         let plugins =
-            stackctl_plugin_host::PluginHost::start(&loaded.plugins, &config.plugin_dirs, &bus)
-                .map_err(anyhow::Error::msg)?;
+            stackctl_plugin_host::PluginHost::start(&loaded.plugins, &config.plugin_dirs, &bus)?;
         let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus, None)
             .context("cannot start the shared-memory reader")?;
         (Some(source), Some(Arc::new(plugins)))
