@@ -13,7 +13,7 @@ use super::service_plans;
 use crate::http::{self, Routes};
 use crate::notify::Notifier;
 use crate::process::Reaper;
-use crate::service::driver::{Attachments, Stack};
+use crate::service::driver::{Attachments, Driver};
 use crate::status::StackStatus;
 
 /// `stackctl up`, with the configuration already loaded (logging is set up from it).
@@ -96,7 +96,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         };
         tracing::info!("viewer page: http://{host}:{}/", config.http.port);
     }
-    let stack = Stack::new(
+    let driver = Driver::new(
         plans,
         reaper,
         config.build.skip,
@@ -104,7 +104,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         status_tx,
         attached,
     );
-    let code = stack.run(calls).await;
+    let code = driver.run(calls).await;
     if let Some(plugins) = plugins {
         tokio::task::spawn_blocking(move || plugins.stop())
             .await

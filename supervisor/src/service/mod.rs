@@ -5,6 +5,7 @@
 
 pub mod driver;
 pub mod gate;
+pub mod machine;
 pub mod plan;
 pub mod probe;
 pub mod resources;

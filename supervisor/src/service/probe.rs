@@ -24,6 +24,74 @@ pub enum Target {
     Http(String),
 }
 
+/// Why one attempt failed (shown in the status and the log).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The attempt took longer than its limit.
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
+    /// The segment does not exist.
+    #[error("{0} does not exist yet")]
+    NoSegment(String),
+    /// The segment exists but cannot be used (wrong size, no access...).
+    #[error(transparent)]
+    Segment(ShmError),
+    /// The segment's index did not move since the previous attempt.
+    #[error("{name}: write_index {index} has not advanced since the last check")]
+    Stale {
+        /// The segment.
+        name: String,
+        /// Its index, then and now.
+        index: u32,
+    },
+    /// On a first look, the segment's index did not move within [`SHM_FIRST_LOOK`].
+    #[error("{name}: write_index {index} has not advanced in {SHM_FIRST_LOOK:?}")]
+    NotAdvancing {
+        /// The segment.
+        name: String,
+        /// Its index.
+        index: u32,
+    },
+    /// The file cannot be seen.
+    #[error("{}: {error}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A TCP connection failed.
+    #[error("connect {addr}: {error}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The URL is not one this probe speaks.
+    #[error("{0}: only http:// URLs can be probed")]
+    NotHttp(String),
+    /// Writing the request or reading the answer failed.
+    #[error("{url}: {error}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The answer did not start with an HTTP status line.
+    #[error("{0}: not an HTTP answer")]
+    NotAnHttpAnswer(String),
+    /// The answer's status was not 2xx or 3xx.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// Its status.
+        status: u16,
+    },
+}
+
 /// Memory between attempts (only the shm probe needs any).
 #[derive(Debug, Default)]
 pub struct ProbeState {
@@ -35,24 +103,30 @@ pub async fn attempt(
     target: &Target,
     state: &mut ProbeState,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     match tokio::time::timeout(timeout, run(target, state)).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Err(_) => Err(ProbeError::NoAnswer(timeout)),
     }
 }
 
-async fn run(target: &Target, state: &mut ProbeState) -> Result<(), String> {
+async fn run(target: &Target, state: &mut ProbeState) -> Result<(), ProbeError> {
     match target {
         Target::Shm(name) => shm(name, state).await,
         Target::File(path) => match std::fs::metadata(path) {
             Ok(_) => Ok(()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(error) => Err(ProbeError::File {
+                path: path.clone(),
+                error,
+            }),
         },
         Target::Tcp(addr) => TcpStream::connect(addr.as_str())
             .await
             .map(drop)
-            .map_err(|e| format!("connect {addr}: {e}")),
+            .map_err(|error| ProbeError::Connect {
+                addr: addr.clone(),
+                error,
+            }),
         Target::Http(url) => http(url).await,
     }
 }
@@ -65,11 +139,11 @@ const SHM_FIRST_LOOK: Duration = Duration::from_secs(2);
 /// Passes once the index has moved: since the previous attempt on the same incarnation, or,
 /// on the first look at one, within this attempt (at most [`SHM_FIRST_LOOK`]), so a first
 /// attempt is never a failure just for having nothing to compare with.
-async fn shm(name: &str, state: &mut ProbeState) -> Result<(), String> {
+async fn shm(name: &str, state: &mut ProbeState) -> Result<(), ProbeError> {
     let seg = match Segment::open(name) {
         Ok(seg) => seg,
-        Err(ShmError::NotFound(_)) => return Err(format!("{name} does not exist yet")),
-        Err(e) => return Err(e.to_string()),
+        Err(ShmError::NotFound(_)) => return Err(ProbeError::NoSegment(name.to_owned())),
+        Err(e) => return Err(ProbeError::Segment(e)),
     };
     let ino = seg.id().ino;
     let first = seg.write_index();
@@ -78,9 +152,10 @@ async fn shm(name: &str, state: &mut ProbeState) -> Result<(), String> {
             if before != first {
                 Ok(())
             } else {
-                Err(format!(
-                    "{name}: write_index {first} has not advanced since the last check"
-                ))
+                Err(ProbeError::Stale {
+                    name: name.to_owned(),
+                    index: first,
+                })
             }
         }
         // A new incarnation (or the first look): watch it advance now.
@@ -99,19 +174,20 @@ async fn shm(name: &str, state: &mut ProbeState) -> Result<(), String> {
                     state.last_index = Some((ino, now));
                     Ok(())
                 }
-                Err(_) => Err(format!(
-                    "{name}: write_index {first} has not advanced in {SHM_FIRST_LOOK:?}"
-                )),
+                Err(_) => Err(ProbeError::NotAdvancing {
+                    name: name.to_owned(),
+                    index: first,
+                }),
             }
         }
     }
 }
 
 /// A minimal HTTP/1.1 `GET`: the status line is all a probe needs.
-async fn http(url: &str) -> Result<(), String> {
+async fn http(url: &str) -> Result<(), ProbeError> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs can be probed"))?;
+        .ok_or_else(|| ProbeError::NotHttp(url.to_owned()))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -123,21 +199,25 @@ async fn http(url: &str) -> Result<(), String> {
     };
     let mut stream = TcpStream::connect(&addr)
         .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
+        .map_err(|error| ProbeError::Connect {
+            addr: addr.clone(),
+            error,
+        })?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: stackctl-probe\r\n\r\n"
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+    let io = |error| ProbeError::Http {
+        url: url.to_owned(),
+        error,
+    };
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut head = [0u8; 64];
     let mut len = 0;
     while len < 12 {
         match stream.read(&mut head[len..]).await {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(e) => return Err(format!("{url}: {e}")),
+            Err(e) => return Err(io(e)),
         }
     }
     let line = String::from_utf8_lossy(&head[..len]);
@@ -145,11 +225,14 @@ async fn http(url: &str) -> Result<(), String> {
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
+        .ok_or_else(|| ProbeError::NotAnHttpAnswer(url.to_owned()))?;
     if (200..400).contains(&status) {
         Ok(())
     } else {
-        Err(format!("{url} answered {status}"))
+        Err(ProbeError::Status {
+            url: url.to_owned(),
+            status,
+        })
     }
 }
 
@@ -182,17 +265,18 @@ mod tests {
     #[tokio::test]
     async fn http_succeeds_on_2xx_and_fails_on_5xx() {
         let mut state = ProbeState::default();
-        assert_eq!(
-            attempt(&Target::Http(serve(200)), &mut state, T).await,
-            Ok(())
-        );
+        attempt(&Target::Http(serve(200)), &mut state, T)
+            .await
+            .expect("a 200 passes");
         let err = attempt(&Target::Http(serve(503)), &mut state, T)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("503"), "{err}");
         let err = attempt(&Target::Http("https://x".into()), &mut state, T)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only http://"), "{err}");
     }
 
@@ -201,10 +285,9 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let mut state = ProbeState::default();
-        assert_eq!(
-            attempt(&Target::Tcp(addr.clone()), &mut state, T).await,
-            Ok(())
-        );
+        attempt(&Target::Tcp(addr.clone()), &mut state, T)
+            .await
+            .expect("a listening port passes");
         drop(listener);
         assert!(attempt(&Target::Tcp(addr), &mut state, T).await.is_err());
 
@@ -216,7 +299,9 @@ mod tests {
                 .is_err()
         );
         std::fs::write(&path, b"").expect("write");
-        assert_eq!(attempt(&Target::File(path), &mut state, T).await, Ok(()));
+        attempt(&Target::File(path), &mut state, T)
+            .await
+            .expect("an existing file passes");
     }
 
     #[tokio::test]
@@ -224,7 +309,10 @@ mod tests {
         let name = format!("/stackctl-probe-{}", std::process::id());
         let target = Target::Shm(name.clone());
         let mut state = ProbeState::default();
-        let err = attempt(&target, &mut state, T).await.unwrap_err();
+        let err = attempt(&target, &mut state, T)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("does not exist"), "{err}");
 
         let mut writer = ShmWriter::create(&name).expect("segment");
@@ -239,14 +327,22 @@ mod tests {
             .publish(&header, &au, CopyMode::WholeSlot)
             .expect("publish");
         let short = Duration::from_millis(100);
-        let err = attempt(&target, &mut state, short).await.unwrap_err();
+        let err = attempt(&target, &mut state, short)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no answer within"), "{err}");
-        let err = attempt(&target, &mut state, short).await.unwrap_err();
+        let err = attempt(&target, &mut state, short)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("has not advanced"), "{err}");
         writer
             .publish(&header, &au, CopyMode::WholeSlot)
             .expect("publish");
-        assert_eq!(attempt(&target, &mut state, T).await, Ok(()));
+        attempt(&target, &mut state, T)
+            .await
+            .expect("an advancing index passes");
         // A first look at a live segment passes within the attempt: no spurious failure.
         let mut fresh = ProbeState::default();
         let (done, ()) = tokio::join!(attempt(&target, &mut fresh, T), async {
@@ -255,7 +351,7 @@ mod tests {
                 .publish(&header, &au, CopyMode::WholeSlot)
                 .expect("publish");
         });
-        assert_eq!(done, Ok(()));
+        done.expect("a first look at a live segment passes");
         writer.unlink().expect("unlink");
     }
 }
