@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     let logging = if is_up {
         Ok(())
     } else {
-        logging::init(None, logging::Style::detect(LogFormat::Text)).map_err(Into::into)
+        logging::init(None, logging::Style::detect(LogFormat::Text))
+            .map_err(|e| commands::ConfigError::from(e).into())
     };
     let result = logging.and_then(|()| run(cli.command));
     match result {
@@ -65,7 +66,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             logging::init(
                 Some(&loaded.config.log.level),
                 logging::Style::detect(format),
-            )?;
+            )
+            .map_err(commands::ConfigError::from)?;
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }

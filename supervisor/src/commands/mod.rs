@@ -18,25 +18,31 @@ use stackctl_config::{Loaded, Sources};
 
 use crate::cli::{ConfigFlags, SocketArgs};
 use crate::service::plan::ServicePlan;
-use crate::service::plan::build::plans;
+use crate::service::plan::build::{PlanErrors, plans};
 
 /// Exit code for a configuration error: nothing was started.
 pub const CONFIG_ERROR: u8 = 2;
 
-/// A configuration problem, reported as is and mapped to exit code 2.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A configuration problem: reported as is, mapped to exit code 2, and nothing is started.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration does not load: every error, with its key, value and origin.
+    #[error(transparent)]
+    Load(#[from] stackctl_config::ConfigErrors),
+    /// It loads, but a service cannot be run as configured.
+    #[error(transparent)]
+    Plans(#[from] PlanErrors),
+    /// `RUST_LOG` or `log.level` is not a log filter.
+    #[error(transparent)]
+    Log(#[from] crate::logging::FilterError),
+    /// What `stackctl check` found: a directory, a program or a plugin that is not there or
+    /// not usable.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Check(Vec<check::Problem>),
 }
 
-impl std::error::Error for ConfigError {}
-
 /// Loads the configuration from the file, the environment and `flags`.
-pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
+pub fn load(flags: &ConfigFlags) -> Result<Loaded, ConfigError> {
     let mut sources = Sources::new(nix::unistd::geteuid().as_raw());
     sources.file = flags.config.clone();
     // Lossily: a variable that is not UTF-8 must not crash stackctl (none of ours can be one).
@@ -49,7 +55,7 @@ pub fn load(flags: &ConfigFlags) -> anyhow::Result<Loaded> {
         })
         .collect();
     sources.flags = flags.flags.clone();
-    stackctl_config::load(&sources).map_err(|e| ConfigError(e.to_string()).into())
+    Ok(stackctl_config::load(&sources)?)
 }
 
 /// The directory relative paths in the configuration are resolved against: the file's own, made absolute
@@ -66,12 +72,13 @@ pub(crate) fn base_dir(loaded: &Loaded) -> PathBuf {
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
-pub(crate) fn service_plans(loaded: &Loaded) -> anyhow::Result<Vec<ServicePlan>> {
-    plans(&loaded.config, &base_dir(loaded)).map_err(|errors| ConfigError(errors.join("\n")).into())
+/// The plans of every service of `loaded`, in start order.
+pub(crate) fn service_plans(loaded: &Loaded) -> Result<Vec<ServicePlan>, ConfigError> {
+    Ok(plans(&loaded.config, &base_dir(loaded))?)
 }
 
 /// The control socket a control command talks to.
-pub fn socket_path(args: &SocketArgs) -> anyhow::Result<PathBuf> {
+pub fn socket_path(args: &SocketArgs) -> Result<PathBuf, ConfigError> {
     if let Some(socket) = &args.socket {
         return Ok(socket.clone());
     }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use stackctl_config::{
-    BuildCommand, Config, DependencyCondition, OnFailure, Probe, ProbeKind, RestartPolicy,
-    ServiceConfig, Signal as ConfigSignal,
+    BuildCommand, Config, DependencyCondition, DependencyCycle, OnFailure, Probe, ProbeKind,
+    RestartPolicy, ServiceConfig, Signal as ConfigSignal,
 };
 
 use crate::process::ProcessSpec;
@@ -15,13 +15,70 @@ use crate::service::plan::{self as p, Check, ProbePlan, ServicePlan};
 use crate::service::probe::Target;
 use crate::service::restart::{Policy, Rules};
 
+/// Why a service's plan cannot be made from a configuration that loaded (what the
+/// configuration's own validation does not know: what this binary can run).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Services depend on each other in a circle (validation refuses this first).
+    #[error(transparent)]
+    Cycle(#[from] DependencyCycle),
+    /// A build step with no program.
+    #[error("services.{service}.build[{index}] is an empty command")]
+    EmptyBuild {
+        /// The service.
+        service: String,
+        /// The step's index.
+        index: usize,
+    },
+    /// An exec probe with no program.
+    #[error("{key}.exec is an empty command")]
+    EmptyExec {
+        /// The probe's key: `services.NAME.ready`.
+        key: String,
+    },
+    /// A log probe's pattern is not a regular expression.
+    #[error("{key}.log = {pattern:?}: not a valid regex: {error}")]
+    Regex {
+        /// The probe's key.
+        key: String,
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        error: regex::Error,
+    },
+    /// A kind of probe this binary cannot run.
+    #[error("{key}: this stackctl cannot run `{kind}` probes")]
+    UnsupportedProbe {
+        /// The probe's key.
+        key: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+}
+
+/// Every [`PlanError`] of a configuration, one a line.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct PlanErrors(pub Vec<PlanError>);
+
+/// Why a program cannot be run (what `stackctl check` looks for).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutableError {
+    /// A path that is not an executable file.
+    #[error("{} is not an executable file", .0.display())]
+    NotExecutable(PathBuf),
+    /// A bare name no directory of `PATH` has.
+    #[error("{} is not found in PATH", .0.display())]
+    NotInPath(PathBuf),
+}
+
 /// Builds the plans of every service, in start order. Relative paths (`cwd`, a `command` with a
 /// slash, `file` probes) are resolved against `base`, the configuration file's directory.
-pub fn plans(config: &Config, base: &Path) -> Result<Vec<ServicePlan>, Vec<String>> {
+pub fn plans(config: &Config, base: &Path) -> Result<Vec<ServicePlan>, PlanErrors> {
     // Validation already refused cycles, so this cannot fail; say so rather than panic.
     let order: Vec<String> = match config.start_order() {
         Ok(order) => order.into_iter().map(str::to_owned).collect(),
-        Err(cycle) => return Err(vec![cycle.to_string()]),
+        Err(cycle) => return Err(PlanErrors(vec![cycle.into()])),
     };
     let mut errors = Vec::new();
     let mut plans = Vec::new();
@@ -37,7 +94,7 @@ pub fn plans(config: &Config, base: &Path) -> Result<Vec<ServicePlan>, Vec<Strin
     if errors.is_empty() {
         Ok(plans)
     } else {
-        Err(errors)
+        Err(PlanErrors(errors))
     }
 }
 
@@ -46,7 +103,7 @@ fn plan(
     s: &ServiceConfig,
     order: &[String],
     base: &Path,
-) -> Result<ServicePlan, String> {
+) -> Result<ServicePlan, PlanError> {
     let cwd = s
         .cwd
         .as_ref()
@@ -66,7 +123,12 @@ fn plan(
             let (program, args) = match step {
                 BuildCommand::Argv(argv) => match argv.split_first() {
                     Some((first, rest)) => (first.clone(), rest.to_vec()),
-                    None => return Err(format!("services.{name}.build[{i}] is an empty command")),
+                    None => {
+                        return Err(PlanError::EmptyBuild {
+                            service: name.to_owned(),
+                            index: i,
+                        });
+                    }
                 },
                 BuildCommand::Shell(line) => ("sh".to_owned(), vec!["-c".to_owned(), line.clone()]),
             };
@@ -92,7 +154,7 @@ fn plan(
             Some((index, cond))
         })
         .collect();
-    let probe = |field: &str, probe: &Option<Probe>| -> Result<Option<ProbePlan>, String> {
+    let probe = |field: &str, probe: &Option<Probe>| -> Result<Option<ProbePlan>, PlanError> {
         probe
             .as_ref()
             .map(|probe| probe_plan(&format!("services.{name}.{field}"), probe, &spec, &cwd))
@@ -137,16 +199,16 @@ fn probe_plan(
     probe: &Probe,
     service: &ProcessSpec,
     cwd: &Path,
-) -> Result<ProbePlan, String> {
+) -> Result<ProbePlan, PlanError> {
     let check = match &probe.kind {
         ProbeKind::Shm(name) => Check::Target(Target::Shm(name.clone())),
         ProbeKind::File(path) => Check::Target(Target::File(cwd.join(path))),
         ProbeKind::Tcp(addr) => Check::Target(Target::Tcp(addr.clone())),
         ProbeKind::Http(url) => Check::Target(Target::Http(url.clone())),
         ProbeKind::Exec(argv) => {
-            let (first, rest) = argv
-                .split_first()
-                .ok_or_else(|| format!("{key}.exec is an empty command"))?;
+            let (first, rest) = argv.split_first().ok_or_else(|| PlanError::EmptyExec {
+                key: key.to_owned(),
+            })?;
             Check::Exec(ProcessSpec {
                 name: format!("{}/probe", service.name),
                 program: program(first, cwd),
@@ -155,15 +217,18 @@ fn probe_plan(
                 cwd: Some(cwd.to_owned()),
             })
         }
-        ProbeKind::Log(pattern) => Check::Log(
-            Regex::new(pattern)
-                .map_err(|e| format!("{key}.log = {pattern:?}: not a valid regex: {e}"))?,
-        ),
+        ProbeKind::Log(pattern) => {
+            Check::Log(Regex::new(pattern).map_err(|error| PlanError::Regex {
+                key: key.to_owned(),
+                pattern: pattern.clone(),
+                error,
+            })?)
+        }
         other => {
-            return Err(format!(
-                "{key}: this stackctl cannot run `{}` probes",
-                other.key()
-            ));
+            return Err(PlanError::UnsupportedProbe {
+                key: key.to_owned(),
+                kind: other.key(),
+            });
         }
     };
     Ok(ProbePlan {
@@ -198,7 +263,7 @@ fn signal(s: ConfigSignal) -> nix::sys::signal::Signal {
 }
 
 /// Looks a bare command up in `PATH`, or checks a path: `Err` says what is wrong.
-pub fn find_executable(program: &Path) -> Result<PathBuf, String> {
+pub fn find_executable(program: &Path) -> Result<PathBuf, ExecutableError> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
         p.metadata()
@@ -208,12 +273,12 @@ pub fn find_executable(program: &Path) -> Result<PathBuf, String> {
         return if executable(program) {
             Ok(program.to_owned())
         } else {
-            Err(format!("{} is not an executable file", program.display()))
+            Err(ExecutableError::NotExecutable(program.to_owned()))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| executable(candidate))
-        .ok_or_else(|| format!("{} is not found in PATH", program.display()))
+        .ok_or_else(|| ExecutableError::NotInPath(program.to_owned()))
 }
