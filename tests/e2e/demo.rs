@@ -18,9 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stackctl_media::clock::monotonic_ns;
 use stackctl_tests::media::{self, ffmpeg_says, have_ffmpeg, probe};
-use stackctl_tests::plugins::{
-    http_get, http_json, http_post, poll, rust_plugin, status, workspace_root,
-};
+use stackctl_tests::plugins::{http_get, http_json, http_post, poll, rust_plugin, workspace_root};
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, free_port, kill};
 use stackctl_tests::{bin, unique_shm};
 use up_common::service;
@@ -83,7 +81,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     // The line to click.
     up.first_line(&[&format!("viewer page: http://127.0.0.1:{port}/")]);
     up.first_event("detector", ": ready");
-    let before = status(&stack);
+    let before = stack.status();
     let (camera, detector) = (service(&before, "camera"), service(&before, "detector"));
     for s in [camera, detector] {
         assert_eq!(s["state"], "ready", "{before:#}");
@@ -148,7 +146,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     up.nth_event("detector", ": started", 2);
     up.nth_event("detector", ": ready", 2);
     let after = poll("both services ready again", EVENT_TIMEOUT, || {
-        let s = status(&stack);
+        let s = stack.status();
         let ready = ["camera", "detector"]
             .iter()
             .all(|n| service(&s, n)["state"] == "ready");

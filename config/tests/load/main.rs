@@ -34,6 +34,18 @@ pub struct File {
     pub path: PathBuf,
 }
 
+impl File {
+    /// `from PATH line N`: the origin of the value on the first line of `text` (this file's
+    /// contents) that contains `needle`.
+    pub fn origin_at(&self, text: &str, needle: &str) -> String {
+        format!(
+            "from {} line {}",
+            self.path.display(),
+            line_of(text, needle)
+        )
+    }
+}
+
 pub fn file(text: &str) -> File {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stackctl.toml");

@@ -4,7 +4,7 @@
 use stackctl_config::{DEFAULT_QUEUE, PluginSection, Sources, load};
 use toml::Table;
 
-use crate::{env, errors, file, line_of, ok, sources, sources_with};
+use crate::{env, errors, file, ok, sources, sources_with};
 
 const SINKS: &str = "[plugins.streaming]\npath = \"libsink_webrtc.so\"\n\
                      [plugins.recording]\npath = \"libsink_recorder.so\"\n";
@@ -56,8 +56,7 @@ fn bad_host_keys_are_errors_with_their_origin_and_all_are_reported() {
     let text = "[plugins.a]\npath = 3\n\n[plugins.b]\nwindow = 1\n\n[plugins.c]\npath = \"c.so\"\n\
                 queue = 0\nenabled = \"yes\"\nrequired = 1\n";
     let f = file(text);
-    let p = f.path.display().to_string();
-    let at = |needle: &str| format!("from {p} line {}", line_of(text, needle));
+    let at = |needle: &str| f.origin_at(text, needle);
     assert_eq!(
         errors(&sources_with(&f)),
         [

@@ -1,6 +1,6 @@
 //! Delivering one frame to one plugin through the C ABI, with the real host code
 //! (`Plugin::deliver`: the frame view, the call through the table) and a minimal C sink that
-//! reads the frame's last byte.
+//! reads the frame's last byte (`tests/c/bench_sink.c`).
 //!
 //! Two frame sizes, 33 kB (a P frame at 8 Mbit/s) and 150 kB (an IDR): if delivery copied the
 //! frame, the larger one would cost more. Run: `cargo bench -p stackctl-plugin-host --bench plugin_abi`.
@@ -9,33 +9,11 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use stackctl_core::frame::{Frame, FrameMeta};
 use stackctl_media::h264::analyse;
 use stackctl_plugin_host::{Plugin, loader};
-
-const SINK: &str = r#"
-#include "stackctl_sink.h"
-#include <stddef.h>
-static uint64_t frames, bytes; static uint8_t last;
-static stackctl_status create(const stackctl_host *h, stackctl_str c, void **i, stackctl_buf *e) {
-    (void)h; (void)c; (void)e; *i = &frames; return STACKCTL_OK; }
-static stackctl_status start(void *i, stackctl_buf *e) { (void)i; (void)e; return STACKCTL_OK; }
-static stackctl_status on_frame(void *i, const stackctl_frame *f) {
-    (void)i; frames++; bytes += f->len; last ^= f->data[f->len - 1]; return STACKCTL_OK; }
-static stackctl_status on_http(void *i, const stackctl_http_request *r) { (void)i; (void)r; return STACKCTL_ERR_FAILED; }
-static stackctl_status metrics(void *i, stackctl_buf *o) { (void)i; o->ptr = NULL; o->len = 0; o->cap = 0; return STACKCTL_OK; }
-static void stop(void *i) { (void)i; }
-static void destroy(void *i) { (void)i; }
-static void free_buf(stackctl_buf b) { (void)b; }
-static const stackctl_sink table = { STACKCTL_SINK_MAGIC, STACKCTL_SINK_ABI_MAJOR, STACKCTL_SINK_ABI_MINOR,
-    sizeof(stackctl_sink), 0, {"bench", 5}, {"1.0", 3}, NULL, 0,
-    create, start, on_frame, on_http, metrics, stop, destroy, free_buf };
-const stackctl_sink *stackctl_sink_entry(void) { return &table; }
-"#;
+use stackctl_tests::plugins::c_plugin;
 
 fn frame(len: usize) -> Arc<Frame> {
     let mut data = vec![0, 0, 0, 1, 0x41];
@@ -55,7 +33,8 @@ fn frame(len: usize) -> Arc<Frame> {
 }
 
 fn deliver(c: &mut Criterion) {
-    let path = common::c_sink("sink_bench", SINK).expect("a C compiler (install gcc)");
+    let path = c_plugin("sink_bench", "plugins/host/tests/c/bench_sink.c", &[])
+        .expect("a C compiler (install gcc)");
     let lib = loader::load("bench", &path).expect("load the bench sink");
     let plugin = Plugin::start("bench", lib, "").expect("start the bench sink");
     let mut group = c.benchmark_group("plugin_deliver");
