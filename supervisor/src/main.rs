@@ -52,7 +52,6 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
-    use commands::service::Action;
     match command {
         Command::Shm(ShmCommand::Inspect(args)) => commands::shm_inspect::run(&args),
         Command::Shm(ShmCommand::Tap(args)) => commands::shm_tap::run(&args),
@@ -73,12 +72,22 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             block_on(commands::up::run(loaded))
         }
-        Command::Status(args) => block_on(commands::status::run(&args)),
-        Command::Restart(args) => block_on(commands::service::run(Action::Restart, &args)),
-        Command::Stop(args) => block_on(commands::service::run(Action::Stop, &args)),
-        Command::Start(args) => block_on(commands::service::run(Action::Start, &args)),
-        Command::Down(socket) => block_on(commands::down::run(&socket)),
-        Command::Logs(args) => block_on(commands::logs::run(&args)),
+        control => block_on(ask_up(control)),
+    }
+}
+
+/// The commands that talk to the running `stackctl up` over its control socket.
+async fn ask_up(command: Command) -> anyhow::Result<ExitCode> {
+    use commands::service::Action;
+    match command {
+        Command::Status(args) => commands::status::run(&args).await,
+        Command::Restart(args) => commands::service::run(Action::Restart, &args).await,
+        Command::Stop(args) => commands::service::run(Action::Stop, &args).await,
+        Command::Start(args) => commands::service::run(Action::Start, &args).await,
+        Command::Down(socket) => commands::down::run(&socket).await,
+        Command::Logs(args) => commands::logs::run(&args).await,
+        // `run` hands only the commands above to this function.
+        other => unreachable!("{other:?} does not talk to up"),
     }
 }
 

@@ -10,6 +10,6 @@ use crate::control::client::request;
 /// Runs the command.
 pub async fn run(args: &SocketArgs) -> anyhow::Result<ExitCode> {
     let path = socket_path(args)?;
-    request(&path, &Request::Down, |_| {}).await?;
+    request(&path, &Request::Down, &mut |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -16,7 +16,7 @@ pub async fn run(args: &LogsArgs) -> anyhow::Result<ExitCode> {
         lines: args.lines,
         follow: args.follow,
     };
-    request(&path, &logs, print_log_line).await?;
+    request(&path, &logs, &mut print_log_line).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -27,6 +27,6 @@ pub async fn run(action: Action, args: &ServiceArgs) -> anyhow::Result<ExitCode>
         Action::Stop => Request::Stop { service },
         Action::Start => Request::Start { service },
     };
-    request(&path, &call, |_| {}).await?;
+    request(&path, &call, &mut |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }

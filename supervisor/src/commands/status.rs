@@ -14,7 +14,7 @@ use crate::status::StackStatus;
 /// Runs the command.
 pub async fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let path = socket_path(&args.socket)?;
-    let response = request(&path, &Request::Status, |_| {}).await?;
+    let response = request(&path, &Request::Status, &mut |_| {}).await?;
     if let Some(status) = response.status {
         if args.json {
             println!(

@@ -35,11 +35,11 @@ pub enum ClientError {
 }
 
 /// Sends `request` and calls `on_line` with every JSON line received until the server closes
-/// the connection.
+/// the connection. (Callbacks are `dyn`: one copy of the client serves every command.)
 pub async fn call(
     path: &Path,
     request: &Request,
-    mut on_line: impl FnMut(serde_json::Value),
+    on_line: &mut dyn FnMut(serde_json::Value),
 ) -> Result<(), ClientError> {
     let stream = UnixStream::connect(path)
         .await
@@ -61,10 +61,10 @@ pub async fn call(
 pub async fn request(
     path: &Path,
     request: &Request,
-    mut on_log: impl FnMut(&serde_json::Value),
+    on_log: &mut dyn FnMut(&serde_json::Value),
 ) -> Result<Response, ClientError> {
     let mut outcome = Ok(None);
-    call(path, request, |value| {
+    call(path, request, &mut |value| {
         if let Some(line) = value.get("line") {
             on_log(line);
             return;

@@ -142,7 +142,7 @@ mod tests {
             &Request::Restart {
                 service: "cam".into(),
             },
-            |v| got.push(v),
+            &mut |v| got.push(v),
         )
         .await
         .expect("call");
