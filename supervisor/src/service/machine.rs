@@ -37,11 +37,17 @@
 //! The stack ([`Phase`]):
 //!
 //! ```text
-//!  running ── SIGTERM, SIGINT, `down`, on_failure = "exit" ──> stopping(code) ──> done(code)
-//!     │  ^                                                       (the last started first,
-//!     │  └───── `stackctl start|restart` ─── idle <── stopping    one at a time)
-//!     └────────── on_failure = "stop-stack" ───────────────────────┘
+//!             SIGTERM, SIGINT, `down`, on_failure = "exit"
+//!  running ──────────────────────────────────────────────> stopping(code) ──> done(code)
+//!   │    ^                                                       ^           (`up` exits)
+//!   │    │ `stackctl start|restart`                              │
+//!   │    └──────────────────── idle ─────────────────────────────┘
+//!   │                           ^        SIGTERM, SIGINT, `down`
+//!   └─ on_failure ──> stopping(none)
+//!      = "stop-stack"
 //! ```
+//!
+//! Stopping stops one service at a time, the last started first.
 
 use std::sync::Arc;
 use std::time::Duration;
