@@ -103,6 +103,8 @@ fn control(socket: &cli::SocketArgs, request: Request, json: bool) -> anyhow::Re
 fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The supervisor's own loop runs on the main thread (`stackctl` in a profile).
+        .thread_name("supervisor-io")
         .build()
         .map_err(anyhow::Error::from)?
         .block_on(future)
