@@ -10,6 +10,7 @@ mod notify;
 mod plan;
 mod probe;
 mod process;
+mod profiling;
 mod service;
 mod shm;
 mod shm_clean;

@@ -290,6 +290,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
         let metrics = bind_tcp(&addr, "metrics.port").await?;
         tokio::spawn(http::serve(metrics, http_ctx, Routes::MetricsOnly));
     }
+    crate::profiling::listen(&config.profiling).await;
     tracing::info!(
         config = %loaded.file.as_ref().map_or_else(|| "defaults".to_owned(), |f| f.display().to_string()),
         socket = %socket.display(),
@@ -328,7 +329,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
     match TcpListener::bind(addr).await {
         Ok(listener) => Ok(listener),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
