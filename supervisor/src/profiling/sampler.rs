@@ -111,6 +111,14 @@ impl Running {
                 .pprof()
                 .map_err(ProfileError::Report)?
                 .encode_to_vec(),
+            // pprof-rs draws nothing at all from no sample: say so in a picture.
+            Format::Svg if samples == 0 => format!(
+                "<?xml version=\"1.0\" standalone=\"no\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+                 width=\"900\" height=\"40\"><text x=\"10\" y=\"25\">No sample: stackctl used no CPU \
+                 time in these {:.0} s.</text></svg>\n",
+                sampled.as_secs_f64()
+            )
+            .into_bytes(),
             Format::Svg => {
                 let mut svg = Vec::new();
                 report.flamegraph(&mut svg).map_err(ProfileError::Svg)?;
