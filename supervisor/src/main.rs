@@ -3,6 +3,7 @@
 mod cli;
 mod control;
 mod ctl;
+mod disk;
 mod http;
 mod logging;
 mod metrics;

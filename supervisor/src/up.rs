@@ -249,6 +249,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
     let plugin_configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
+    crate::disk::watch(&plugin_configs);
     let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
