@@ -113,11 +113,7 @@ pub(crate) fn apply(tree: &mut Tree, flags: &Flags, sets: &[Set]) -> Vec<String>
             "--metrics-port",
             flags.metrics_port.map(int),
         ),
-        (
-            "profiling.port",
-            "--pprof-port",
-            flags.pprof_port.map(int),
-        ),
+        ("profiling.port", "--pprof-port", flags.pprof_port.map(int)),
         (
             "streaming.max_clients",
             "--max-clients",

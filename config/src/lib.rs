@@ -73,7 +73,6 @@ pub use schema::{
     Backoff, BuildCommand, BuildConfig, Config, ControlConfig, DETECTOR_SERVICE,
     DependencyCondition, DetectorConfig, HttpConfig, LegacyConfig, LogConfig, LogFormat,
     MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, Probe, ProbeKind, ProfilingConfig,
-    RecordingConfig,
-    RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig, ToolsConfig,
-    YoloModel,
+    RecordingConfig, RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig,
+    ToolsConfig, YoloModel,
 };

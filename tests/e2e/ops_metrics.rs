@@ -11,7 +11,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use stackctl_tests::plugins::{camera_config, http_get, poll, rust_plugin, toml_path, workspace_root};
+use stackctl_tests::plugins::{
+    camera_config, http_get, poll, rust_plugin, toml_path, workspace_root,
+};
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack};
 
@@ -116,15 +118,17 @@ fn exported(text: &str) -> BTreeSet<String> {
 /// Whether `name` is exported, as is or as a series of a histogram or summary family.
 fn exists(name: &str, exported: &BTreeSet<String>) -> bool {
     exported.contains(name)
-        || ["_bucket", "_sum", "_count"]
-            .iter()
-            .any(|s| name.strip_suffix(s).is_some_and(|base| exported.contains(base)))
+        || ["_bucket", "_sum", "_count"].iter().any(|s| {
+            name.strip_suffix(s)
+                .is_some_and(|base| exported.contains(base))
+        })
 }
 
 /// The `expr:` of every rule (one line, or a `|` block up to the rule's `for:`).
 fn rule_exprs() -> Vec<String> {
-    let text = std::fs::read_to_string(workspace_root().join("deploy/prometheus/stackctl.rules.yml"))
-        .expect("the rules");
+    let text =
+        std::fs::read_to_string(workspace_root().join("deploy/prometheus/stackctl.rules.yml"))
+            .expect("the rules");
     let mut exprs = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -203,8 +207,10 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
                     j += 1;
                 }
                 let call = chars.get(j) == Some(&'(');
-                if matches!(word.as_str(), "by" | "on" | "without" | "ignoring" | "group_left" | "group_right")
-                {
+                if matches!(
+                    word.as_str(),
+                    "by" | "on" | "without" | "ignoring" | "group_left" | "group_right"
+                ) {
                     label_list = true;
                 } else if !call && !label_list && !PROMQL_WORDS.contains(&word.as_str()) {
                     names.insert(word);
@@ -230,7 +236,9 @@ fn promtool_lints(scrape: &str) {
     let mut child = match child {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("SKIPPED: promtool check metrics: promtool is not installed ({e}; apt-get install prometheus)");
+            eprintln!(
+                "SKIPPED: promtool check metrics: promtool is not installed ({e}; apt-get install prometheus)"
+            );
             return;
         }
     };

@@ -18,7 +18,9 @@ use stackctl_tests::up::{Stack, free_port};
 fn stack(profiling_port: Option<u16>) -> Stack {
     let mut config = "[services.idle]\ncommand = \"sleep\"\nargs = [\"600\"]\n".to_owned();
     if let Some(port) = profiling_port {
-        config.push_str(&format!("\n[profiling]\nport = {port}\nmax_duration = \"20s\"\n"));
+        config.push_str(&format!(
+            "\n[profiling]\nport = {port}\nmax_duration = \"20s\"\n"
+        ));
     }
     Stack::new(&config)
 }
@@ -50,18 +52,24 @@ fn a_profile_reads_in_go_pprof_names_our_functions_and_runs_alone() {
     )]);
 
     // A bad duration is refused at once, whatever runs.
-    for (query, needle) in [("seconds=0", "\"0\""), ("seconds=21", "1 to 20"), ("seconds=x", "\"x\"")] {
+    for (query, needle) in [
+        ("seconds=0", "\"0\""),
+        ("seconds=21", "1 to 20"),
+        ("seconds=x", "\"x\""),
+    ] {
         let (code, body) = http_get(pprof_port, &format!("/debug/pprof/profile?{query}"));
         assert_eq!(code, 400, "{query}: {body}");
         let error: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
         let message = error["error"].as_str().unwrap_or_default();
-        assert!(message.starts_with("seconds = ") && message.contains(needle), "{query}: {body}");
+        assert!(
+            message.starts_with("seconds = ") && message.contains(needle),
+            "{query}: {body}"
+        );
     }
 
     // The first profile runs on its own thread...
-    let first = std::thread::spawn(move || {
-        http_get_bytes(pprof_port, "/debug/pprof/profile?seconds=3")
-    });
+    let first =
+        std::thread::spawn(move || http_get_bytes(pprof_port, "/debug/pprof/profile?seconds=3"));
     up.first_line(&["CPU profile started"]);
     // ... so a second one is refused while it runs.
     let (code, body) = http_get(pprof_port, "/debug/pprof/profile?seconds=1");
@@ -104,7 +112,10 @@ fn a_profile_reads_in_go_pprof_names_our_functions_and_runs_alone() {
     // The slot is free again; a flame graph this time.
     let (code, svg) = http_get(pprof_port, "/debug/pprof/profile?seconds=1&format=svg");
     assert_eq!(code, 200, "{svg}");
-    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "{svg:.200}");
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("<svg"),
+        "{svg:.200}"
+    );
 
     go_pprof_reads(stack.path(), pprof_port);
 }
@@ -127,7 +138,10 @@ fn go_pprof_reads(dir: &Path, port: u16) {
         .expect("run go tool pprof");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "go tool pprof failed:\n{stderr}\n{stdout}");
+    assert!(
+        out.status.success(),
+        "go tool pprof failed:\n{stderr}\n{stdout}"
+    );
     assert!(stdout.contains("Type: cpu"), "{stdout}\n{stderr}");
     assert!(stdout.contains("flat%"), "{stdout}\n{stderr}");
     assert!(

@@ -20,7 +20,11 @@ fn read(name: &str) -> String {
 
 /// `promtool ARGS` in the rules' directory, or `None` (after a loud SKIPPED) without promtool.
 fn promtool(args: &[&str]) -> Option<(bool, String)> {
-    match Command::new("promtool").args(args).current_dir(dir()).output() {
+    match Command::new("promtool")
+        .args(args)
+        .current_dir(dir())
+        .output()
+    {
         Ok(out) => Some((
             out.status.success(),
             format!(
@@ -30,7 +34,9 @@ fn promtool(args: &[&str]) -> Option<(bool, String)> {
             ),
         )),
         Err(e) => {
-            eprintln!("SKIPPED: promtool {args:?}: promtool is not installed ({e}; apt-get install prometheus)");
+            eprintln!(
+                "SKIPPED: promtool {args:?}: promtool is not installed ({e}; apt-get install prometheus)"
+            );
             None
         }
     }
@@ -63,8 +69,8 @@ fn rules() -> Vec<Rule> {
         .skip(1)
         .map(|block| {
             let alert = block.lines().next().unwrap().trim().to_owned();
-            let severity = value_of(block, "severity:")
-                .unwrap_or_else(|| panic!("{alert} has no severity"));
+            let severity =
+                value_of(block, "severity:").unwrap_or_else(|| panic!("{alert} has no severity"));
             Rule {
                 alert,
                 severity,
@@ -86,7 +92,11 @@ fn every_alert_is_complete_and_has_a_test_that_fires_it() {
     let rules = rules();
     assert!(rules.len() >= 15, "{rules:#?}");
     for r in &rules {
-        assert!(r.alert.starts_with("Stackctl"), "{}: component prefix", r.alert);
+        assert!(
+            r.alert.starts_with("Stackctl"),
+            "{}: component prefix",
+            r.alert
+        );
         assert!(
             ["warning", "critical"].contains(&r.severity.as_str()),
             "{}: severity {}",
@@ -110,7 +120,10 @@ fn every_alert_is_complete_and_has_a_test_that_fires_it() {
     for case in tests.split("alertname: ").skip(1) {
         let name = case.lines().next().unwrap().trim().to_owned();
         let until_next = case.split("- eval_time:").next().unwrap();
-        for severity in until_next.lines().filter_map(|l| l.trim().strip_prefix("severity: ")) {
+        for severity in until_next
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("severity: "))
+        {
             fired.insert((name.clone(), severity.trim().to_owned()));
         }
     }

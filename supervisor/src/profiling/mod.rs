@@ -134,7 +134,10 @@ async fn handle(req: Request<Incoming>, max: Duration) -> Response<Full<Bytes>> 
         "CPU profile done"
     );
     let (content_type, file) = match wanted.format {
-        Format::Protobuf => ("application/octet-stream", "attachment; filename=\"profile\""),
+        Format::Protobuf => (
+            "application/octet-stream",
+            "attachment; filename=\"profile\"",
+        ),
         Format::Svg => ("image/svg+xml", "inline; filename=\"profile.svg\""),
     };
     let mut response = Response::new(Full::new(Bytes::from(profile.body)));
@@ -163,7 +166,11 @@ mod tests {
         assert!(Slot::try_take().is_some(), "free again once finished");
         assert!(svg.samples > 0, "{svg:?}");
         let text = String::from_utf8_lossy(&svg.body);
-        assert!(text.starts_with("<?xml"), "{}", &text[..text.len().min(200)]);
+        assert!(
+            text.starts_with("<?xml"),
+            "{}",
+            &text[..text.len().min(200)]
+        );
         assert!(
             text.contains("a_profile_samples_this_process"),
             "this test's own function is in the flame graph"

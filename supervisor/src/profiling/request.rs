@@ -117,11 +117,11 @@ mod tests {
             (Some("seconds=-1"), bad_secs("-1")),
             (Some("seconds=1.5"), bad_secs("1.5")),
             (Some("seconds="), bad_secs("")),
-            (Some("seconds=99999999999999999999"), bad_secs("99999999999999999999")),
             (
-                Some("format=png"),
-                Err(RequestError::Format("png".into())),
+                Some("seconds=99999999999999999999"),
+                bad_secs("99999999999999999999"),
             ),
+            (Some("format=png"), Err(RequestError::Format("png".into()))),
             (
                 Some("seconds=1&seconds=2"),
                 Err(RequestError::Repeated("seconds")),
