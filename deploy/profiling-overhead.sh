@@ -3,10 +3,11 @@
 # stackctl's CPU with and without a CPU profile running, alternating 20 s windows in one run:
 # the demo (camsim 720p30, both sinks) with 10 WebRTC viewers on loopback.
 set -euo pipefail
-R=/work/wt/ops/target/release
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+R=$ROOT/target/release   # cargo build --release -p stackctl -p camsim -p sink-webrtc -p sink-recorder -p viewerload
 D=$(mktemp -d)
 HTTP=18181; PP=16161
-$R/stackctl up --config /work/wt/ops/config/demo.toml --pprof-port $PP --set http.port=$HTTP \
+$R/stackctl up --config $ROOT/config/demo.toml --pprof-port $PP --set http.port=$HTTP \
   --set source.shm=/opsmeasure_stream --set control.socket=$D/s.sock \
   --set services.camera.command=$R/camsim --set services.detector.command=$R/detector-sim \
   --set plugins.streaming.path=$R/libsink_webrtc.so --set plugins.recording.path=$R/libsink_recorder.so \
