@@ -29,7 +29,7 @@ pub struct Flags {
     pub streaming_port: Option<u16>,
     /// `--metrics-port` → `metrics.port`.
     pub metrics_port: Option<u16>,
-    /// `--pprof-port` → `legacy.pprof_port`.
+    /// `--pprof-port` → `profiling.port`.
     pub pprof_port: Option<u16>,
     /// `--max-clients` → `streaming.max_clients`.
     pub max_clients: Option<u32>,
@@ -113,11 +113,7 @@ pub(crate) fn apply(tree: &mut Tree, flags: &Flags, sets: &[Set]) -> Vec<String>
             "--metrics-port",
             flags.metrics_port.map(int),
         ),
-        (
-            "legacy.pprof_port",
-            "--pprof-port",
-            flags.pprof_port.map(int),
-        ),
+        ("profiling.port", "--pprof-port", flags.pprof_port.map(int)),
         (
             "streaming.max_clients",
             "--max-clients",

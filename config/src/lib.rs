@@ -44,6 +44,7 @@
 //! # Ok::<(), stackctl_config::ConfigErrors>(())
 //! ```
 
+pub mod alias;
 mod duration;
 mod env;
 mod error;
@@ -71,7 +72,7 @@ pub use origin::Origin;
 pub use schema::{
     Backoff, BuildCommand, BuildConfig, Config, ControlConfig, DETECTOR_SERVICE,
     DependencyCondition, DetectorConfig, HttpConfig, LegacyConfig, LogConfig, LogFormat,
-    MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, Probe, ProbeKind, RecordingConfig,
-    RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig, ToolsConfig,
-    YoloModel,
+    MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, Probe, ProbeKind, ProfilingConfig,
+    RecordingConfig, RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig,
+    ToolsConfig, YoloModel,
 };

@@ -101,7 +101,7 @@ fn run(guard: TornReadGuard, seconds: u64, subscribe: bool) -> Run {
 
     // Skip the first second: attach, page faults, the pacer learning the period.
     std::thread::sleep(Duration::from_secs(1));
-    let cpu_start = thread_cpu_ns("shm-source").expect("source thread");
+    let cpu_start = thread_cpu_ns("shm-reader").expect("source thread");
     let wall_start = Instant::now();
     let mut latencies = Vec::new();
     while !stop.load(Ordering::SeqCst) {
@@ -117,7 +117,7 @@ fn run(guard: TornReadGuard, seconds: u64, subscribe: bool) -> Run {
             None => std::thread::sleep(Duration::from_millis(100)),
         }
     }
-    let cpu = thread_cpu_ns("shm-source").expect("source thread") - cpu_start;
+    let cpu = thread_cpu_ns("shm-reader").expect("source thread") - cpu_start;
     let wall = wall_start.elapsed();
     let mut copy_us = writer_thread.join().expect("writer");
     copy_us.sort_unstable();

@@ -80,7 +80,7 @@ pub struct ConfigFlags {
     /// Separate metrics port, 0 for none (metrics.port).
     #[arg(long, value_name = "PORT")]
     pub metrics_port: Option<u16>,
-    /// Accepted for compatibility with the launch script; nothing listens on it.
+    /// CPU profiles for `go tool pprof` on 127.0.0.1:PORT, 0 for none (profiling.port).
     #[arg(long, value_name = "PORT")]
     pub pprof_port: Option<u16>,
     /// Most simultaneous viewers (streaming.max_clients).

@@ -3,6 +3,7 @@
 mod cli;
 mod control;
 mod ctl;
+mod disk;
 mod http;
 mod logging;
 mod metrics;
@@ -10,6 +11,7 @@ mod notify;
 mod plan;
 mod probe;
 mod process;
+mod profiling;
 mod service;
 mod shm;
 mod shm_clean;
@@ -103,6 +105,8 @@ fn control(socket: &cli::SocketArgs, request: Request, json: bool) -> anyhow::Re
 fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The supervisor's own loop runs on the main thread (`stackctl` in a profile).
+        .thread_name("supervisor-io")
         .build()
         .map_err(anyhow::Error::from)?
         .block_on(future)

@@ -249,6 +249,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
     let plugin_configs = crate::plugins::configs(&loaded).map_err(|e| ConfigError(e.join("\n")))?;
+    crate::disk::watch(&plugin_configs);
     let (source, plugins) = if plugin_configs.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
@@ -290,6 +291,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
         let metrics = bind_tcp(&addr, "metrics.port").await?;
         tokio::spawn(http::serve(metrics, http_ctx, Routes::MetricsOnly));
     }
+    crate::profiling::listen(&config.profiling).await;
     tracing::info!(
         config = %loaded.file.as_ref().map_or_else(|| "defaults".to_owned(), |f| f.display().to_string()),
         socket = %socket.display(),
@@ -328,7 +330,7 @@ pub async fn up(loaded: Loaded) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
     match TcpListener::bind(addr).await {
         Ok(listener) => Ok(listener),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(

@@ -230,6 +230,20 @@ pub fn http_post(port: u16, path: &str) -> (u16, String) {
 }
 
 fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+    let (code, body) = http_request_bytes(port, method, path);
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `GET path`, for a body that need not be text (a profile); returns the status code and the
+/// body's bytes.
+///
+/// # Panics
+/// As [`http_get`].
+pub fn http_get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
+    http_request_bytes(port, "GET", path)
+}
+
+fn http_request_bytes(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
     stream
@@ -240,17 +254,22 @@ fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
-    let mut answer = String::new();
+    let mut answer = Vec::new();
     stream
-        .read_to_string(&mut answer)
+        .read_to_end(&mut answer)
         .unwrap_or_else(|e| panic!("{method} {path}: reading the answer: {e}"));
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n");
+    let (head, body) = match split {
+        Some(at) => (&answer[..at], answer[at + 4..].to_vec()),
+        None => (&answer[..], Vec::new()),
+    };
+    let head = String::from_utf8_lossy(head);
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no status line in {answer:?}"));
-    (code, body.to_owned())
+        .unwrap_or_else(|| panic!("{method} {path}: no status line in {head:?}"));
+    (code, body)
 }
 
 /// `GET path`, which must answer 200 with JSON.
