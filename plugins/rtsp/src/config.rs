@@ -25,6 +25,10 @@ pub struct Config {
     /// A session with no request and no RTCP from its client for this long is closed.
     #[serde(with = "humantime_serde_compat")]
     pub session_timeout: Duration,
+    /// A request must arrive whole within this time from its first byte (a slow or
+    /// half-open client is answered 408 and closed).
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
     /// Server ports for RTP over UDP, `[first, last]` inclusive, one even/odd pair (RTP,
     /// RTCP) per UDP client; `[]` offers TCP only.
     pub udp_ports: Vec<u16>,
@@ -68,6 +72,7 @@ impl Default for Config {
             mount: "live".to_owned(),
             max_clients: 10,
             session_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
             udp_ports: vec![8600, 8699],
             users: Vec::new(),
             auth: vec![AuthMethod::Digest, AuthMethod::Basic],
@@ -121,6 +126,17 @@ impl Config {
                 format_args!(
                     "{}: must be between 1 s and 1 h",
                     humantime::format_duration(self.session_timeout)
+                ),
+            ));
+        }
+        if self.request_timeout < Duration::from_millis(100)
+            || self.request_timeout > Duration::from_secs(600)
+        {
+            return Err(Error::config(
+                "request_timeout",
+                format_args!(
+                    "{}: must be between 100 ms and 10 min",
+                    humantime::format_duration(self.request_timeout)
                 ),
             ));
         }
@@ -246,6 +262,7 @@ mod tests {
             ("max_clients = 0", "max_clients"),
             (r#"session_timeout = "0s""#, "session_timeout"),
             (r#"session_timeout = "soon""#, "session_timeout"),
+            (r#"request_timeout = "1ms""#, "request_timeout"),
             ("udp_ports = [8601, 8700]", "udp_ports"),
             ("udp_ports = [8600]", "udp_ports"),
             ("udp_ports = [8600, 8600]", "udp_ports"),

@@ -27,8 +27,6 @@ use crate::server::Server;
 use crate::session::{Cmd, Session, Transport};
 use crate::udp::SR_INTERVAL;
 
-/// A request must arrive whole within this time from its first byte.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that makes no progress for this long closes the connection.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes of queued frames written with one `write` call at most.
@@ -51,9 +49,10 @@ pub fn wait(
     partial_since: Option<Instant>,
     has_session: bool,
     idle_timeout: Duration,
+    request_timeout: Duration,
 ) -> Wait {
     match (partial_since, has_session) {
-        (Some(since), _) => Wait::Request(since + REQUEST_TIMEOUT),
+        (Some(since), _) => Wait::Request(since + request_timeout),
         (None, true) => Wait::Session,
         (None, false) => Wait::Idle(last_activity + idle_timeout),
     }
@@ -155,7 +154,13 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
             partial_since = Some(Instant::now());
         }
         let has_session = conn.session.as_ref().is_some_and(|s| !s.is_ended());
-        let deadline = match wait(last_activity, partial_since, has_session, idle_timeout) {
+        let deadline = match wait(
+            last_activity,
+            partial_since,
+            has_session,
+            idle_timeout,
+            server.config.request_timeout,
+        ) {
             Wait::Idle(at) | Wait::Request(at) => Some(at),
             Wait::Session => None,
         };
@@ -333,18 +338,16 @@ mod tests {
     fn waits() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
+        let r = s(10);
         // Nothing pending, no session: idle after the idle time-out.
-        assert_eq!(wait(t0, None, false, s(60)), Wait::Idle(t0 + s(60)));
+        assert_eq!(wait(t0, None, false, s(60), r), Wait::Idle(t0 + s(60)));
         // With a session, the session's time-out decides.
-        assert_eq!(wait(t0, None, true, s(60)), Wait::Session);
+        assert_eq!(wait(t0, None, true, s(60), r), Wait::Session);
         // Half a request: the request time-out, session or not.
         assert_eq!(
-            wait(t0, Some(t0 + s(5)), true, s(60)),
-            Wait::Request(t0 + s(5) + REQUEST_TIMEOUT)
+            wait(t0, Some(t0 + s(5)), true, s(60), r),
+            Wait::Request(t0 + s(15))
         );
-        assert_eq!(
-            wait(t0, Some(t0), false, s(1)),
-            Wait::Request(t0 + REQUEST_TIMEOUT)
-        );
+        assert_eq!(wait(t0, Some(t0), false, s(1), r), Wait::Request(t0 + r));
     }
 }

@@ -18,6 +18,38 @@ use crate::session::{Cmd, Session};
 /// Time between RTCP sender reports (RFC 3550's minimum interval).
 pub const SR_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The pace of a UDP client's RTP when it is behind (the GOP cache at its start, an IDR):
+/// bytes per second.
+pub const PACE_BYTES_PER_SEC: u64 = 8_000_000;
+/// Bytes sent at once before pacing starts: well under a receiver's default socket buffer
+/// (208 KiB on Linux), so a burst does not overflow it.
+pub const PACE_BURST: u64 = 64 * 1024;
+
+/// A token bucket: when the next datagram may go, so that a burst leaves the server at
+/// [`PACE_BYTES_PER_SEC`] after the first [`PACE_BURST`] bytes. Pure: time passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacer {
+    /// When the bytes sent so far will have drained at the pace.
+    drained_at: Instant,
+}
+
+impl Pacer {
+    /// A pacer with nothing sent.
+    pub fn new(now: Instant) -> Self {
+        Self { drained_at: now }
+    }
+
+    /// Counts `bytes` sent at `now`; returns how long to wait before sending more.
+    pub fn sent(&mut self, bytes: usize, now: Instant) -> Duration {
+        let cost = Duration::from_nanos(bytes as u64 * 1_000_000_000 / PACE_BYTES_PER_SEC);
+        self.drained_at = self.drained_at.max(now) + cost;
+        let allowance = Duration::from_nanos(PACE_BURST * 1_000_000_000 / PACE_BYTES_PER_SEC);
+        self.drained_at
+            .saturating_duration_since(now)
+            .saturating_sub(allowance)
+    }
+}
+
 /// The server's UDP port pairs (RTP even, RTCP odd), each lent to one session at a time.
 #[derive(Debug)]
 pub struct PortPool {
@@ -145,6 +177,7 @@ pub async fn run(
     let mut rtcp_in = [0u8; 1500];
     let mut rtp_in = [0u8; 1500];
     let mut next_sr = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut pacer = Pacer::new(Instant::now());
     loop {
         tokio::select! {
             biased;
@@ -167,6 +200,10 @@ pub async fn run(
                         datagram.extend_from_slice(payload);
                         if send(&rtp, &datagram, client_rtp, &server).await {
                             sent += datagram.len();
+                        }
+                        let wait = pacer.sent(datagram.len(), Instant::now());
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
                         }
                     }
                     let stats = &session.stats;
@@ -228,6 +265,21 @@ async fn send(socket: &UdpSocket, data: &[u8], to: SocketAddr, server: &Server) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pacer_lets_a_burst_through_then_holds_to_the_pace() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0);
+        // 64 KiB go at once.
+        for _ in 0..64 {
+            assert_eq!(p.sent(1024, t0), Duration::ZERO);
+        }
+        // Then each 8,000 bytes cost a millisecond.
+        assert_eq!(p.sent(8000, t0), Duration::from_millis(1));
+        assert_eq!(p.sent(8000, t0), Duration::from_millis(2));
+        // Time passing drains the bucket.
+        assert_eq!(p.sent(8000, t0 + Duration::from_secs(1)), Duration::ZERO);
+    }
 
     #[test]
     fn pairs_are_lent_once_and_a_freed_pair_comes_last() {
