@@ -191,9 +191,20 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
         }
     }
     server.connection_closed(id, CloseReason::Disconnect);
-    conn.closer.send_replace(true);
+    // The last answers (an error before closing) go out first, unless the writer is stuck.
+    if conn.writer.try_send(Cmd::Close).is_err() {
+        conn.closer.send_replace(true);
+    }
+    let closer = conn.closer.clone();
     drop(conn);
-    let _ = writer_task.await;
+    let mut writer_task = writer_task;
+    if tokio::time::timeout(STALL_TIMEOUT, &mut writer_task)
+        .await
+        .is_err()
+    {
+        closer.send_replace(true);
+        let _ = writer_task.await;
+    }
 }
 
 /// Interleaved data from the client: RTCP on its session's channel keeps the session alive.
@@ -244,7 +255,7 @@ async fn write_loop(
             biased;
             () = crate::server::until_set(&mut closed) => break,
             cmd = cmds.recv() => match cmd {
-                None => break,
+                None | Some(Cmd::Close) => break,
                 Some(Cmd::Reply(bytes)) => out.extend_from_slice(&bytes),
                 Some(Cmd::Play { session, rx, generation }) => {
                     let Transport::Tcp { rtp, rtcp } = session.transport else { continue };

@@ -48,6 +48,8 @@ impl Transport {
 pub enum Cmd {
     /// Bytes of an RTSP answer (the connection's writer only).
     Reply(Vec<u8>),
+    /// Write what came before, then close (the connection's writer only).
+    Close,
     /// Send the frames of `rx` while the session's generation is still `generation`.
     Play {
         /// The session.

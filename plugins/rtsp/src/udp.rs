@@ -188,7 +188,7 @@ pub async fn run(
                     playing = Some((rx, generation));
                     next_sr = tokio::time::Instant::now() + Duration::from_secs(1);
                 }
-                Some(Cmd::Reply(_)) => {}
+                Some(Cmd::Reply(_) | Cmd::Close) => {}
             },
             q = recv(&mut playing) => match q {
                 Some((q, generation)) if session.sends(generation) => {
