@@ -113,7 +113,7 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                             let out = handler::handle(&server, &mut conn, *req).await;
                             let status = out.response.status();
                             server.metrics.responded(u16::from(status));
-                            if !send_reply(&conn, &out.response).await {
+                            if !send_reply(&conn, &out.response, &out.repeated).await {
                                 break 'conn;
                             }
                             if let Some(cmd) = out.then
@@ -145,7 +145,7 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                     if let Some(cseq) = cseq {
                         b = b.header(headers::CSEQ, cseq);
                     }
-                    let _ = send_reply(&conn, &b.build(Vec::new())).await;
+                    let _ = send_reply(&conn, &b.build(Vec::new()), &[]).await;
                     break 'conn;
                 }
             }
@@ -179,7 +179,7 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                 if partial_since.is_some() {
                     server.metrics.responded(408);
                     let b = Response::builder(Version::V1_0, StatusCode::RequestTimeout);
-                    let _ = send_reply(&conn, &b.build(Vec::new())).await;
+                    let _ = send_reply(&conn, &b.build(Vec::new()), &[]).await;
                     tracing::info!(%peer, "RTSP connection closed: a request left unfinished");
                 } else {
                     tracing::debug!(%peer, "RTSP connection closed: idle");
@@ -218,10 +218,26 @@ fn rtcp_in(server: &Server, conn: &Conn, channel: u8) {
     }
 }
 
-async fn send_reply(conn: &Conn, response: &Response<Vec<u8>>) -> bool {
+async fn send_reply(
+    conn: &Conn,
+    response: &Response<Vec<u8>>,
+    repeated: &[(&str, String)],
+) -> bool {
     let mut bytes = Vec::with_capacity(256 + response.body().len());
     if response.write(&mut bytes).is_err() {
         return false;
+    }
+    if !repeated.is_empty() {
+        // After the last header line, before the blank line that ends the head.
+        let head_end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(bytes.len(), |i| i + 2);
+        let lines: String = repeated
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\r\n"))
+            .collect();
+        bytes.splice(head_end..head_end, lines.into_bytes());
     }
     conn.writer.send(Cmd::Reply(bytes)).await.is_ok()
 }

@@ -75,6 +75,9 @@ pub struct Outcome {
     pub then: Option<Cmd>,
     /// Close the connection after the answer.
     pub close: bool,
+    /// Header lines the answer repeats (`WWW-Authenticate`, one per scheme): `rtsp-types`
+    /// keeps one value per header name, so these are written after its headers.
+    pub repeated: Vec<(&'static str, String)>,
 }
 
 impl Outcome {
@@ -83,6 +86,7 @@ impl Outcome {
             response,
             then: None,
             close: false,
+            repeated: Vec::new(),
         }
     }
 }
@@ -187,11 +191,12 @@ pub async fn handle(server: &Arc<Server>, conn: &mut Conn, req: Request<Vec<u8>>
                     conn.auth_failures += 1;
                     tracing::info!(peer = %conn.peer, error = %e, "RTSP authentication failed");
                 }
-                let mut b = answer(StatusCode::Unauthorized, Some(cseq));
-                for challenge in auth.challenges(&conn.nonce, e == AuthError::Stale) {
-                    b = b.header(headers::WWW_AUTHENTICATE, challenge);
-                }
-                let mut out = Outcome::new(b.build(Vec::new()));
+                let mut out = error(StatusCode::Unauthorized, Some(cseq));
+                out.repeated = auth
+                    .challenges(&conn.nonce, e == AuthError::Stale)
+                    .into_iter()
+                    .map(|c| ("WWW-Authenticate", c))
+                    .collect();
                 out.close = conn.auth_failures >= MAX_AUTH_FAILURES;
                 return out;
             }
@@ -610,9 +615,8 @@ fn control(
         }
     }
     Outcome {
-        response: b.build(Vec::new()),
         then,
-        close: false,
+        ..Outcome::new(b.build(Vec::new()))
     }
 }
 
