@@ -48,7 +48,8 @@ struct Bins {
 impl Bins {
     fn find() -> Result<Self, String> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
         let release = target.join("release");
         let bins = Self {
             stackctl: release.join("stackctl"),
@@ -58,12 +59,22 @@ impl Bins {
             viewerload: release.join("viewerload"),
             target,
         };
-        let missing: Vec<String> = [&bins.stackctl, &bins.camsim, &bins.rtsp, &bins.webrtc, &bins.viewerload]
-            .iter()
-            .filter(|p| !p.exists())
-            .map(|p| p.display().to_string())
-            .collect();
-        if missing.is_empty() { Ok(bins) } else { Err(missing.join(", ")) }
+        let missing: Vec<String> = [
+            &bins.stackctl,
+            &bins.camsim,
+            &bins.rtsp,
+            &bins.webrtc,
+            &bins.viewerload,
+        ]
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+        if missing.is_empty() {
+            Ok(bins)
+        } else {
+            Err(missing.join(", "))
+        }
     }
 }
 
@@ -77,17 +88,43 @@ fn input(bins: &Bins) -> Result<PathBuf, String> {
     }
     let tmp = dir.join(format!("streaming-1080p30-8M.{}.tmp", std::process::id()));
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
-        .args(["-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency"])
-        .args(["-b:v", "8M", "-maxrate", "8M", "-bufsize", "8M", "-g", "30", "-bf", "0"])
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+        ])
+        .args([
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-b:v", "8M", "-maxrate", "8M", "-bufsize", "8M", "-g", "30", "-bf", "0",
+        ])
         .args(["-x264-params", "repeat-headers=1", "-f", "h264"])
         .arg(&tmp)
         .output()
         .map_err(|e| format!("ffmpeg: {e}"))?;
     if !out.status.success() {
-        return Err(format!("ffmpeg (libx264): {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "ffmpeg (libx264): {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
-    std::fs::write(dir.join("streaming-1080p30-8M.txt"), "ffmpeg libx264 veryfast zerolatency, 8 Mbit/s, GOP 30, no B-frames, testsrc2, 20 s").ok();
+    std::fs::write(
+        dir.join("streaming-1080p30-8M.txt"),
+        "ffmpeg libx264 veryfast zerolatency, 8 Mbit/s, GOP 30, no B-frames, testsrc2, 20 s",
+    )
+    .ok();
     std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
     Ok(path)
 }
@@ -100,7 +137,11 @@ struct Stack {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Stack {
@@ -158,7 +199,12 @@ port = 0
             .stderr(log)
             .spawn()
             .expect("start stackctl");
-        let stack = Self { child, _dir: dir, http, rtsp };
+        let stack = Self {
+            child,
+            _dir: dir,
+            http,
+            rtsp,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while stack.metric("rtsp_frames_received_total") < 30.0 {
             assert!(Instant::now() < deadline, "no frames within 60 s");
@@ -172,8 +218,13 @@ port = 0
     }
 
     fn metric(&self, name: &str) -> f64 {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else { return 0.0 };
-        let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else {
+            return 0.0;
+        };
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);
         text.lines()
@@ -185,7 +236,9 @@ port = 0
 impl Drop for Stack {
     fn drop(&mut self) {
         // SIGTERM, so stackctl stops its camera and cleans the segment.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -194,7 +247,10 @@ impl Drop for Stack {
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
     (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
 }
@@ -248,25 +304,46 @@ fn rtsp_client(port: u16) -> RtspClient {
     let first_frame_ms = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = std::thread::spawn({
-        let (frames, first_frame_ms, stop) = (Arc::clone(&frames), Arc::clone(&first_frame_ms), Arc::clone(&stop));
+        let (frames, first_frame_ms, stop) = (
+            Arc::clone(&frames),
+            Arc::clone(&first_frame_ms),
+            Arc::clone(&stop),
+        );
         move || {
             let started = Instant::now();
             let url = format!("rtsp://127.0.0.1:{port}/live");
             let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             let mut buf = Vec::new();
-            request(&mut s, &mut buf, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
-            let head = request(&mut s, &mut buf, &format!(
-                "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"));
-            let session = head.lines().find_map(|l| l.strip_prefix("Session: ")).unwrap();
+            request(
+                &mut s,
+                &mut buf,
+                &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+            );
+            let head = request(
+                &mut s,
+                &mut buf,
+                &format!(
+                    "SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+                ),
+            );
+            let session = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Session: "))
+                .unwrap();
             let session = session.split(';').next().unwrap().to_owned();
-            s.write_all(format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes()).unwrap();
+            s.write_all(
+                format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
             let mut answered = false;
             while !stop.load(Relaxed) {
                 // Whole interleaved packets, and the PLAY answer once.
                 loop {
                     if !answered && buf.first() == Some(&b'R') {
-                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { break };
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            break;
+                        };
                         buf.drain(..end + 4);
                         answered = true;
                         continue;
@@ -278,10 +355,13 @@ fn rtsp_client(port: u16) -> RtspClient {
                     if buf.len() < 4 + len {
                         break;
                     }
-                    if buf[1] == 0 && len >= 12 && buf[5] & 0x80 != 0 {
-                        if frames.fetch_add(1, Relaxed) == 0 {
-                            first_frame_ms.store(started.elapsed().as_millis() as u64, Relaxed);
-                        }
+                    // The marker bit ends a frame.
+                    if buf[1] == 0
+                        && len >= 12
+                        && buf[5] & 0x80 != 0
+                        && frames.fetch_add(1, Relaxed) == 0
+                    {
+                        first_frame_ms.store(started.elapsed().as_millis() as u64, Relaxed);
                     }
                     buf.drain(..4 + len);
                 }
@@ -289,10 +369,18 @@ fn rtsp_client(port: u16) -> RtspClient {
                     break;
                 }
             }
-            let _ = s.write_all(format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 4\r\nSession: {session}\r\n\r\n").as_bytes());
+            let _ = s.write_all(
+                format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 4\r\nSession: {session}\r\n\r\n")
+                    .as_bytes(),
+            );
         }
     });
-    RtspClient { frames, first_frame_ms, stop, thread }
+    RtspClient {
+        frames,
+        first_frame_ms,
+        stop,
+        thread,
+    }
 }
 
 struct Outcome {
@@ -342,7 +430,10 @@ fn rtsp_scenario(stack: &Stack, clients: usize, warmup: Duration, window: Durati
         .map(|(c, b)| (c.frames.load(Relaxed) - b) as f64 / window.as_secs_f64())
         .collect();
     let rss = rss_anon_mib(stack.pid());
-    let ttff: Vec<f64> = all.iter().map(|c| c.first_frame_ms.load(Relaxed) as f64).collect();
+    let ttff: Vec<f64> = all
+        .iter()
+        .map(|c| c.first_frame_ms.load(Relaxed) as f64)
+        .collect();
     for c in &all {
         c.stop.store(true, Relaxed);
     }
@@ -380,11 +471,22 @@ fn idle_scenario(stack: &Stack, name: &str, window: Duration) -> Outcome {
     }
 }
 
-fn webrtc_scenario(bins: &Bins, stack: &Stack, viewers: usize, warmup: Duration, window: Duration) -> Outcome {
+fn webrtc_scenario(
+    bins: &Bins,
+    stack: &Stack,
+    viewers: usize,
+    warmup: Duration,
+    window: Duration,
+) -> Outcome {
     let total = warmup + window + Duration::from_secs(2);
     let mut load = Command::new(&bins.viewerload)
         .args(["--url", &format!("http://127.0.0.1:{}", stack.http)])
-        .args(["--viewers", &viewers.to_string(), "--duration", &format!("{}s", total.as_secs())])
+        .args([
+            "--viewers",
+            &viewers.to_string(),
+            "--duration",
+            &format!("{}s", total.as_secs()),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -443,7 +545,11 @@ fn main() -> ExitCode {
     results.push(webrtc_scenario(&bins, &stack, 10, warmup, window));
     results.push(idle_scenario(&stack, "idle again", window));
     let idle = percentile(
-        results.iter().filter(|r| r.clients == 0).map(|r| r.cpu_median).collect(),
+        results
+            .iter()
+            .filter(|r| r.clients == 0)
+            .map(|r| r.cpu_median)
+            .collect(),
         0.5,
     );
     println!(
@@ -452,7 +558,9 @@ fn main() -> ExitCode {
         window.as_secs(),
         warmup.as_secs()
     );
-    println!("| scenario | clients | CPU median | CPU p90 | per client (median − idle) / n | RssAnon MiB | fps per client (min / median) | first frame p50 / max | frames dropped |");
+    println!(
+        "| scenario | clients | CPU median | CPU p90 | per client (median − idle) / n | RssAnon MiB | fps per client (min / median) | first frame p50 / max | frames dropped |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &results {
         let per = if r.clients > 0 {

@@ -220,28 +220,24 @@ pub async fn handle(server: &Arc<Server>, conn: &mut Conn, req: Request<Vec<u8>>
     }
 }
 
-/// The session a request names: `Ok(None)` when it names none, `Err` with the answer when
+/// The session a request names: `Ok(None)` when it names none, `Err` with the status when
 /// it names one that is not there (or not this client's).
 fn named_session(
     server: &Server,
     conn: &Conn,
     req: &Request<Vec<u8>>,
-    cseq: &str,
-) -> Result<Option<Arc<Session>>, Outcome> {
+) -> Result<Option<Arc<Session>>, StatusCode> {
     let session = match req.typed_header::<headers::Session>() {
         Ok(None) => return Ok(None),
         Ok(Some(s)) => s,
-        Err(_) => return Err(error(StatusCode::BadRequest, Some(cseq))),
+        Err(_) => return Err(StatusCode::BadRequest),
     };
     let found = server.session(&session.0).filter(|s| {
         // An interleaved session lives on its own connection; a UDP session can be
         // reached from another (its client may have reconnected).
         s.conn == conn.id || matches!(s.transport, Transport::Udp { .. })
     });
-    match found {
-        Some(s) => Ok(Some(s)),
-        None => Err(error(StatusCode::SessionNotFound, Some(cseq))),
-    }
+    found.map(Some).ok_or(StatusCode::SessionNotFound)
 }
 
 fn session_header(server: &Server, session: &Session) -> String {
@@ -254,8 +250,8 @@ fn session_header(server: &Server, session: &Session) -> String {
 
 fn options(server: &Server, conn: &Conn, req: &Request<Vec<u8>>, cseq: &str) -> Outcome {
     let mut b = answer(StatusCode::Ok, Some(cseq)).header(headers::PUBLIC, PUBLIC);
-    match named_session(server, conn, req, cseq) {
-        Err(out) => return out,
+    match named_session(server, conn, req) {
+        Err(status) => return error(status, Some(cseq)),
         Ok(Some(session)) => {
             // A keep-alive is always valid.
             let _ = session
@@ -269,8 +265,8 @@ fn options(server: &Server, conn: &Conn, req: &Request<Vec<u8>>, cseq: &str) -> 
 }
 
 fn parameter(server: &Server, conn: &Conn, req: &Request<Vec<u8>>, cseq: &str) -> Outcome {
-    let session = match named_session(server, conn, req, cseq) {
-        Err(out) => return out,
+    let session = match named_session(server, conn, req) {
+        Err(status) => return error(status, Some(cseq)),
         Ok(s) => s,
     };
     if let Some(session) = &session {
@@ -411,8 +407,8 @@ fn setup(
         Ok(Some(t)) => t,
         Ok(None) | Err(_) => return error(StatusCode::BadRequest, Some(cseq)),
     };
-    match named_session(server, conn, req, cseq) {
-        Err(out) => return out,
+    match named_session(server, conn, req) {
+        Err(status) => return error(status, Some(cseq)),
         Ok(Some(session)) => {
             // The same track again: nothing changes (RFC 2326 allows a transport change;
             // this server keeps the one it has).
@@ -551,8 +547,8 @@ fn control(
         Target::Star => return error(StatusCode::BadRequest, Some(cseq)),
         Target::Unknown => return error(StatusCode::NotFound, Some(cseq)),
     }
-    let session = match named_session(server, conn, req, cseq) {
-        Err(out) => return out,
+    let session = match named_session(server, conn, req) {
+        Err(status) => return error(status, Some(cseq)),
         Ok(Some(s)) => s,
         Ok(None) => return error(StatusCode::SessionNotFound, Some(cseq)),
     };

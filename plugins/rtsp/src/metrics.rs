@@ -75,6 +75,9 @@ pub struct Metrics {
     responses: Mutex<BTreeMap<u16, u64>>,
 }
 
+/// One client's labels (session, transport) and its bytes, packets and drops.
+type ClientSample<'a> = ([(&'a str, &'a str); 2], u64, u64, u64);
+
 /// What the live sessions add to the counters when metrics are read.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -245,7 +248,7 @@ impl Metrics {
             "The fullest client queue, percent of client_queue.",
             live.queue_usage_percent,
         );
-        let per: Vec<([(&str, &str); 2], u64, u64, u64)> = live
+        let per: Vec<ClientSample<'_>> = live
             .clients
             .iter()
             .map(|(id, t, b, p, d)| ([("session", id.as_str()), ("transport", *t)], *b, *p, *d))

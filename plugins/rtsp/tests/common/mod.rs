@@ -13,6 +13,7 @@ use stackctl_tests::plugins::{rust_plugin, toml_path};
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, Up, free_port};
 use stackctl_tests::{ShmName, bin};
 
+#[allow(unused_imports)] // Each test file uses a part.
 pub use stackctl_tests::media::have_ffmpeg;
 
 /// The plugin, built once per test binary.
