@@ -133,7 +133,7 @@ mod tests {
         let text = "OPTIONS rtsp://h/live RTSP/1.0\r\nCSeq: 1\r\n\r\n";
         let (msg, used) = request(text).unwrap().unwrap();
         assert_eq!(used, text.len());
-        assert!(matches!(msg, Incoming::Request(r) if r.method() == &rtsp_types::Method::Options));
+        assert!(matches!(msg, Incoming::Request(r) if *r.method() == rtsp_types::Method::Options));
         // Pipelined: only the first is taken.
         let two = format!("{text}{text}");
         assert_eq!(request(&two).unwrap().unwrap().1, text.len());
