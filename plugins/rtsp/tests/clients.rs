@@ -98,13 +98,17 @@ fn gstreamer_rtspsrc_reads_over_tcp_and_udp() {
         .arg("rtspsrc")
         .output()
         .is_ok_and(|o| o.status.success());
-    let has_decoder = Command::new("gst-inspect-1.0")
-        .arg("avdec_h264")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_decoder = ["avdec_h264", "h264parse", "rtph264depay"]
+        .iter()
+        .all(|element| {
+            Command::new("gst-inspect-1.0")
+                .arg(element)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
     if !(has_rtspsrc && has_decoder) {
         eprintln!(
-            "SKIPPED: gstreamer_rtspsrc_reads_over_tcp_and_udp: gst-launch-1.0 with rtspsrc and avdec_h264 not installed (gstreamer1.0-plugins-good, gstreamer1.0-libav)"
+            "SKIPPED: gstreamer_rtspsrc_reads_over_tcp_and_udp: gst-launch-1.0 with rtspsrc, rtph264depay, h264parse and avdec_h264 not installed (gstreamer1.0-tools, -plugins-good, -plugins-bad, -libav)"
         );
         return;
     }
