@@ -5,7 +5,7 @@
 //! One stack runs both sinks (RTSP and WebRTC) through every scenario, in this order:
 //! `idle` (no client), `rtsp-1`, `rtsp-10`, `rtsp-50` (all 50 joining at once),
 //! `webrtc-10` (10 viewers from the `viewerload` binary, another process), `idle` again. For
-//! each: a warm-up, then stackctl's CPU (utime + stime from `/proc`) sampled every second over
+//! each: a warm-up, then stackctl's CPU (its threads' `schedstat`) sampled every second over
 //! the window (median and p90 of the samples, % of one core), its `RssAnon` at the end, each
 //! client's frame rate and time to first frame, and frames dropped. A client's cost is its
 //! scenario's median CPU minus the idle median, divided by the clients.
@@ -243,16 +243,17 @@ impl Drop for Stack {
     }
 }
 
-/// CPU seconds (user + system) of a process.
+/// CPU seconds of a process's threads, from each thread's `schedstat` (nanoseconds on a
+/// CPU): `utime`/`stime` count 10 ms ticks, too coarse for one-second samples of a few %.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the name.
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
 }
 
 fn rss_anon_mib(pid: u32) -> f64 {
