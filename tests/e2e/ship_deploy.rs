@@ -295,7 +295,11 @@ fn stackctl_check_passes_the_shipped_configuration_on_a_checkout() {
         );
     }
     // Each sink is either found (built beside stackctl) or named in a warning.
-    for file in ["libsink_webrtc.so", "libsink_recorder.so", "libsink_rtsp.so"] {
+    for file in [
+        "libsink_webrtc.so",
+        "libsink_recorder.so",
+        "libsink_rtsp.so",
+    ] {
         let beside = bin("stackctl").with_file_name(file).exists();
         let warned = err
             .lines()
