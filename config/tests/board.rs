@@ -211,7 +211,11 @@ fn the_sink_plugins_replace_the_go_server() {
     assert_eq!(recording["format"].as_str(), Some("mp4"));
     assert_eq!(recording["mode"].as_str(), Some("manual"));
     assert!(!recording.contains_key("dir"));
-    assert_eq!(c.plugins.len(), 2);
+    // And RTSP, on the port NVRs expect.
+    let rtsp = &c.plugins["rtsp"];
+    assert_eq!(rtsp["path"].as_str(), Some("libsink_rtsp.so"));
+    assert_eq!(rtsp["port"].as_integer(), Some(8554));
+    assert_eq!(c.plugins.len(), 3);
 }
 
 /// Every variable of the script (legacy-stack.md §3), with a value other than its default,

@@ -66,6 +66,8 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
         format!("plugins.streaming.path={}", webrtc.display()),
         format!("plugins.recording.path={}", recorder.display()),
         format!("plugins.recording.dir={}", recordings.display()),
+        // The demo's RTSP port may be taken on this machine.
+        format!("plugins.rtsp.port={}", free_port()),
         // RECORDING_PATH in the environment would beat the plugin's own key; a flag beats both.
         format!("recording.path={}", recordings.display()),
         // RTP timestamps on the camera's clock, so the viewer can tell when a frame was
