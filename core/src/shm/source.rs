@@ -124,6 +124,9 @@ pub struct ShmSource {
     generation: u32,
     stats: Arc<SourceStats>,
     last_identity_check: Instant,
+    /// True once a look for the segment found nothing: a segment that appears later is a new
+    /// stream, read from its first frame (its writer may have written one or two already).
+    waited: bool,
     gone_logged: bool,
     /// Since when the name belongs to a new writer: it is followed once the old segment's last
     /// frames are read (a restart right after a write would otherwise lose them), or after
@@ -153,6 +156,7 @@ impl ShmSource {
             generation: 0,
             stats: Arc::default(),
             last_identity_check: Instant::now(),
+            waited: false,
             gone_logged: false,
             replaced: None,
             warn: WarnLimiter::new(Duration::from_secs(5)),
@@ -212,7 +216,10 @@ impl ShmSource {
                 self.attach(seg, self.seg.is_some());
                 Ok(true)
             }
-            Err(ShmError::NotFound(_)) | Err(ShmError::WrongSize { actual: 0, .. }) => Ok(false),
+            Err(ShmError::NotFound(_)) | Err(ShmError::WrongSize { actual: 0, .. }) => {
+                self.waited = true;
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -221,6 +228,11 @@ impl ShmSource {
         let w = seg.write_index();
         if restarted {
             self.begin_new_stream(w);
+        } else if self.waited {
+            // Waited for it: everything its writer wrote is new to us, down to the first frame
+            // (the IDR a decoder needs), which the writer may have published between our last
+            // look and this one.
+            self.start_of_stream(w);
         } else {
             match self.cfg.start {
                 StartPosition::Next => {
@@ -255,11 +267,23 @@ impl ShmSource {
     fn begin_new_stream(&mut self, w: u32) {
         self.generation = self.generation.wrapping_add(1);
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-        self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
+        self.start_of_stream(w);
+        self.pacer.reset();
+    }
+
+    /// Reads a stream whose writer counter is `w` from its first frame, or from the oldest one
+    /// still in the ring when the writer is more than a ring ahead (the others are lost).
+    fn start_of_stream(&mut self, w: u32) {
+        let keep = RING_SLOTS as u32 - 1;
+        if w > keep {
+            self.stats
+                .lost
+                .fetch_add(u64::from(w - keep), Ordering::Relaxed);
+        }
+        self.next = w.wrapping_sub(w.min(keep));
         self.last_ts = 0;
         self.last_number = None;
         self.audit = None;
-        self.pacer.reset();
     }
 
     /// Blocks until the next H.264 frame. `Ok(None)` once `stop` is set. Waits for the segment
