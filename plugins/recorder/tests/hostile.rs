@@ -188,7 +188,11 @@ fn a_hard_link_planted_in_the_directory_is_neither_listed_nor_served() {
     };
     assert!(std::fs::read_to_string(&planted).unwrap().contains(marker));
 
-    assert_eq!(listed(port), [own.clone()], "only the recorder's own file");
+    assert_eq!(
+        listed(port),
+        std::slice::from_ref(&own),
+        "only the recorder's own file"
+    );
     let answer = request(
         port,
         "GET",
