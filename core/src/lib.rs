@@ -11,6 +11,7 @@
 //! No async runtime: the source runs on its own thread and the bus never blocks its publisher.
 
 pub mod bus;
+pub mod detections;
 pub mod frame;
 pub mod layout;
 pub mod shm;
