@@ -10,9 +10,10 @@ use crate::cli::{Args, Params};
 use crate::dump::Dump;
 use crate::encoder::{EncoderSettings, H264Encoder};
 use crate::input::InputFile;
+use crate::objects::{ObjectDump, Schedule};
 use crate::pacing::{Pacer, Periodic, sleep_until};
-use crate::pattern::Pattern;
-use crate::publisher::{SLOW_INTERVAL_MS, Segments};
+use crate::pattern::{Object, Pattern};
+use crate::publisher::{SLOW_INTERVAL_MS, Segments, monotonic_now};
 
 /// Frames per second while `--interval-switch` is in its slow phase.
 const SLOW_FPS: u32 = 1000 / SLOW_INTERVAL_MS;
@@ -23,14 +24,24 @@ const SLOW_FPS: u32 = 1000 / SLOW_INTERVAL_MS;
 pub struct Files {
     input: Option<InputFile>,
     dump: Option<Dump>,
+    objects: Option<ObjectDump>,
 }
 
 impl Files {
-    /// Reads `--input` and creates `--dump`.
+    /// Reads `--input` and creates `--dump` and `--dump-objects`.
     pub fn open(args: &Args) -> Result<Self> {
         let input = args.input.as_deref().map(InputFile::open).transpose()?;
         let dump = args.dump.as_deref().map(Dump::create).transpose()?;
-        Ok(Self { input, dump })
+        let objects = args
+            .dump_objects
+            .as_deref()
+            .map(ObjectDump::create)
+            .transpose()?;
+        Ok(Self {
+            input,
+            dump,
+            objects,
+        })
     }
 }
 
@@ -59,6 +70,9 @@ struct Camera<'a> {
     source: Source,
     pattern: Pattern,
     dump: Option<Dump>,
+    objects: Option<ObjectDump>,
+    /// Where the square is in the picture being published, and whether it shows.
+    object: (Object, bool),
     /// Width and height written into H.264 frame headers.
     stream_size: (usize, usize),
     /// Whether SPS/PPS went out in this writer incarnation (for `--params first`).
@@ -94,6 +108,8 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
         source,
         pattern: Pattern::new(w, h),
         dump: files.dump,
+        objects: files.objects,
+        object: (Object::at(w, h, Duration::ZERO), false),
         stream_size,
         params_sent: false,
         au: Vec::new(),
@@ -192,8 +208,9 @@ impl Camera<'_> {
     /// Renders the picture (if anything needs it) and fills `self.au` with the next unit.
     fn produce(&mut self, clock: Duration) -> Result<()> {
         let frame_number = self.segments.next_frame_number();
+        let visible = Schedule::visible_at(self.args.object_schedule, clock);
         if matches!(self.source, Source::Encoder(..)) || self.segments.wants_nv12() {
-            self.pattern.render(frame_number, clock);
+            self.object = (self.pattern.render(frame_number, clock, visible), visible);
         }
         self.raw.clear();
         match &mut self.source {
@@ -213,11 +230,22 @@ impl Camera<'_> {
     }
 
     fn publish(&mut self) -> Result<()> {
-        self.segments.publish_h264(self.stream_size, &self.au)?;
         if self.segments.wants_nv12() {
+            // Converted before the capture time is taken, which latency tools compare with
+            // the reader's clock: it is taken as late as possible.
             self.pattern.write_nv12(&mut self.nv12);
+        }
+        let frame_number = self.segments.next_frame_number();
+        let timestamp = monotonic_now()?;
+        self.segments
+            .publish_h264(self.stream_size, &self.au, timestamp)?;
+        if self.segments.wants_nv12() {
             let size = (self.pattern.width(), self.pattern.height());
-            self.segments.publish_nv12(size, &self.nv12)?;
+            self.segments.publish_nv12(size, &self.nv12, timestamp)?;
+        }
+        if let Some(objects) = &mut self.objects {
+            let (object, visible) = self.object;
+            objects.write(frame_number, timestamp.as_nanos(), object, visible)?;
         }
         if let Some(dump) = &mut self.dump {
             dump.write(&self.au)?;

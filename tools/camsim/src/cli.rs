@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use stackctl_core::layout::SLOT_DATA_CAPACITY;
 
 use crate::args;
+use crate::objects::Schedule;
 
 /// A simulated board camera: publishes real H.264 into a POSIX shared-memory frame ring with the
 /// board's exact layout and writer protocol.
@@ -84,6 +85,18 @@ pub struct Args {
     /// IDR with SPS and PPS.
     #[arg(long, value_name = "SECS", value_parser = args::secs)]
     pub restart_every: Option<Duration>,
+
+    /// Show the orange square (the "cat" detector-sim finds) for VISIBLE, then hide it for
+    /// HIDDEN, over and over from the start (e.g. 10s:20s), so detection events start and end.
+    /// Without it the square always shows.
+    #[arg(long, value_name = "VISIBLE:HIDDEN", value_parser = Schedule::parse)]
+    pub object_schedule: Option<Schedule>,
+
+    /// Write, for every published frame, where the orange square is and whether it shows:
+    /// lines of `frame_number timestamp_ns x y w h visible`, flushed as they are written (the
+    /// truth detections are checked against).
+    #[arg(long, value_name = "FILE")]
+    pub dump_objects: Option<PathBuf>,
 
     /// Leave the segment(s) in place on exit (default: unlink them, like the camera daemon).
     #[arg(long)]

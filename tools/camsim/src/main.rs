@@ -11,9 +11,11 @@ mod dump;
 mod encoder;
 mod font;
 mod input;
+mod objects;
 mod pacing;
 mod pattern;
 mod publisher;
+mod square;
 
 use std::process::ExitCode;
 use std::sync::Arc;
