@@ -15,6 +15,7 @@ pub mod detections;
 pub mod frame;
 pub mod layout;
 pub mod shm;
+pub mod snapshot;
 pub mod warn;
 
 pub use bus::{Bus, Subscription};
