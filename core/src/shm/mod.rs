@@ -6,12 +6,14 @@
 //!   restarts;
 //! - [`guard`]: the torn-read guard (the writer publishes the index before it copies);
 //! - [`pacer`]: when to look at the index, since the writer signals nothing;
+//! - [`late`]: noticing a camera that delivers fewer frames than it announces;
 //! - [`snapshot`]: every slot header at once, for diagnostics and readiness probes;
 //! - [`newest`]: the newest complete frame, for readers of the latest picture (NV12);
 //! - [`run`]: a source on its own thread feeding a [`crate::bus::Bus`];
 //! - [`writer`]: the board's writer protocol, for the simulated camera and tests.
 
 pub mod guard;
+pub mod late;
 pub mod newest;
 pub mod pacer;
 pub mod run;

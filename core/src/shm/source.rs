@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::ShmError;
 use super::guard::{DISCONTINUITY_WAIT, Previous, SlotRead, TornReadGuard, read_frame};
+use super::late::LateWatch;
 use super::pacer::{Pacer, PacerConfig};
 use super::segment::{Segment, current_id};
 use crate::frame::{Frame, FrameMeta};
@@ -101,6 +102,12 @@ pub struct SourceStats {
     pub last_frame_ns: AtomicU64,
     /// True once an SPS and a PPS have been seen (a decoder can start at the next IDR).
     pub has_params: std::sync::atomic::AtomicBool,
+    /// Windows of two seconds (or more) in which the camera delivered fewer than 85 % of the
+    /// frames its `frame_interval_ms` announces (see [`crate::shm::late`]).
+    pub late_windows: AtomicU64,
+    /// The rate measured over the last window judged late, in thousandths of a frame per
+    /// second (0 before any).
+    pub late_fps_milli: AtomicU64,
 }
 
 /// Reads frames from one named segment. Not thread-safe by design: one owner, one thread.
@@ -137,6 +144,9 @@ pub struct ShmSource {
     /// The last frame delivered while the writer was still on it: checked again once the
     /// writer has moved on.
     audit: Option<Arc<Frame>>,
+    late: LateWatch,
+    /// Late windows are logged at most this often.
+    late_warn: WarnLimiter,
 }
 
 impl ShmSource {
@@ -162,6 +172,8 @@ impl ShmSource {
             warn: WarnLimiter::new(Duration::from_secs(5)),
             epoch: Instant::now(),
             audit: None,
+            late: LateWatch::default(),
+            late_warn: WarnLimiter::new(Duration::from_secs(30)),
         }
     }
 
@@ -481,7 +493,30 @@ impl ShmSource {
         self.stats
             .has_params
             .store(params.is_some(), Ordering::Relaxed);
+        self.watch_rate(meta.timestamp_ns);
         Some(Frame::new(meta, data.into_boxed_slice(), info, params))
+    }
+
+    /// Feeds the late-camera watch and warns (at most every 30 s) about a late window.
+    fn watch_rate(&mut self, timestamp_ns: u64) {
+        let interval = self.seg.as_ref().map_or(0, Segment::frame_interval_ms);
+        let Some(late) = self.late.on_frame(timestamp_ns, interval) else {
+            return;
+        };
+        self.stats.late_windows.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .late_fps_milli
+            .store((late.measured_fps * 1000.0) as u64, Ordering::Relaxed);
+        let name = &self.cfg.name;
+        self.late_warn.warn("late", |n| {
+            tracing::warn!(segment = %name, measured_fps = format!("{:.1}", late.measured_fps),
+                announced_fps = late.announced_fps, frame_interval_ms = late.frame_interval_ms,
+                suppressed = n,
+                "the camera runs late: {name} delivers {:.1} frames per second, below the {} its \
+                 frame_interval_ms ({}) announces; every viewer and recording lags with it (an \
+                 overloaded machine, or camsim built without nasm: see the README)",
+                late.measured_fps, late.announced_fps, late.frame_interval_ms)
+        });
     }
 
     fn malformed(&mut self, sequence: u32, why: &str) {
