@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::au::{append_without_parameter_sets, nal_types};
-use crate::cli::{Args, Params};
+use crate::cli::{Args, Encode, Params};
 use crate::dump::Dump;
 use crate::encoder::{EncoderSettings, H264Encoder};
 use crate::input::InputFile;
@@ -14,6 +14,7 @@ use crate::objects::{ObjectDump, Schedule};
 use crate::pacing::{Pacer, Periodic, sleep_until};
 use crate::pattern::{Object, Pattern};
 use crate::publisher::{SLOW_INTERVAL_MS, Segments, monotonic_now};
+use crate::replay::{HEADROOM, Replay, measure};
 
 /// Frames per second while `--interval-switch` is in its slow phase.
 const SLOW_FPS: u32 = 1000 / SLOW_INTERVAL_MS;
@@ -50,6 +51,7 @@ impl Files {
 enum Source {
     Encoder(Box<H264Encoder>),
     File(InputFile),
+    Replay(Replay),
 }
 
 impl Source {
@@ -58,6 +60,7 @@ impl Source {
         match self {
             Self::Encoder(encoder) => encoder.restart()?,
             Self::File(file) => file.rewind(),
+            Self::Replay(replay) => replay.rewind(),
         }
         Ok(())
     }
@@ -96,8 +99,14 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
         gop: args.gop,
         bitrate_kbps: args.bitrate,
     };
+    let mut pattern = Pattern::new(w, h);
     let source = match files.input {
         Some(file) => Source::File(file),
+        None if use_loop(args, settings, &mut pattern)? => Source::Replay(Replay::build(
+            settings,
+            &mut pattern,
+            args.object_schedule.is_some(),
+        )?),
         None => Source::Encoder(Box::new(H264Encoder::new(settings)?)),
     };
     let segments = Segments::create(&args.shm, args.nv12_shm.as_deref(), args.slow_copy)?;
@@ -106,7 +115,7 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
         args,
         segments,
         source,
-        pattern: Pattern::new(w, h),
+        pattern,
         dump: files.dump,
         objects: files.objects,
         object: (Object::at(w, h, Duration::ZERO), false),
@@ -133,6 +142,29 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
     Ok(published)
 }
 
+/// Whether to publish a pre-encoded loop: asked for, or (`auto`) the encoder measured too slow
+/// for the asked rate, which is said loudly.
+fn use_loop(args: &Args, settings: EncoderSettings, pattern: &mut Pattern) -> Result<bool> {
+    match args.encode {
+        Encode::Live => Ok(false),
+        Encode::Loop => Ok(true),
+        Encode::Auto => {
+            let rate = measure(settings, pattern)?;
+            let slow = rate < f64::from(args.fps) * HEADROOM;
+            if slow {
+                eprintln!(
+                    "camsim: warning: this machine encodes {}x{} at {rate:.1} frames/s, too slow \
+                     for {} fps live (OpenH264 built without nasm? install nasm and rebuild: see \
+                     the README). Publishing a pre-encoded loop instead: about a second of the \
+                     pattern, over and over, with fresh frame numbers and timestamps.",
+                    args.size.width, args.size.height, args.fps
+                );
+            }
+            Ok(slow)
+        }
+    }
+}
+
 fn banner(args: &Args, source: &Source, (w, h): (usize, usize)) -> String {
     let mut line = format!(
         "camsim: publishing H.264 {w}x{h}@{} into {}",
@@ -140,6 +172,9 @@ fn banner(args: &Args, source: &Source, (w, h): (usize, usize)) -> String {
     );
     if let (Some(path), Source::File(file)) = (&args.input, source) {
         line += &format!(" from {} ({} access units)", path.display(), file.len());
+    }
+    if let Source::Replay(replay) = source {
+        line += &format!(", a pre-encoded loop of {} frames", replay.len());
     }
     if let Some(nv12) = &args.nv12_shm {
         line += &format!(
@@ -209,15 +244,28 @@ impl Camera<'_> {
     fn produce(&mut self, clock: Duration) -> Result<()> {
         let frame_number = self.segments.next_frame_number();
         let visible = Schedule::visible_at(self.args.object_schedule, clock);
-        if matches!(self.source, Source::Encoder(..)) || self.segments.wants_nv12() {
-            self.object = (self.pattern.render(frame_number, clock, visible), visible);
-        }
         self.raw.clear();
+        // The picture shown: the pattern now, or the loop's frame (then the NV12 picture is
+        // rendered at the loop's clock, so it shows what the H.264 shows).
+        let (clock, visible) = match &mut self.source {
+            Source::Replay(replay) => {
+                let played = replay.next(visible);
+                self.raw.extend_from_slice(played.au);
+                (played.clock, played.visible)
+            }
+            _ => (clock, visible),
+        };
+        let (w, h) = (self.pattern.width(), self.pattern.height());
+        self.object = (Object::at(w, h, clock), visible);
+        if matches!(self.source, Source::Encoder(..)) || self.segments.wants_nv12() {
+            self.pattern.render(frame_number, clock, visible);
+        }
         match &mut self.source {
             Source::Encoder(encoder) => {
                 encoder.encode(&self.pattern, &mut self.raw)?;
             }
             Source::File(file) => self.raw.extend_from_slice(file.next_unit()),
+            Source::Replay(_) => {}
         }
         self.au.clear();
         if self.args.params == Params::First && self.params_sent {

@@ -64,6 +64,14 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Params::EveryIdr)]
     pub params: Params,
 
+    /// How the test pattern becomes H.264: `live` encodes every frame; `loop` encodes about
+    /// a second of it once at start and publishes that loop over and over, with fresh frame
+    /// numbers and capture times (for machines whose OpenH264, built without nasm, cannot
+    /// encode the size in real time); `auto` measures the encoder at start and takes `loop`
+    /// when it is not at least 1.25 times as fast as --fps. Ignored with --input.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = Encode::Auto)]
+    pub encode: Encode,
+
     /// Copy each H.264 frame into its slot in small pieces with pauses, widening the window in
     /// which a reader can see a half-written slot (to test torn-read guards).
     #[arg(long)]
@@ -105,6 +113,17 @@ pub struct Args {
     /// Report restarts, rate switches and a summary on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// How the pattern is encoded (`--encode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Encode {
+    /// Live when the encoder keeps up, else a loop.
+    Auto,
+    /// Every frame encoded as it is published.
+    Live,
+    /// A pre-encoded loop.
+    Loop,
 }
 
 /// Whether SPS and PPS accompany every IDR.

@@ -15,6 +15,7 @@ mod objects;
 mod pacing;
 mod pattern;
 mod publisher;
+mod replay;
 mod square;
 
 use std::process::ExitCode;
