@@ -49,6 +49,18 @@ fn c_layout() -> HashMap<String, usize> {
         .collect()
 }
 
+/// Every `(C expression, Rust value)` pair equals what the C program printed.
+fn assert_agree(c: &HashMap<String, usize>, rust: &[(&str, usize)]) {
+    for &(name, value) in rust {
+        assert_eq!(
+            c.get(name),
+            Some(&value),
+            "{name}: C says {:?}, Rust says {value}",
+            c.get(name)
+        );
+    }
+}
+
 #[test]
 fn rust_and_c_agree_on_every_size_and_offset() {
     let c = c_layout();
@@ -89,14 +101,7 @@ fn rust_and_c_agree_on_every_size_and_offset() {
         ),
         ("sizeof(SharedFrameBuffer)", size_of::<SharedFrameBuffer>()),
     ];
-    for (name, value) in rust {
-        assert_eq!(
-            c.get(name),
-            Some(&value),
-            "{name}: C says {:?}, Rust says {value}",
-            c.get(name)
-        );
-    }
+    assert_agree(&c, &rust);
     // The detection segment's documented numbers (legacy-stack.md §2), checked on the C side so
     // the header used here is known to be the board's.
     assert_eq!(c["sizeof(LatestDetectionResult)"], 552);
@@ -147,12 +152,5 @@ fn the_detection_segment_agrees_with_c_too() {
             offset_of!(LatestDetectionResult, version),
         ),
     ];
-    for (name, value) in rust {
-        assert_eq!(
-            c.get(name),
-            Some(&value),
-            "{name}: C says {:?}, Rust says {value}",
-            c.get(name)
-        );
-    }
+    assert_agree(&c, &rust);
 }

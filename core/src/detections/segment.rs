@@ -11,13 +11,12 @@
 //! [`DetectionSegment::open`] refuses any other size.
 #![allow(unsafe_code)]
 
-use std::fs::File;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use memmap2::{Mmap, MmapOptions};
+use memmap2::Mmap;
 
 use crate::layout::{DETECTION_SEGMENT_SIZE, DETECTION_VERSION_OFFSET, LatestDetectionResult};
-use crate::shm::segment::open_fd;
+use crate::shm::segment::map_read_only;
 use crate::shm::{SegmentId, ShmError};
 
 /// A read-only mapping of one incarnation of a detections segment.
@@ -34,24 +33,13 @@ impl DetectionSegment {
     /// [`ShmError::NotFound`] when it does not exist, [`ShmError::WrongDetectionSize`] when it
     /// is not 552 bytes (0: a writer between `shm_open` and `ftruncate`).
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        let (fd, id) = open_fd(name)?.ok_or_else(|| ShmError::NotFound(name.to_owned()))?;
-        if id.size != DETECTION_SEGMENT_SIZE as u64 {
-            return Err(ShmError::WrongDetectionSize {
+        let (map, id) = map_read_only(name, DETECTION_SEGMENT_SIZE, |actual| {
+            ShmError::WrongDetectionSize {
                 name: name.to_owned(),
-                actual: id.size,
+                actual,
                 expected: DETECTION_SEGMENT_SIZE as u64,
-            });
-        }
-        let file = File::from(fd);
-        // SAFETY: read-only, shared with a writer that changes it concurrently; this type never
-        // creates references into it (module docs). The size was checked above, so the record
-        // and the version lie inside the mapping.
-        let map = unsafe { MmapOptions::new().len(DETECTION_SEGMENT_SIZE).map(&file) }.map_err(
-            |source| ShmError::Open {
-                name: name.to_owned(),
-                source,
-            },
-        )?;
+            }
+        })?;
         Ok(Self {
             name: name.to_owned(),
             id,

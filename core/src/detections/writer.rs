@@ -4,16 +4,10 @@
 //! a reader's guard must survive.
 #![allow(unsafe_code)]
 
-use std::fs::File;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use memmap2::{MmapMut, MmapOptions};
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::mman::{shm_open, shm_unlink};
-use nix::sys::stat::Mode;
-use nix::unistd::ftruncate;
+use memmap2::MmapMut;
 
 use super::Detection;
 use super::validate::class_name;
@@ -22,6 +16,7 @@ use crate::layout::{
     MAX_DETECTIONS, RawDetection, Timespec,
 };
 use crate::shm::ShmError;
+use crate::shm::writer::{create_mapped, unlink};
 
 /// How [`DetectionWriter::write`] stores the fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,30 +46,9 @@ impl DetectionWriter {
     /// Creates (or opens and sizes) segment `name`, mode 0666, 552 bytes: `shm_open`,
     /// `ftruncate`, `mmap`, as the detector does. A fresh segment reads as zeros (version 0).
     pub fn create(name: &str) -> Result<Self, ShmError> {
-        let open_err = |source: std::io::Error| ShmError::Open {
-            name: name.to_owned(),
-            source,
-        };
-        let fd = shm_open(
-            name,
-            OFlag::O_CREAT | OFlag::O_RDWR,
-            Mode::from_bits_truncate(0o666),
-        )
-        .map_err(|e| open_err(e.into()))?;
-        ftruncate(&fd, DETECTION_SEGMENT_SIZE as i64).map_err(|e| open_err(e.into()))?;
-        let file = File::from(fd);
-        // SAFETY: we map exactly the length just set with ftruncate. Readers in other
-        // processes map it too; this type touches it only through raw pointers (an atomic for
-        // the version).
-        let map = unsafe {
-            MmapOptions::new()
-                .len(DETECTION_SEGMENT_SIZE)
-                .map_mut(&file)
-        }
-        .map_err(open_err)?;
         Ok(Self {
             name: name.to_owned(),
-            map,
+            map: create_mapped(name, DETECTION_SEGMENT_SIZE)?,
         })
     }
 
@@ -209,12 +183,6 @@ impl DetectionWriter {
 
     /// Removes the name, like a stopping detector. Readers keep their mapping.
     pub fn unlink(&self) -> Result<(), ShmError> {
-        match shm_unlink(self.name.as_str()) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(ShmError::Open {
-                name: self.name.clone(),
-                source: e.into(),
-            }),
-        }
+        unlink(&self.name)
     }
 }
