@@ -154,9 +154,10 @@ fn use_loop(args: &Args, settings: EncoderSettings, pattern: &mut Pattern) -> Re
             if slow {
                 eprintln!(
                     "camsim: warning: this machine encodes {}x{} at {rate:.1} frames/s, too slow \
-                     for {} fps live (OpenH264 built without nasm? install nasm and rebuild: see \
-                     the README). Publishing a pre-encoded loop instead: about a second of the \
-                     pattern, over and over, with fresh frame numbers and timestamps.",
+                     for {} fps live (a busy machine, or OpenH264 built without nasm: install \
+                     nasm and rebuild, see the README). Publishing a pre-encoded loop instead: \
+                     about a second of the pattern, over and over, with fresh frame numbers and \
+                     timestamps.",
                     args.size.width, args.size.height, args.fps
                 );
             }
