@@ -86,22 +86,27 @@ impl<'a> Scaled<'a> {
     }
 }
 
-impl ImageBuffer for Scaled<'_> {
-    fn get_jpeg_color_type(&self) -> JpegColorType {
-        JpegColorType::Ycbcr
+impl Scaled<'_> {
+    /// Row `y` at full size: the luma row and each chroma sample twice, through the range
+    /// tables.
+    fn fill_unscaled(&self, y: usize, buffers: &mut [Vec<u8>; 4]) {
+        let sw = self.src.width;
+        let luma = &self.src.data[y * sw..(y + 1) * sw];
+        buffers[0].extend(luma.iter().map(|&v| self.range.y[usize::from(v)]));
+        let at = sw * self.src.height + (y / 2) * sw;
+        for uv in self.src.data[at..at + sw].chunks_exact(2) {
+            let (u, v) = (
+                self.range.c[usize::from(uv[0])],
+                self.range.c[usize::from(uv[1])],
+            );
+            buffers[1].extend([u, u]);
+            buffers[2].extend([v, v]);
+        }
     }
 
-    fn width(&self) -> u16 {
-        u16::try_from(self.w).unwrap_or(u16::MAX)
-    }
-
-    fn height(&self) -> u16 {
-        u16::try_from(self.h).unwrap_or(u16::MAX)
-    }
-
-    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+    /// Row `y` scaled: luma averaged over each output pixel's footprint, chroma at its centre.
+    fn fill_scaled(&self, y: usize, buffers: &mut [Vec<u8>; 4]) {
         let (sw, sh) = (self.src.width, self.src.height);
-        let y = usize::from(y);
         let (r0, r1) = (
             y * sh / self.h,
             ((y + 1) * sh / self.h).max(y * sh / self.h + 1),
@@ -128,6 +133,29 @@ impl ImageBuffer for Scaled<'_> {
     }
 }
 
+impl ImageBuffer for Scaled<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        u16::try_from(self.w).unwrap_or(u16::MAX)
+    }
+
+    fn height(&self) -> u16 {
+        u16::try_from(self.h).unwrap_or(u16::MAX)
+    }
+
+    fn fill_buffers(&self, y: u16, buffers: &mut [Vec<u8>; 4]) {
+        let y = usize::from(y);
+        if (self.w, self.h) == (self.src.width, self.src.height) {
+            self.fill_unscaled(y, buffers);
+        } else {
+            self.fill_scaled(y, buffers);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +167,28 @@ mod tests {
         assert_eq!(output_size(1920, 1080, 5000), (1920, 1080), "no upscale");
         assert_eq!(output_size(1280, 720, 333), (332, 186));
         assert_eq!(output_size(640, 480, 1), (16, 12));
+    }
+
+    #[test]
+    fn the_full_size_fast_path_reads_what_the_scaler_reads() {
+        let (w, h) = (32, 16);
+        let data: Vec<u8> = (0..w * h * 3 / 2).map(|i| (i * 7 % 251) as u8).collect();
+        let full = Scaled::new(
+            Nv12 {
+                data: &data,
+                width: w,
+                height: h,
+            },
+            w,
+            h,
+        );
+        for y in 0..h {
+            let mut fast: [Vec<u8>; 4] = Default::default();
+            full.fill_unscaled(y, &mut fast);
+            let mut general: [Vec<u8>; 4] = Default::default();
+            full.fill_scaled(y, &mut general);
+            assert_eq!(fast, general, "row {y}");
+        }
     }
 
     #[test]
