@@ -43,8 +43,9 @@ pub struct DetectionConfig {
 }
 
 impl DetectionConfig {
-    /// Defaults for segment `name`: the picture unknown, polls every 0.5 ms around the time
-    /// the next result is due (at most 4 ms apart otherwise).
+    /// Defaults for segment `name`: the picture unknown, polls every 0.5 ms from shortly before
+    /// the next result is due to 6 ms after (a detector's results are less punctual than a
+    /// camera's frames), at most 2 ms apart otherwise.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -52,6 +53,8 @@ impl DetectionConfig {
             guard: ReadGuard::default(),
             pacer: PacerConfig {
                 fine_poll: Duration::from_micros(500),
+                late_window: Duration::from_millis(6),
+                max_poll: Duration::from_millis(2),
                 ..PacerConfig::default()
             },
             identity_check: Duration::from_millis(250),
