@@ -93,13 +93,13 @@ pub struct Flags {
         )
     )]
     pub metrics_port: Option<u16>,
-    /// `--pprof-port` → `legacy.pprof_port`.
+    /// `--pprof-port` → `profiling.port`.
     #[cfg_attr(
         feature = "clap",
         arg(
             long,
             value_name = "PORT",
-            help = "Accepted for compatibility with the launch script; nothing listens on it"
+            help = "CPU profiles for `go tool pprof` on 127.0.0.1:PORT, 0 for none (profiling.port)"
         )
     )]
     pub pprof_port: Option<u16>,
@@ -213,11 +213,7 @@ pub(crate) fn apply(tree: &mut Tree, flags: &Flags, sets: &[Set]) -> Vec<String>
             "--metrics-port",
             flags.metrics_port.map(int),
         ),
-        (
-            "legacy.pprof_port",
-            "--pprof-port",
-            flags.pprof_port.map(int),
-        ),
+        ("profiling.port", "--pprof-port", flags.pprof_port.map(int)),
         (
             "streaming.max_clients",
             "--max-clients",

@@ -146,6 +146,7 @@ async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Resp
 fn metrics(status: &StackStatus, ctx: &Context) -> Response<Full<Bytes>> {
     match crate::metrics::render(status) {
         Ok(mut text) => {
+            text.push_str(&crate::disk::metrics());
             if let Some(plugins) = &ctx.plugins {
                 text.push_str(&plugins.metrics());
             }

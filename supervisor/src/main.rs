@@ -3,11 +3,13 @@
 mod cli;
 mod commands;
 mod control;
+mod disk;
 mod http;
 mod logging;
 mod metrics;
 mod notify;
 mod process;
+mod profiling;
 mod service;
 mod signals;
 mod status;
@@ -95,6 +97,8 @@ async fn ask_up(command: Command) -> anyhow::Result<ExitCode> {
 fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The supervisor's own loop runs on the main thread (`stackctl` in a profile).
+        .thread_name("supervisor-io")
         .build()
         .map_err(anyhow::Error::from)?
         .block_on(future)

@@ -325,6 +325,16 @@ pub fn http_post(port: u16, path: &str) -> (u16, String) {
     (answer.code, answer.text())
 }
 
+/// `GET path`, for a body that need not be text (a profile); returns the status code and the
+/// body's bytes.
+///
+/// # Panics
+/// As [`request`].
+pub fn http_get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let answer = request(port, "GET", path, &[]);
+    (answer.code, answer.body)
+}
+
 /// `GET path`, which must answer 200 with JSON.
 pub fn http_json(port: u16, path: &str) -> Value {
     let (code, body) = http_get(port, path);

@@ -3,6 +3,7 @@
 // Helpers outside `#[test]` functions panic on purpose, as tests do.
 #![allow(clippy::unwrap_used)]
 
+mod alias;
 mod errors;
 mod explain;
 mod interpolation;

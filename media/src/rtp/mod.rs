@@ -1,4 +1,5 @@
-//! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1) and the 90 kHz clock.
+//! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1), the 90 kHz clock, the RTP
+//! header and RTCP sender reports.
 //!
 //! An access unit is cut into payloads once and the payloads are shared by every receiver
 //! (WebRTC viewers, RTSP clients, a WHIP publication); each receiver writes only its own
@@ -16,8 +17,14 @@
 //! assert_eq!(rtp_timestamp(1_000_000_000, 0), 90_000);
 //! ```
 
+mod access_unit;
 mod clock;
+mod header;
 mod packetize;
+mod sender_report;
 
+pub use access_unit::RtpAccessUnit;
 pub use clock::{RTP_CLOCK_HZ, rtp_timestamp, ticks_of_ns};
+pub use header::{RTP_HEADER_LEN, RtpHeader};
 pub use packetize::{FU_A, MAX_PAYLOAD, STAP_A, packetize};
+pub use sender_report::{NtpTime, RTCP_SDES, RTCP_SR, SenderReport};

@@ -188,7 +188,7 @@ impl Plugin {
         let plugin = self.clone();
         let (ended_tx, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name(format!("sink-{}", self.name))
+            .name(format!("plugin-{}", self.name))
             .spawn(move || {
                 // Dropped when the thread ends, even by a panic: what `stop` waits for.
                 let _ended = ended_tx;

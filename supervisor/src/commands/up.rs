@@ -40,6 +40,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     tokio::spawn(crate::control::server::serve(listener, calls_tx));
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
+    crate::disk::watch(&loaded.plugins);
     let (source, plugins) = if loaded.plugins.iter().any(|p| p.enabled) {
         let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
@@ -81,6 +82,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         let metrics = bind_tcp(&addr, "metrics.port").await?;
         tokio::spawn(http::serve(metrics, http_ctx, Routes::MetricsOnly));
     }
+    crate::profiling::listen(&config.profiling).await;
     tracing::info!(
         config = %loaded.file.as_ref().map_or_else(|| "defaults".to_owned(), |f| f.display().to_string()),
         socket = %socket.display(),
@@ -119,7 +121,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
+pub(crate) async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
     match TcpListener::bind(addr).await {
         Ok(listener) => Ok(listener),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
