@@ -11,20 +11,14 @@
 //! [`DetectionSegment::open`] refuses any other size.
 #![allow(unsafe_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
-use memmap2::Mmap;
-
 use crate::layout::{DETECTION_SEGMENT_SIZE, DETECTION_VERSION_OFFSET, LatestDetectionResult};
-use crate::shm::segment::map_read_only;
+use crate::shm::segment::ReadOnlyMap;
 use crate::shm::{SegmentId, ShmError};
 
 /// A read-only mapping of one incarnation of a detections segment.
 #[derive(Debug)]
 pub struct DetectionSegment {
-    name: String,
-    id: SegmentId,
-    map: Mmap,
+    map: ReadOnlyMap,
 }
 
 impl DetectionSegment {
@@ -33,43 +27,37 @@ impl DetectionSegment {
     /// [`ShmError::NotFound`] when it does not exist, [`ShmError::WrongDetectionSize`] when it
     /// is not 552 bytes (0: a writer between `shm_open` and `ftruncate`).
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        let (map, id) = map_read_only(name, DETECTION_SEGMENT_SIZE, |actual| {
+        let map = ReadOnlyMap::open(name, DETECTION_SEGMENT_SIZE, |actual| {
             ShmError::WrongDetectionSize {
                 name: name.to_owned(),
                 actual,
                 expected: DETECTION_SEGMENT_SIZE as u64,
             }
         })?;
-        Ok(Self {
-            name: name.to_owned(),
-            id,
-            map,
-        })
+        Ok(Self { map })
     }
 
     /// The name it was opened by.
     pub fn name(&self) -> &str {
-        &self.name
+        self.map.name()
     }
 
     /// The identity of the mapped incarnation.
     pub fn id(&self) -> SegmentId {
-        self.id
+        self.map.id()
     }
 
     /// `version`, with acquire ordering: the fields the writer stored before its increment are
     /// visible once we see the new value.
     pub fn version(&self) -> u32 {
-        let ptr = self.map.as_ptr().wrapping_add(DETECTION_VERSION_OFFSET) as *mut u32;
-        // SAFETY: offset 548 of a page-aligned mapping of 552 bytes: 4-byte aligned, in bounds.
-        // An atomic load from read-only memory is allowed; the writer increments it atomically
-        // (the C writer with __atomic_fetch_add) or stores it whole.
-        unsafe { AtomicU32::from_ptr(ptr) }.load(Ordering::Acquire)
+        // Offset 548 of 552 bytes; the C writer bumps it with __atomic_fetch_add or stores it
+        // whole.
+        self.map.load_u32_acquire(DETECTION_VERSION_OFFSET)
     }
 
     /// A copy of the whole record. It may be torn if the writer is rewriting it.
     pub fn read(&self) -> LatestDetectionResult {
-        let ptr = self.map.as_ptr() as *const LatestDetectionResult;
+        let ptr = self.map.ptr_at(0) as *const LatestDetectionResult;
         // SAFETY: the mapping is 552 bytes, page-aligned (so aligned for the record's 8-byte
         // alignment); every bit pattern is a valid LatestDetectionResult (integers, a float and
         // bytes). Volatile because the memory changes underneath us.

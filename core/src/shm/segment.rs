@@ -68,30 +68,80 @@ pub fn open_fd(name: &str) -> Result<Option<(OwnedFd, SegmentId)>, ShmError> {
     Ok(Some((fd, id)))
 }
 
-/// Maps segment `name` read-only if it is exactly `size` bytes; `wrong_size` makes the error
-/// for any other size. [`ShmError::NotFound`] when there is no such segment.
+/// A read-only mapping of one incarnation of a named segment of an exact size: what the frame
+/// ring's and the detections segment's views are built on.
 ///
-/// The caller takes on the contract in the module docs: no reference into the mapping, ever.
-pub(crate) fn map_read_only(
-    name: &str,
-    size: usize,
-    wrong_size: impl FnOnce(u64) -> ShmError,
-) -> Result<(Mmap, SegmentId), ShmError> {
-    let (fd, id) = open_fd(name)?.ok_or_else(|| ShmError::NotFound(name.to_owned()))?;
-    if id.size != size as u64 {
-        return Err(wrong_size(id.size));
-    }
-    let file = File::from(fd);
-    // SAFETY: the mapping is read-only and shared with a writer that modifies it concurrently;
-    // the callers uphold that by never creating references into it (see the module docs). The
-    // size was checked just above, so every offset a caller computes from its layout lies
-    // inside the mapping.
-    let map =
-        unsafe { MmapOptions::new().len(size).map(&file) }.map_err(|source| ShmError::Open {
-            name: name.to_owned(),
-            source,
+/// Whoever holds one takes on the contract in the module docs: no reference into the mapping,
+/// ever; only raw-pointer reads through [`ReadOnlyMap::ptr_at`] and the atomic load here.
+#[derive(Debug)]
+pub(crate) struct ReadOnlyMap {
+    name: String,
+    id: SegmentId,
+    map: Mmap,
+}
+
+impl ReadOnlyMap {
+    /// Maps segment `name` read-only if it is exactly `size` bytes; `wrong_size` makes the
+    /// error for any other size. [`ShmError::NotFound`] when there is no such segment.
+    pub(crate) fn open(
+        name: &str,
+        size: usize,
+        wrong_size: impl FnOnce(u64) -> ShmError,
+    ) -> Result<Self, ShmError> {
+        let (fd, id) = open_fd(name)?.ok_or_else(|| ShmError::NotFound(name.to_owned()))?;
+        if id.size != size as u64 {
+            return Err(wrong_size(id.size));
+        }
+        let file = File::from(fd);
+        // SAFETY: the mapping is read-only and shared with a writer that modifies it
+        // concurrently; holders uphold that by never creating references into it (see the
+        // module docs). The size was checked just above, so every offset a holder computes
+        // from its layout lies inside the mapping.
+        let map = unsafe { MmapOptions::new().len(size).map(&file) }.map_err(|source| {
+            ShmError::Open {
+                name: name.to_owned(),
+                source,
+            }
         })?;
-    Ok((map, id))
+        Ok(Self {
+            name: name.to_owned(),
+            id,
+            map,
+        })
+    }
+
+    /// The name it was opened by.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The identity of the mapped incarnation.
+    pub(crate) fn id(&self) -> SegmentId {
+        self.id
+    }
+
+    /// A raw pointer `offset` bytes into the mapping; the caller bounds-checks `offset` against
+    /// its layout before dereferencing.
+    pub(crate) fn ptr_at(&self, offset: usize) -> *const u8 {
+        self.map.as_ptr().wrapping_add(offset)
+    }
+
+    /// The `u32` at `offset`, with acquire ordering: what the writer stored before its atomic
+    /// increment of that counter is visible once we see the new value.
+    ///
+    /// # Panics
+    /// If `offset` is not 4-byte aligned or not inside the mapping (a layout bug, never input).
+    pub(crate) fn load_u32_acquire(&self, offset: usize) -> u32 {
+        assert!(
+            offset.is_multiple_of(4) && offset + 4 <= self.map.len(),
+            "u32 at {offset} outside the mapping"
+        );
+        let ptr = self.ptr_at(offset) as *mut u32;
+        // SAFETY: aligned (checked above; the mapping is page-aligned) and in bounds. An atomic
+        // load of a native-sized integer from read-only memory is allowed (std::sync::atomic
+        // docs); the writers change these counters only with atomic RMWs or whole stores.
+        unsafe { AtomicU32::from_ptr(ptr) }.load(Ordering::Acquire)
+    }
 }
 
 /// Looks up the identity of whatever segment carries `name` now, without mapping it.
@@ -102,9 +152,7 @@ pub fn current_id(name: &str) -> Result<Option<SegmentId>, ShmError> {
 /// A read-only mapping of one incarnation of a frame-ring segment.
 #[derive(Debug)]
 pub struct Segment {
-    name: String,
-    id: SegmentId,
-    map: Mmap,
+    map: ReadOnlyMap,
 }
 
 impl Segment {
@@ -113,41 +161,33 @@ impl Segment {
     /// Fails with [`ShmError::NotFound`] when it does not exist and [`ShmError::WrongSize`] when
     /// its size is not the board's layout.
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        let (map, id) = map_read_only(name, SEGMENT_SIZE, |actual| ShmError::WrongSize {
+        let map = ReadOnlyMap::open(name, SEGMENT_SIZE, |actual| ShmError::WrongSize {
             name: name.to_owned(),
             actual,
             expected: SEGMENT_SIZE as u64,
         })?;
-        Ok(Self {
-            name: name.to_owned(),
-            id,
-            map,
-        })
+        Ok(Self { map })
     }
 
     /// The name it was opened by.
     pub fn name(&self) -> &str {
-        &self.name
+        self.map.name()
     }
 
     /// The identity of the mapped incarnation.
     pub fn id(&self) -> SegmentId {
-        self.id
+        self.map.id()
     }
 
     /// The writer's frame counter, with acquire ordering: slot contents written before an
     /// increment the writer made are visible after we see it.
     pub fn write_index(&self) -> u32 {
-        let ptr = self.map.as_ptr().wrapping_add(WRITE_INDEX_OFFSET) as *mut u32;
-        // SAFETY: offset 0 of a page-aligned mapping of SEGMENT_SIZE bytes is 4-byte aligned and
-        // in bounds. An atomic load of a native-sized integer from read-only memory is allowed
-        // (std::sync::atomic docs), and the writer only ever changes it with atomic RMWs.
-        unsafe { AtomicU32::from_ptr(ptr) }.load(Ordering::Acquire)
+        self.map.load_u32_acquire(WRITE_INDEX_OFFSET)
     }
 
     /// `frame_interval_ms` as the switcher last wrote it.
     pub fn frame_interval_ms(&self) -> u32 {
-        let ptr = self.map.as_ptr().wrapping_add(FRAME_INTERVAL_OFFSET) as *const u32;
+        let ptr = self.map.ptr_at(FRAME_INTERVAL_OFFSET) as *const u32;
         // SAFETY: aligned and in bounds (offset 4 of the mapping); a volatile read because the
         // writer stores it without synchronisation, and any value it reads is acceptable.
         unsafe { ptr.read_volatile() }
@@ -160,7 +200,7 @@ impl Segment {
     /// If `slot >= RING_SLOTS` (a bug in the caller, never input).
     pub fn read_header(&self, slot: usize) -> FrameHeader {
         assert!(slot < RING_SLOTS, "slot {slot} out of range");
-        let ptr = self.map.as_ptr().wrapping_add(slot_offset(slot)) as *const FrameHeader;
+        let ptr = self.map.ptr_at(slot_offset(slot)) as *const FrameHeader;
         // SAFETY: slot_offset(slot) + 48 <= SEGMENT_SIZE for slot < RING_SLOTS; every slot offset
         // is 8 + k × 3,110,448, a multiple of 8, so the pointer is aligned for FrameHeader; every
         // bit pattern is a valid FrameHeader (integers only). Volatile because the memory changes
@@ -172,9 +212,7 @@ impl Segment {
     fn data_ptr(&self, slot: usize, len: usize) -> *const u8 {
         assert!(slot < RING_SLOTS, "slot {slot} out of range");
         assert!(len <= SLOT_DATA_CAPACITY, "length {len} beyond the slot");
-        self.map
-            .as_ptr()
-            .wrapping_add(slot_offset(slot) + DATA_OFFSET)
+        self.map.ptr_at(slot_offset(slot) + DATA_OFFSET)
     }
 
     /// Appends the first `len` payload bytes of `slot` to `dst`. The bytes may be torn.
