@@ -18,7 +18,8 @@
  *
  * History:
  *   1.0  frames, HTTP, metrics, logs, frame retain/release.
- *   1.1  `stackctl_sink.on_detections` (the detector's results, on the delivery thread).
+ *   1.1  `stackctl_sink.on_detections` (the detector's results, on the delivery thread);
+ *        `stackctl_host.config` (the plugin's section pre-parsed: no TOML parser needed).
  *
  * Threads (CLAP style, on every function pointer):
  *   [load]       called once on stackctl's control thread, before any other call;
@@ -168,6 +169,57 @@ typedef struct stackctl_http_request {
 } stackctl_http_request;
 
 /*
+ * Configuration as data [ABI 1.1]: the plugin's `[plugins.NAME]` section (host keys removed),
+ * flattened into one borrowed list of typed values, so a plugin needs no TOML parser:
+ *
+ *   - a key inside a table is dotted: `[plugins.meta] limits = { max = 3 }` gives `limits.max`;
+ *   - an array gives one entry per element, its index as the last part: `bind = ["a", "b"]`
+ *     gives `bind.0` and `bind.1`; an array of tables gives `cams.0.name`, ...; an empty array
+ *     or table gives no entry (a plugin needing to tell "empty" from "absent" reads the text);
+ *   - a date or time is a STRING holding its TOML text (e.g. "1979-05-27T07:32:00Z");
+ *   - a key segment that itself contains a '.' appears verbatim (ambiguous: avoid such keys);
+ *   - entries come in no particular order: look keys up by name. Keys are unique.
+ * At most STACKCTL_CONFIG_MAX_VALUES entries, nested at most STACKCTL_CONFIG_MAX_DEPTH levels:
+ * a larger section is refused by the host before `create` (plugin NAME: configuration refused).
+ * The TOML text stays the `config_toml` argument of `create`: both describe the same section.
+ */
+#define STACKCTL_CONFIG_MAX_VALUES 1024u
+#define STACKCTL_CONFIG_MAX_DEPTH 16u
+
+typedef enum stackctl_value_type {
+    STACKCTL_VALUE_STRING = 1,
+    STACKCTL_VALUE_INTEGER = 2,
+    STACKCTL_VALUE_FLOAT = 3,
+    STACKCTL_VALUE_BOOL = 4
+} stackctl_value_type;
+
+typedef struct stackctl_config_value {
+    stackctl_str key;      /* dotted, as above; UTF-8 */
+    uint32_t type;         /* a stackctl_value_type */
+    uint32_t reserved;
+    stackctl_str string;   /* STRING: the value (UTF-8); empty for other types */
+    int64_t integer;       /* INTEGER: the value; BOOL: 1 or 0; 0 otherwise */
+    double number;         /* FLOAT: the value; INTEGER: the value as a double; 0 otherwise */
+} stackctl_config_value;
+
+/*
+ * Errors of `create` and `start`: the plugin writes ONE line, no trailing newline, no
+ * "plugin NAME" (the host adds it). For STACKCTL_ERR_CONFIG the line starts with the dotted
+ * key it is about, as in `stackctl_config_value.key`, then ": " and what is wrong, e.g.
+ *     output: missing: set output = "/path/to/file"
+ *     limits.max: expected an integer from 1 to 10, got 0
+ * and stackctl shows it as
+ *     plugin NAME: configuration refused: limits.max: expected ... (plugins.NAME.limits.max = 0)
+ * (the host adds the key's full name and value when the key is in the section). A message about
+ * the section as a whole starts with ": ". Failures of `start` are one line too (no key needed).
+ * `on_frame`, `on_detections` and `on_http` have no error out-parameter: a plugin about to
+ * return non-OK from one of them may first call `host->fail_reason` (ABI 1.1) with one line,
+ * which stackctl shows with the failure ("on_frame returned a failure: disk full").
+ * Messages are truncated at STACKCTL_MESSAGE_MAX bytes; invalid UTF-8 is replaced.
+ */
+#define STACKCTL_MESSAGE_MAX 1024u
+
+/*
  * What the host offers, owned by the host, valid until `destroy` returns.
  */
 typedef struct stackctl_host {
@@ -190,6 +242,17 @@ typedef struct stackctl_host {
     void (*frame_retain)(void *host_ctx, const stackctl_frame *frame);
     /* [any-thread] Ends one retain of `frame`; the frame may be freed right after. */
     void (*frame_release)(void *host_ctx, const stackctl_frame *frame);
+
+    /* ---- ABI 1.1: read only when `struct_size` covers the field ---- */
+
+    /* The plugin's section pre-parsed (see stackctl_config_value): `config_count` entries,
+     * valid until `destroy` returns, read-only. NULL/0 for an empty section. */
+    const stackctl_config_value *config;
+    size_t config_count;
+    /* [any-thread] Why the plugin is about to return non-OK from on_frame, on_detections or
+     * on_http: one line, copied before it returns; the last one given is shown with the failure.
+     * Calling it does not fail the plugin by itself. */
+    void (*fail_reason)(void *host_ctx, stackctl_str message);
 } stackctl_host;
 
 /*

@@ -217,6 +217,43 @@ pub struct HttpRequest {
     pub body_len: usize,
 }
 
+/// `STACKCTL_CONFIG_MAX_VALUES`: the most entries of a pre-parsed section.
+pub const CONFIG_MAX_VALUES: usize = 1024;
+/// `STACKCTL_CONFIG_MAX_DEPTH`: the deepest nesting of a pre-parsed section.
+pub const CONFIG_MAX_DEPTH: usize = 16;
+/// `STACKCTL_MESSAGE_MAX`: the longest error message or failure reason kept, in bytes.
+pub const MESSAGE_MAX: usize = 1024;
+
+/// `stackctl_value_type` values.
+pub mod value_type {
+    /// A string (also dates and times, as TOML text).
+    pub const STRING: u32 = 1;
+    /// A 64-bit integer.
+    pub const INTEGER: u32 = 2;
+    /// A double.
+    pub const FLOAT: u32 = 3;
+    /// A boolean (`integer` 1 or 0).
+    pub const BOOL: u32 = 4;
+}
+
+/// One value of a plugin's pre-parsed section (`stackctl_config_value`, ABI 1.1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigValue {
+    /// Dotted key (`a.b`, arrays `a.0`).
+    pub key: Str,
+    /// A [`value_type`].
+    pub value_type: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// STRING: the value.
+    pub string: Str,
+    /// INTEGER: the value; BOOL: 1 or 0.
+    pub integer: i64,
+    /// FLOAT: the value; INTEGER: the value as a double.
+    pub number: f64,
+}
+
 /// What the host offers (`stackctl_host`).
 #[repr(C)]
 #[derive(Debug)]
@@ -249,6 +286,12 @@ pub struct Host {
     pub frame_retain: unsafe extern "C" fn(host_ctx: *mut c_void, frame: *const Frame),
     /// Ends one retain.
     pub frame_release: unsafe extern "C" fn(host_ctx: *mut c_void, frame: *const Frame),
+    /// ABI 1.1: the plugin's section pre-parsed, `config_count` entries (null when none).
+    pub config: *const ConfigValue,
+    /// ABI 1.1: their number.
+    pub config_count: usize,
+    /// ABI 1.1: why the plugin is about to return non-OK (one line, copied).
+    pub fail_reason: Option<unsafe extern "C" fn(host_ctx: *mut c_void, message: Str)>,
 }
 
 /// The plugin's table (`stackctl_sink`).

@@ -15,7 +15,8 @@ use stackctl_core::bus::{
 use stackctl_core::detections::Detections;
 use stackctl_plugin_abi as abi;
 
-use crate::callbacks::{FrameView, HostCtx, table};
+use crate::callbacks::{FrameView, HostCtx, table, truncate};
+use crate::config::FlatConfig;
 use crate::host::PluginStatus;
 use crate::loader::{Library, LoadError, routes, str_of};
 
@@ -31,10 +32,12 @@ unsafe impl Send for Instance {}
 // SAFETY: as above.
 unsafe impl Sync for Instance {}
 
-/// The host table handed to the plugin; boxed so its address never changes.
+/// The host table handed to the plugin and the section it points to; boxed so their addresses
+/// never change.
 #[derive(Debug)]
 struct HostTable {
     _table: Box<abi::Host>,
+    _config: Box<FlatConfig>,
 }
 // SAFETY: the table is never written after creation; its only pointer, `host_ctx`, points to an
 // `Arc<HostCtx>` owned by the same `Plugin`, whose state is behind locks and atomics, and every
@@ -134,8 +137,12 @@ impl Plugin {
     /// [`Plugin::attach`] is called.
     pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, StartError> {
         let t = lib.table;
+        let flat = Box::new(FlatConfig::parse(config).map_err(|e| StartError::Config {
+            name: name.to_owned(),
+            message: e.to_string(),
+        })?);
         let ctx = Arc::new(HostCtx::new(name));
-        let host = Box::new(table(&ctx));
+        let host = Box::new(table(&ctx, &flat));
         let mut instance = std::ptr::null_mut();
         let mut error = abi::Buf::EMPTY;
         let config_str = abi::Str::new(config);
@@ -146,6 +153,7 @@ impl Plugin {
         if status != abi::STATUS_OK || instance.is_null() {
             let (name, message) = (name.to_owned(), or_status(&message, status));
             return Err(if status == abi::STATUS_ERR_CONFIG {
+                let message = with_value(&name, &message, &flat);
                 StartError::Config { name, message }
             } else {
                 StartError::Create { name, message }
@@ -158,7 +166,10 @@ impl Plugin {
             routes: routes(t),
             table: t,
             instance: Instance(instance),
-            _host: HostTable { _table: host },
+            _host: HostTable {
+                _table: host,
+                _config: flat,
+            },
             ctx,
             failed: Mutex::new(None),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -332,8 +343,13 @@ impl Plugin {
         }
     }
 
-    /// Marks it failed: it gets no more frames or requests.
+    /// Marks it failed: it gets no more frames or requests. The reason the plugin gave
+    /// (`fail_reason`, ABI 1.1), if any, is added to `why`.
     pub fn fail(&self, why: String) {
+        let why = match self.ctx.take_fail_reason() {
+            Some(reason) if !reason.is_empty() => format!("{why}: {reason}"),
+            _ => why,
+        };
         let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
         if failed.is_none() {
             tracing::error!(plugin = %self.name, "plugin failed and is detached: {why}");
@@ -455,11 +471,25 @@ impl Feed {
     }
 }
 
+/// A plugin's message: its first line, at most `MESSAGE_MAX` bytes, or the status's name.
 fn or_status(message: &str, status: abi::Status) -> String {
-    if message.is_empty() {
+    let line = message.lines().next().unwrap_or_default().trim_end();
+    if line.is_empty() {
         status_name(status).to_owned()
     } else {
-        message.to_owned()
+        truncate(line.to_owned(), abi::MESSAGE_MAX)
+    }
+}
+
+/// A configuration error `KEY: what is wrong` (the header's format), with the key's full name
+/// and value added when the section has that key.
+fn with_value(name: &str, message: &str, config: &FlatConfig) -> String {
+    let value = message
+        .split_once(": ")
+        .and_then(|(key, _)| config.get(key).map(|v| (key, v)));
+    match value {
+        Some((key, value)) => format!("{message} (plugins.{name}.{key} = {value})"),
+        None => message.to_owned(),
     }
 }
 

@@ -663,6 +663,12 @@ fn a_panic_in_on_detections_poisons_the_instance() {
         log_level::ERROR,
         "panicked in on_detections: the probe panics in on_detections"
     ));
+    let reasons = host.fail_reasons();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("panicked in on_detections: the probe panics in on_detections"),
+        "the host is told why: {reasons:?}"
+    );
     assert_eq!(p.detections(&i, &result(2, &[])), abi::STATUS_ERR_FAILED);
     assert_eq!(p.frame(&i, &frame(3)), abi::STATUS_ERR_FAILED);
     p.stop(&i);

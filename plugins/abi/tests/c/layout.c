@@ -77,6 +77,15 @@ int main(void) {
     FIELD(stackctl_http_request, body);
     FIELD(stackctl_http_request, body_len);
 
+    SIZE(stackctl_value_type);
+    SIZE(stackctl_config_value);
+    FIELD(stackctl_config_value, key);
+    FIELD(stackctl_config_value, type);
+    FIELD(stackctl_config_value, reserved);
+    FIELD(stackctl_config_value, string);
+    FIELD(stackctl_config_value, integer);
+    FIELD(stackctl_config_value, number);
+
     SIZE(stackctl_host);
     FIELD(stackctl_host, struct_size);
     FIELD(stackctl_host, abi_major);
@@ -88,6 +97,9 @@ int main(void) {
     FIELD(stackctl_host, http_respond);
     FIELD(stackctl_host, frame_retain);
     FIELD(stackctl_host, frame_release);
+    FIELD(stackctl_host, config);
+    FIELD(stackctl_host, config_count);
+    FIELD(stackctl_host, fail_reason);
 
     SIZE(stackctl_sink);
     FIELD(stackctl_sink, magic);
@@ -126,6 +138,13 @@ int main(void) {
     CONST(STACKCTL_DETECTIONS_MAX);
     CONST(STACKCTL_CLASS_NAME_MAX);
     CONST(STACKCTL_SINK_SIZE_1_0);
+    CONST(STACKCTL_CONFIG_MAX_VALUES);
+    CONST(STACKCTL_CONFIG_MAX_DEPTH);
+    CONST(STACKCTL_MESSAGE_MAX);
+    CONST(STACKCTL_VALUE_STRING);
+    CONST(STACKCTL_VALUE_INTEGER);
+    CONST(STACKCTL_VALUE_FLOAT);
+    CONST(STACKCTL_VALUE_BOOL);
     printf("string STACKCTL_SINK_ENTRY_SYMBOL %s\n", STACKCTL_SINK_ENTRY_SYMBOL);
     return 0;
 }
