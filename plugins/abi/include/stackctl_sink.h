@@ -152,6 +152,34 @@ typedef struct stackctl_header {
 } stackctl_header;
 
 /*
+ * HTTP, the rules the host applies (stackctl's own HTTP server, shared by every plugin):
+ *
+ * Routes. `stackctl_sink.routes` are path prefixes matched by whole path segments: "/stats"
+ * serves "/stats" and "/stats/day", never "/statsx"; a route ending in '/' ("/files/") serves
+ * everything below it. The longest matching route wins. stackctl's own paths (/health,
+ * /metrics, /api/status and those the supervisor adds under /api/ and /snapshot.jpg) are
+ * answered before any plugin's. Two plugins declaring the same route (compared without a
+ * trailing '/') conflict: the one loaded later is refused at load ("plugin NAME: route /x is
+ * already served by plugin OTHER"), and fails start-up if it is `required`. A route must start
+ * with '/'; others are ignored. A request reaching a failed (detached) plugin gets 503.
+ *
+ * Requests. The host reads the body whole before `on_http`: at most STACKCTL_HTTP_BODY_MAX
+ * bytes, within STACKCTL_HTTP_BODY_TIMEOUT_MS (larger or slower: 413 or 408, and the plugin is
+ * not called). Header names are lower case; headers that are not valid UTF-8 are left out.
+ *
+ * Answers. `http_respond` must come within STACKCTL_HTTP_ANSWER_TIMEOUT_MS of the call to
+ * `on_http` (whether on_http already returned or not); after that the client gets 504 and a
+ * late answer is ignored. The status must be 100..999 (else 500). Header names and values
+ * must be valid HTTP (an invalid one is dropped). The host owns the framing headers and drops
+ * them from the plugin's answer, setting its own: content-length, transfer-encoding,
+ * connection, keep-alive, date, upgrade, proxy-connection, te, trailer (the hop-by-hop
+ * headers). Everything else (content-type, cache-control, location, ...) is the plugin's.
+ */
+#define STACKCTL_HTTP_BODY_MAX (1024u * 1024u)
+#define STACKCTL_HTTP_BODY_TIMEOUT_MS 10000u
+#define STACKCTL_HTTP_ANSWER_TIMEOUT_MS 30000u
+
+/*
  * An HTTP request for a path the plugin declared, owned by the host.
  * Valid until `on_http` returns: copy what you need to answer later.
  */
@@ -280,10 +308,12 @@ typedef struct stackctl_sink {
     stackctl_status (*start)(void *instance, stackctl_buf *error);
     /* [delivery] One access unit. Must not block for long (see above). Anything but
      * STACKCTL_OK (e.g. STACKCTL_ERR_PANIC after a caught panic) detaches the plugin: the host
-     * marks it failed, stops delivering to it and stops it; stackctl and other plugins go on. */
+     * marks it failed, stops delivering to it and stops it; stackctl and other plugins go on.
+     * The failure may carry a message: call host->fail_reason first (ABI 1.1). */
     stackctl_status (*on_frame)(void *instance, const stackctl_frame *frame);
-    /* [any-thread] A request for one of `routes`: answer through host->http_respond. A non-OK
-     * return means it will not answer: the host answers 500 and detaches the plugin. */
+    /* [any-thread] A request for one of `routes` (see "HTTP" above for matching, limits and
+     * time-outs): answer through host->http_respond. A non-OK return means it will not answer:
+     * the host answers 500 and detaches the plugin; host->fail_reason (ABI 1.1) says why. */
     stackctl_status (*on_http)(void *instance, const stackctl_http_request *request);
     /* [any-thread] Prometheus text exposition of its metrics, into a plugin-owned buffer
      * (`*out`, freed with free_buf); STACKCTL_OK with an empty buffer when it has none. */

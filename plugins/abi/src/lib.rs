@@ -217,6 +217,13 @@ pub struct HttpRequest {
     pub body_len: usize,
 }
 
+/// `STACKCTL_HTTP_BODY_MAX`: the largest request body a plugin is handed, in bytes.
+pub const HTTP_BODY_MAX: usize = 1024 * 1024;
+/// `STACKCTL_HTTP_BODY_TIMEOUT_MS`: how long the host waits for a request's body.
+pub const HTTP_BODY_TIMEOUT_MS: u64 = 10_000;
+/// `STACKCTL_HTTP_ANSWER_TIMEOUT_MS`: how long a plugin may take to answer a request.
+pub const HTTP_ANSWER_TIMEOUT_MS: u64 = 30_000;
+
 /// `STACKCTL_CONFIG_MAX_VALUES`: the most entries of a pre-parsed section.
 pub const CONFIG_MAX_VALUES: usize = 1024;
 /// `STACKCTL_CONFIG_MAX_DEPTH`: the deepest nesting of a pre-parsed section.

@@ -264,6 +264,12 @@ fn rust_and_c_agree_on_every_constant() {
         ("STACKCTL_CONFIG_MAX_VALUES", abi::CONFIG_MAX_VALUES as u64),
         ("STACKCTL_CONFIG_MAX_DEPTH", abi::CONFIG_MAX_DEPTH as u64),
         ("STACKCTL_MESSAGE_MAX", abi::MESSAGE_MAX as u64),
+        ("STACKCTL_HTTP_BODY_MAX", abi::HTTP_BODY_MAX as u64),
+        ("STACKCTL_HTTP_BODY_TIMEOUT_MS", abi::HTTP_BODY_TIMEOUT_MS),
+        (
+            "STACKCTL_HTTP_ANSWER_TIMEOUT_MS",
+            abi::HTTP_ANSWER_TIMEOUT_MS,
+        ),
         ("STACKCTL_VALUE_STRING", u64::from(abi::value_type::STRING)),
         (
             "STACKCTL_VALUE_INTEGER",

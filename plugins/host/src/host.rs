@@ -67,6 +67,10 @@ impl PluginHost {
             let started = loader::resolve(&cfg.name, &cfg.path, &search)
                 .and_then(|path| loader::load(&cfg.name, &path))
                 .map_err(StartError::from)
+                .and_then(|lib| {
+                    host.check_routes(&cfg.name, &lib.routes())?;
+                    Ok(lib)
+                })
                 .and_then(|lib| Plugin::start(&cfg.name, lib, &cfg.own_toml()))
                 .and_then(|plugin| {
                     plugin.attach(bus, cfg.queue)?;
@@ -91,6 +95,27 @@ impl PluginHost {
             }
         }
         Ok(host)
+    }
+
+    /// Refuses `routes` of plugin `name` if a running plugin already serves one of them
+    /// (compared without a trailing `/`): which of the two would answer would depend on the
+    /// order of the configuration's sections.
+    fn check_routes(&self, name: &str, routes: &[String]) -> Result<(), StartError> {
+        let key = |r: &str| r.trim_end_matches('/').to_owned();
+        for route in routes {
+            let other = self
+                .running
+                .iter()
+                .find(|p| p.routes().iter().any(|r| key(r) == key(route)));
+            if let Some(other) = other {
+                return Err(StartError::RouteConflict {
+                    name: name.to_owned(),
+                    route: route.clone(),
+                    other: other.name().to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The running plugin serving `path` (the longest matching route prefix).

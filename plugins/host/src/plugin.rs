@@ -76,6 +76,16 @@ pub enum StartError {
         /// What the plugin said (or its status).
         message: String,
     },
+    /// It declares a route another plugin already serves.
+    #[error("plugin {name}: route {route} is already served by plugin {other}")]
+    RouteConflict {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// The route, as declared.
+        route: String,
+        /// The plugin that serves it.
+        other: String,
+    },
     /// Its delivery thread could not be spawned.
     #[error("plugin {name}: {error}")]
     Thread {

@@ -29,7 +29,9 @@ size_t stackctl_probe_sizes(void) {
            sizeof(stackctl_config_value) + (size_t)value + STACKCTL_DETECTIONS_MAX +
            STACKCTL_CLASS_NAME_MAX + STACKCTL_SINK_SIZE_1_0 + STACKCTL_CONFIG_MAX_VALUES +
            STACKCTL_CONFIG_MAX_DEPTH + STACKCTL_MESSAGE_MAX + (size_t)STACKCTL_VALUE_STRING +
-           (size_t)STACKCTL_VALUE_INTEGER + (size_t)STACKCTL_VALUE_FLOAT;
+           (size_t)STACKCTL_VALUE_INTEGER + (size_t)STACKCTL_VALUE_FLOAT +
+           STACKCTL_HTTP_BODY_MAX + STACKCTL_HTTP_BODY_TIMEOUT_MS +
+           STACKCTL_HTTP_ANSWER_TIMEOUT_MS;
 }
 
 const stackctl_sink *stackctl_probe_entry(stackctl_sink_entry_fn entry) {
