@@ -159,8 +159,10 @@ typedef struct stackctl_header {
  * everything below it. The longest matching route wins. stackctl's own paths (/health,
  * /metrics, /api/status and those the supervisor adds under /api/ and /snapshot.jpg) are
  * answered before any plugin's. Two plugins declaring the same route (compared without a
- * trailing '/') conflict: the one loaded later is refused at load ("plugin NAME: route /x is
- * already served by plugin OTHER"), and fails start-up if it is `required`. A route must start
+ * trailing '/') conflict: the one configured later is refused when stackctl starts, right after
+ * its `start` (so a configuration error is reported first; it is then stopped and gets no frame
+ * or request): "plugin NAME: route /x is already served by plugin OTHER"; a `required` one
+ * stops the start-up. A route must start
  * with '/'; others are ignored. A request reaching a failed (detached) plugin gets 503.
  *
  * Requests. The host reads the body whole before `on_http`: at most STACKCTL_HTTP_BODY_MAX

@@ -67,11 +67,17 @@ impl PluginHost {
             let started = loader::resolve(&cfg.name, &cfg.path, &search)
                 .and_then(|path| loader::load(&cfg.name, &path))
                 .map_err(StartError::from)
-                .and_then(|lib| {
-                    host.check_routes(&cfg.name, &lib.routes())?;
-                    Ok(lib)
-                })
                 .and_then(|lib| Plugin::start(&cfg.name, lib, &cfg.own_toml()))
+                // After `create` (so a configuration error is reported first), before frames.
+                .and_then(
+                    |plugin| match host.check_routes(&cfg.name, plugin.routes()) {
+                        Ok(()) => Ok(plugin),
+                        Err(e) => {
+                            plugin.stop();
+                            Err(e)
+                        }
+                    },
+                )
                 .and_then(|plugin| {
                     plugin.attach(bus, cfg.queue)?;
                     Ok(plugin)

@@ -1,4 +1,4 @@
-//! Route conflicts are refused at load: two plugins declaring the same route (here the C echo
+//! Route conflicts are refused at start-up: two plugins declaring the same route (here the C echo
 //! sink, `c/echo_sink.c`, which serves "/", loaded twice) would otherwise be answered by
 //! whichever section came first.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
