@@ -123,8 +123,8 @@ fn a_plugin_that_fails_is_stopped_when_detached() {
     let detached = up.wait_line(&["plugin failed and is detached", "plugin=failing"]);
     eprintln!("{detached}");
     assert!(
-        detached.contains("on_frame returned a failure"),
-        "{detached}"
+        detached.contains("on_frame returned a failure: told to fail at frame 10"),
+        "the failure and the reason the plugin gave: {detached}"
     );
     let st = stack.status();
     assert_eq!(plugin(&st, "failing")["state"], "failed", "{st:#}");

@@ -11,7 +11,10 @@
  *                         did not change since on_frame
  *     block_every = N     on every N-th frame, sleep block_ms milliseconds inside on_frame
  *     block_ms = M
- *     fail_after = N      return STACKCTL_ERR_FAILED from the N-th on_frame
+ *     fail_after = N      return STACKCTL_ERR_FAILED from the N-th on_frame, after telling the
+ *                         host why (fail_reason, ABI 1.1): "told to fail at frame N"
+ *     refuse = "KEY"      create refuses the configuration: "KEY: refused on request"
+ *                         (read from the pre-parsed section, ABI 1.1)
  *
  * Lines of `output` (times are CLOCK_MONOTONIC nanoseconds, like the frames' timestamps):
  *
@@ -20,11 +23,19 @@
  *     U frame_number ns                                               a block ends
  *     R frame_number sequence ok|CORRUPT                              a retained frame released
  *     S retained_at_stop                                              stop was called
+ *     C key type value                                                at start, one per value
+ *                                                                     of the pre-parsed section
+ *     D frame_number timestamp_ns received_ns count [class confidence x y w h]...
+ *                                                                     each on_detections
  *
  * Compile-time variants that the host must refuse (tests of the loader):
  *     -DPROBE_ABI_MAJOR=99    the table claims another ABI major
  *     -DPROBE_NO_ENTRY        no `stackctl_sink_entry` symbol
  *     -DPROBE_NULL_ON_HTTP    the table's `on_http` is NULL
+ * and one it must still accept:
+ *     -DPROBE_ABI_1_0         built against the ABI 1.0 header (plugins/host/tests/c/): its
+ *                             table is 1.0's size and has no on_detections
+ * Without PROBE_ABI_1_0 the table has on_detections (ABI 1.1).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -35,7 +46,11 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef PROBE_ABI_1_0
+#include "../../plugins/host/tests/c/stackctl_sink_1_0.h"
+#else
 #include "stackctl_sink.h"
+#endif
 
 #ifndef PROBE_ABI_MAJOR
 #define PROBE_ABI_MAJOR STACKCTL_SINK_ABI_MAJOR
@@ -43,6 +58,16 @@
 
 #define PROBE_EXPORT __attribute__((visibility("default")))
 #define PROBE_STR(s) { s, sizeof(s) - 1 }
+
+#ifndef PROBE_ABI_1_0
+static stackctl_str probe_str_of(const char *s) {
+    stackctl_str out;
+    out.ptr = s;
+    out.len = strlen(s);
+    return out;
+}
+#define PROBE_STR_OF(s) probe_str_of(s)
+#endif
 #define PROBE_MAX_RETAIN 1024
 
 typedef struct retained {
@@ -166,6 +191,24 @@ static stackctl_status probe_create(const stackctl_host *host, stackctl_str conf
     p->block_every = number_of(config, "block_every");
     p->block_ms = number_of(config, "block_ms");
     p->fail_after = number_of(config, "fail_after");
+#ifndef PROBE_ABI_1_0
+    if (host->struct_size >= offsetof(stackctl_host, config_count) + sizeof(size_t)) {
+        size_t i;
+        for (i = 0; i < host->config_count; i++) {
+            const stackctl_config_value *v = &host->config[i];
+            if (v->key.len == 6 && memcmp(v->key.ptr, "refuse", 6) == 0 &&
+                v->type == STACKCTL_VALUE_STRING) {
+                char text[256];
+                snprintf(text, sizeof text, "%.*s: refused on request", (int)v->string.len,
+                         v->string.ptr);
+                free(p->output);
+                free(p);
+                *error = message(text);
+                return STACKCTL_ERR_CONFIG;
+            }
+        }
+    }
+#endif
     if (p->retain > PROBE_MAX_RETAIN) {
         free(p->output);
         free(p);
@@ -185,6 +228,32 @@ static stackctl_status probe_start(void *instance, stackctl_buf *error) {
             return STACKCTL_ERR_FAILED;
         }
     }
+#ifndef PROBE_ABI_1_0
+    if (p->host->struct_size >= offsetof(stackctl_host, config_count) + sizeof(size_t)) {
+        size_t i;
+        for (i = 0; i < p->host->config_count; i++) {
+            const stackctl_config_value *v = &p->host->config[i];
+            switch (v->type) {
+            case STACKCTL_VALUE_STRING:
+                line(p, "C %.*s string %.*s\n", (int)v->key.len, v->key.ptr, (int)v->string.len,
+                     v->string.ptr);
+                break;
+            case STACKCTL_VALUE_INTEGER:
+                line(p, "C %.*s integer %lld\n", (int)v->key.len, v->key.ptr,
+                     (long long)v->integer);
+                break;
+            case STACKCTL_VALUE_FLOAT:
+                line(p, "C %.*s float %g\n", (int)v->key.len, v->key.ptr, v->number);
+                break;
+            case STACKCTL_VALUE_BOOL:
+                line(p, "C %.*s bool %lld\n", (int)v->key.len, v->key.ptr, (long long)v->integer);
+                break;
+            default:
+                line(p, "C %.*s unknown\n", (int)v->key.len, v->key.ptr);
+            }
+        }
+    }
+#endif
     return STACKCTL_OK;
 }
 
@@ -230,10 +299,40 @@ static stackctl_status probe_on_frame(void *instance, const stackctl_frame *fram
         line(p, "U %" PRIu64 " %" PRIu64 "\n", frame->frame_number, now_ns());
     }
     if (p->corrupt || (p->fail_after > 0 && p->frames == p->fail_after)) {
+#ifndef PROBE_ABI_1_0
+        if (p->host->struct_size >= offsetof(stackctl_host, fail_reason) + sizeof(void *) &&
+            p->host->fail_reason != NULL) {
+            char text[64];
+            snprintf(text, sizeof text, "told to fail at frame %" PRIu64, p->frames);
+            p->host->fail_reason(p->host->host_ctx, PROBE_STR_OF(text));
+        }
+#endif
         return STACKCTL_ERR_FAILED;
     }
     return STACKCTL_OK;
 }
+
+#ifndef PROBE_ABI_1_0
+static stackctl_status probe_on_detections(void *instance, const stackctl_detections *d) {
+    probe *p = (probe *)instance;
+    uint64_t received = now_ns();
+    uint32_t i;
+    if (p->file == NULL) {
+        return STACKCTL_OK;
+    }
+    fprintf(p->file, "D %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32, d->frame_number,
+            d->timestamp_ns, received, d->count);
+    for (i = 0; i < d->count; i++) {
+        const stackctl_detection *o = &d->items[i];
+        fprintf(p->file, " %.*s %.3f %" PRId32 " %" PRId32 " %" PRId32 " %" PRId32,
+                (int)o->class_name.len, o->class_name.ptr, (double)o->confidence, o->x, o->y,
+                o->w, o->h);
+    }
+    fputc('\n', p->file);
+    fflush(p->file);
+    return STACKCTL_OK;
+}
+#endif
 
 /* Unused in the PROBE_NULL_ON_HTTP variant. */
 __attribute__((unused)) static stackctl_status probe_on_http(void *instance,
@@ -293,6 +392,9 @@ static const stackctl_sink PROBE_TABLE = {
     .stop = probe_stop,
     .destroy = probe_destroy,
     .free_buf = probe_free_buf,
+#ifndef PROBE_ABI_1_0
+    .on_detections = probe_on_detections,
+#endif
 };
 
 #ifdef PROBE_NO_ENTRY

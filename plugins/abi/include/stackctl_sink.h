@@ -11,6 +11,15 @@
  * layout; the host refuses a plugin of another major. `STACKCTL_SINK_ABI_MINOR` grows when
  * fields are APPENDED to a struct; every struct that can grow starts with its own size, so both
  * sides read only the fields the other one has. Fields are never removed, reordered or resized.
+ * A field appended in a minor version is read only when the other side's `struct_size` covers
+ * it (offsetof(field) + sizeof(field) <= struct_size); otherwise the reader behaves as the older
+ * minor did. A 1.0 plugin therefore keeps working with a 1.1 host, and a 1.1 plugin that reads
+ * nothing past 1.0 works with a 1.0 host.
+ *
+ * History:
+ *   1.0  frames, HTTP, metrics, logs, frame retain/release.
+ *   1.1  `stackctl_sink.on_detections` (the detector's results, on the delivery thread);
+ *        `stackctl_host.config` (the plugin's section pre-parsed: no TOML parser needed).
  *
  * Threads (CLAP style, on every function pointer):
  *   [load]       called once on stackctl's control thread, before any other call;
@@ -41,7 +50,7 @@ extern "C" {
 /* "SINK" in little-endian ASCII: the first field of `stackctl_sink`. */
 #define STACKCTL_SINK_MAGIC 0x4B4E4953u
 #define STACKCTL_SINK_ABI_MAJOR 1u
-#define STACKCTL_SINK_ABI_MINOR 0u
+#define STACKCTL_SINK_ABI_MINOR 1u
 /* The one symbol a plugin exports. */
 #define STACKCTL_SINK_ENTRY_SYMBOL "stackctl_sink_entry"
 
@@ -106,10 +115,71 @@ typedef struct stackctl_frame {
     size_t pps_len;
 } stackctl_frame;
 
+/* Limits of `stackctl_detections` (see there). */
+#define STACKCTL_DETECTIONS_MAX 64u
+#define STACKCTL_CLASS_NAME_MAX 63u
+
+/*
+ * One object the detector found, owned by the host (inside a `stackctl_detections`).
+ */
+typedef struct stackctl_detection {
+    stackctl_str class_name;   /* UTF-8, not NUL-terminated */
+    float confidence;          /* 0..1 */
+    int32_t x, y, w, h;        /* box in pixels of the camera picture */
+} stackctl_detection;
+
+/*
+ * One result of the detector: what it found in one camera frame (possibly nothing), owned by
+ * the host. Valid until `on_detections` returns: copy what you need. Read-only. [ABI 1.1]
+ *
+ * The host checks what it hands over (the detector is another process): `count` is at most
+ * STACKCTL_DETECTIONS_MAX; every class name is non-empty UTF-8 of at most
+ * STACKCTL_CLASS_NAME_MAX bytes; `confidence` lies in 0..1; `w` and `h` are positive and `x`, `y`
+ * not negative. Items that fail are left out (the result itself is still delivered). A plugin
+ * should still check what it relies on: a plugin cannot tell a broken host from a good one.
+ */
+typedef struct stackctl_detections {
+    uint32_t struct_size;      /* sizeof(stackctl_detections) of the host */
+    uint64_t frame_number;     /* the frame the detector ran on */
+    uint64_t timestamp_ns;     /* that frame's capture time, CLOCK_MONOTONIC */
+    const stackctl_detection *items;  /* `count` entries; NULL when count is 0 */
+    uint32_t count;
+} stackctl_detections;
+
 typedef struct stackctl_header {
     stackctl_str name;
     stackctl_str value;
 } stackctl_header;
+
+/*
+ * HTTP, the rules the host applies (stackctl's own HTTP server, shared by every plugin):
+ *
+ * Routes. `stackctl_sink.routes` are path prefixes matched by whole path segments: "/stats"
+ * serves "/stats" and "/stats/day", never "/statsx"; a route ending in '/' ("/files/") serves
+ * everything below it. The longest matching route wins. stackctl's own paths (/health,
+ * /metrics, /api/status and those the supervisor adds under /api/ and /snapshot.jpg) are
+ * answered before any plugin's. Two plugins declaring the same route (compared without a
+ * trailing '/') conflict: the one configured later is refused when stackctl starts, right after
+ * its `start` (so a configuration error is reported first; it is then stopped and gets no frame
+ * or request): "plugin NAME: route /x is already served by plugin OTHER"; a `required` one
+ * stops the start-up. A route must start
+ * with '/'; others are ignored. A request reaching a failed (detached) plugin gets 503.
+ *
+ * Requests. The host reads the body whole before `on_http`: at most STACKCTL_HTTP_BODY_MAX
+ * bytes, within STACKCTL_HTTP_BODY_TIMEOUT_MS (larger or slower: 413 or 408, and the plugin is
+ * not called). Header names are lower case; headers that are not valid UTF-8 are left out.
+ *
+ * Answers. `http_respond` must come within STACKCTL_HTTP_ANSWER_TIMEOUT_MS of the call to
+ * `on_http` (whether on_http already returned or not); after that the client gets 504 and a
+ * late answer is ignored. The status must be 100..999 (else 500). Header names and values
+ * must be valid HTTP (an invalid one is dropped). The host owns the framing headers and drops
+ * them from the plugin's answer, setting its own: content-length, transfer-encoding,
+ * connection, keep-alive, date, upgrade, proxy-connection, te, trailer (the hop-by-hop
+ * headers). Everything else (content-type, cache-control, location, ...) is the plugin's.
+ */
+#define STACKCTL_HTTP_BODY_MAX (1024u * 1024u)
+#define STACKCTL_HTTP_BODY_TIMEOUT_MS 10000u
+#define STACKCTL_HTTP_ANSWER_TIMEOUT_MS 30000u
 
 /*
  * An HTTP request for a path the plugin declared, owned by the host.
@@ -127,6 +197,57 @@ typedef struct stackctl_http_request {
     const uint8_t *body;             /* at most the host's body limit */
     size_t body_len;
 } stackctl_http_request;
+
+/*
+ * Configuration as data [ABI 1.1]: the plugin's `[plugins.NAME]` section (host keys removed),
+ * flattened into one borrowed list of typed values, so a plugin needs no TOML parser:
+ *
+ *   - a key inside a table is dotted: `[plugins.meta] limits = { max = 3 }` gives `limits.max`;
+ *   - an array gives one entry per element, its index as the last part: `bind = ["a", "b"]`
+ *     gives `bind.0` and `bind.1`; an array of tables gives `cams.0.name`, ...; an empty array
+ *     or table gives no entry (a plugin needing to tell "empty" from "absent" reads the text);
+ *   - a date or time is a STRING holding its TOML text (e.g. "1979-05-27T07:32:00Z");
+ *   - a key segment that itself contains a '.' appears verbatim (ambiguous: avoid such keys);
+ *   - entries come in no particular order: look keys up by name. Keys are unique.
+ * At most STACKCTL_CONFIG_MAX_VALUES entries, nested at most STACKCTL_CONFIG_MAX_DEPTH levels:
+ * a larger section is refused by the host before `create` (plugin NAME: configuration refused).
+ * The TOML text stays the `config_toml` argument of `create`: both describe the same section.
+ */
+#define STACKCTL_CONFIG_MAX_VALUES 1024u
+#define STACKCTL_CONFIG_MAX_DEPTH 16u
+
+typedef enum stackctl_value_type {
+    STACKCTL_VALUE_STRING = 1,
+    STACKCTL_VALUE_INTEGER = 2,
+    STACKCTL_VALUE_FLOAT = 3,
+    STACKCTL_VALUE_BOOL = 4
+} stackctl_value_type;
+
+typedef struct stackctl_config_value {
+    stackctl_str key;      /* dotted, as above; UTF-8 */
+    uint32_t type;         /* a stackctl_value_type */
+    uint32_t reserved;
+    stackctl_str string;   /* STRING: the value (UTF-8); empty for other types */
+    int64_t integer;       /* INTEGER: the value; BOOL: 1 or 0; 0 otherwise */
+    double number;         /* FLOAT: the value; INTEGER: the value as a double; 0 otherwise */
+} stackctl_config_value;
+
+/*
+ * Errors of `create` and `start`: the plugin writes ONE line, no trailing newline, no
+ * "plugin NAME" (the host adds it). For STACKCTL_ERR_CONFIG the line starts with the dotted
+ * key it is about, as in `stackctl_config_value.key`, then ": " and what is wrong, e.g.
+ *     output: missing: set output = "/path/to/file"
+ *     limits.max: expected an integer from 1 to 10, got 0
+ * and stackctl shows it as
+ *     plugin NAME: configuration refused: limits.max: expected ... (plugins.NAME.limits.max = 0)
+ * (the host adds the key's full name and value when the key is in the section). A message about
+ * the section as a whole starts with ": ". Failures of `start` are one line too (no key needed).
+ * `on_frame`, `on_detections` and `on_http` have no error out-parameter: a plugin about to
+ * return non-OK from one of them may first call `host->fail_reason` (ABI 1.1) with one line,
+ * which stackctl shows with the failure ("on_frame returned a failure: disk full").
+ * Messages are truncated at STACKCTL_MESSAGE_MAX bytes; invalid UTF-8 is replaced.
+ */
+#define STACKCTL_MESSAGE_MAX 1024u
 
 /*
  * What the host offers, owned by the host, valid until `destroy` returns.
@@ -151,11 +272,23 @@ typedef struct stackctl_host {
     void (*frame_retain)(void *host_ctx, const stackctl_frame *frame);
     /* [any-thread] Ends one retain of `frame`; the frame may be freed right after. */
     void (*frame_release)(void *host_ctx, const stackctl_frame *frame);
+
+    /* ---- ABI 1.1: read only when `struct_size` covers the field ---- */
+
+    /* The plugin's section pre-parsed (see stackctl_config_value): `config_count` entries,
+     * valid until `destroy` returns, read-only. NULL/0 for an empty section. */
+    const stackctl_config_value *config;
+    size_t config_count;
+    /* [any-thread] Why the plugin is about to return non-OK from on_frame, on_detections or
+     * on_http: one line, copied before it returns; the last one given is shown with the failure.
+     * Calling it does not fail the plugin by itself. */
+    void (*fail_reason)(void *host_ctx, stackctl_str message);
 } stackctl_host;
 
 /*
  * The plugin's table, static in the plugin (valid for the life of the process). No function
- * pointer may be NULL: a sink with nothing to do in one provides a function that does nothing.
+ * pointer of ABI 1.0 may be NULL: a sink with nothing to do in one provides a function that does
+ * nothing. Those appended later say whether they may be NULL.
  */
 typedef struct stackctl_sink {
     uint32_t magic;                  /* STACKCTL_SINK_MAGIC */
@@ -177,10 +310,12 @@ typedef struct stackctl_sink {
     stackctl_status (*start)(void *instance, stackctl_buf *error);
     /* [delivery] One access unit. Must not block for long (see above). Anything but
      * STACKCTL_OK (e.g. STACKCTL_ERR_PANIC after a caught panic) detaches the plugin: the host
-     * marks it failed, stops delivering to it and stops it; stackctl and other plugins go on. */
+     * marks it failed, stops delivering to it and stops it; stackctl and other plugins go on.
+     * The failure may carry a message: call host->fail_reason first (ABI 1.1). */
     stackctl_status (*on_frame)(void *instance, const stackctl_frame *frame);
-    /* [any-thread] A request for one of `routes`: answer through host->http_respond. A non-OK
-     * return means it will not answer: the host answers 500 and detaches the plugin. */
+    /* [any-thread] A request for one of `routes` (see "HTTP" above for matching, limits and
+     * time-outs): answer through host->http_respond. A non-OK return means it will not answer:
+     * the host answers 500 and detaches the plugin; host->fail_reason (ABI 1.1) says why. */
     stackctl_status (*on_http)(void *instance, const stackctl_http_request *request);
     /* [any-thread] Prometheus text exposition of its metrics, into a plugin-owned buffer
      * (`*out`, freed with free_buf); STACKCTL_OK with an empty buffer when it has none. */
@@ -194,7 +329,24 @@ typedef struct stackctl_sink {
     void (*destroy)(void *instance);
     /* [any-thread] Frees a buffer this plugin allocated. */
     void (*free_buf)(stackctl_buf buf);
+
+    /* ---- ABI 1.1: read by the host only when `struct_size` covers the field ---- */
+
+    /* [delivery] One result of the detector. Optional: NULL means not wanted, and then the
+     * host does not queue results for this plugin at all. Called on the same delivery thread
+     * as `on_frame`, never concurrently with it, in timestamp order with the frames: a result
+     * comes after every frame whose timestamp is not later than its own that this plugin gets
+     * (usually right after the frame it was computed on), and never before one of those. The
+     * frames and results share the plugin's queue: when it is full, results are dropped (and
+     * counted) like frames. A result whose frame never comes (a frame this plugin lost, or a
+     * detector on another clock) is delivered after at most 500 ms. Results with no objects
+     * are delivered too (the object left the picture). Anything but STACKCTL_OK detaches the
+     * plugin, as for on_frame. */
+    stackctl_status (*on_detections)(void *instance, const stackctl_detections *detections);
 } stackctl_sink;
+
+/* sizeof(stackctl_sink) of ABI 1.0: a table at least this long is a usable 1.0 table. */
+#define STACKCTL_SINK_SIZE_1_0 offsetof(stackctl_sink, on_detections)
 
 /* The one exported symbol. Returns a pointer to a static table; never NULL. [load] */
 typedef const stackctl_sink *(*stackctl_sink_entry_fn)(void);

@@ -187,7 +187,17 @@ fn the_c_example_works_through_the_rust_mirror() {
     assert_eq!(sink.struct_size as usize, size_of::<abi::Sink>());
 
     let record = Box::new(Record::default());
-    let host = abi::Host {
+    let output = dir.join("meta.txt");
+    let output_text = output.display().to_string();
+    let config = [abi::ConfigValue {
+        key: abi::Str::new("output"),
+        value_type: abi::value_type::STRING,
+        reserved: 0,
+        string: abi::Str::new(&output_text),
+        integer: 0,
+        number: 0.0,
+    }];
+    let mut host = abi::Host {
         struct_size: size_of::<abi::Host>() as u32,
         abi_major: abi::ABI_MAJOR,
         abi_minor: abi::ABI_MINOR,
@@ -198,6 +208,9 @@ fn the_c_example_works_through_the_rust_mirror() {
         http_respond: host_respond,
         frame_retain: host_frame,
         frame_release: host_frame,
+        config: std::ptr::null(),
+        config_count: 0,
+        fail_reason: None,
     };
 
     // A config error, its message in a plugin buffer.
@@ -208,12 +221,12 @@ fn the_c_example_works_through_the_rust_mirror() {
     assert_eq!(status, abi::STATUS_ERR_CONFIG);
     assert!(take(sink, error).starts_with("output: missing"));
 
-    // A life.
-    let output = dir.join("meta.txt");
-    let config = format!("output = \"{}\"\n", output.display());
+    // A life, configured through the pre-parsed section.
+    host.config = config.as_ptr();
+    host.config_count = config.len();
     let mut error = abi::Buf::EMPTY;
-    // SAFETY: as above; `host` and `record` outlive the instance.
-    let status = unsafe { (sink.create)(&host, abi::Str::new(&config), &mut instance, &mut error) };
+    // SAFETY: as above; `host`, `config` and `record` outlive the instance.
+    let status = unsafe { (sink.create)(&host, abi::Str::EMPTY, &mut instance, &mut error) };
     assert_eq!(status, abi::STATUS_OK, "{}", take(sink, error));
     // SAFETY: a live instance, a valid out-parameter.
     let status = unsafe { (sink.start)(instance, &mut error) };

@@ -136,15 +136,26 @@ fn rust_fields() -> BTreeMap<(String, String), (usize, usize)> {
     all.extend(fields!(abi::Frame as "stackctl_frame":
         struct_size, flags, data, len, frame_number, timestamp_ns, width, height, sequence,
         generation, camera_id, reserved, sps, sps_len, pps, pps_len));
+    all.extend(fields!(abi::Detection as "stackctl_detection":
+        class_name, confidence, x, y, w, h));
+    all.extend(fields!(abi::Detections as "stackctl_detections":
+        struct_size, frame_number, timestamp_ns, items, count));
     all.extend(fields!(abi::Header as "stackctl_header": name, value));
     all.extend(fields!(abi::HttpRequest as "stackctl_http_request":
         struct_size, reserved, id, method, path, query, headers, header_count, body, body_len));
+    // `type` is a Rust keyword: the mirror calls it `value_type`.
+    all.extend([(
+        ("stackctl_config_value".to_owned(), "type".to_owned()),
+        (offset_of!(abi::ConfigValue, value_type), size_of::<u32>()),
+    )]);
+    all.extend(fields!(abi::ConfigValue as "stackctl_config_value":
+        key, reserved, string, integer, number));
     all.extend(fields!(abi::Host as "stackctl_host":
         struct_size, abi_major, abi_minor, host_ctx, max_log_level, reserved, log, http_respond,
-        frame_retain, frame_release));
+        frame_retain, frame_release, config, config_count, fail_reason));
     all.extend(fields!(abi::Sink as "stackctl_sink":
         magic, abi_major, abi_minor, struct_size, reserved, name, version, routes, route_count,
-        create, start, on_frame, on_http, metrics, stop, destroy, free_buf));
+        create, start, on_frame, on_http, metrics, stop, destroy, free_buf, on_detections));
     all
 }
 
@@ -159,8 +170,12 @@ fn rust_sizes() -> BTreeMap<String, (usize, usize)> {
         // Levels cross as `uint32_t`; the enum only names them, but it must fit.
         entry::<u32>("stackctl_log_level"),
         entry::<abi::Frame>("stackctl_frame"),
+        entry::<abi::Detection>("stackctl_detection"),
+        entry::<abi::Detections>("stackctl_detections"),
         entry::<abi::Header>("stackctl_header"),
         entry::<abi::HttpRequest>("stackctl_http_request"),
+        entry::<u32>("stackctl_value_type"),
+        entry::<abi::ConfigValue>("stackctl_config_value"),
         entry::<abi::Host>("stackctl_host"),
         entry::<abi::Sink>("stackctl_sink"),
     ])
@@ -243,6 +258,25 @@ fn rust_and_c_agree_on_every_constant() {
             "STACKCTL_FRAME_INBAND_PARAMS",
             u64::from(abi::FRAME_INBAND_PARAMS),
         ),
+        ("STACKCTL_DETECTIONS_MAX", abi::DETECTIONS_MAX as u64),
+        ("STACKCTL_CLASS_NAME_MAX", abi::CLASS_NAME_MAX as u64),
+        ("STACKCTL_SINK_SIZE_1_0", abi::SINK_V1_0_SIZE as u64),
+        ("STACKCTL_CONFIG_MAX_VALUES", abi::CONFIG_MAX_VALUES as u64),
+        ("STACKCTL_CONFIG_MAX_DEPTH", abi::CONFIG_MAX_DEPTH as u64),
+        ("STACKCTL_MESSAGE_MAX", abi::MESSAGE_MAX as u64),
+        ("STACKCTL_HTTP_BODY_MAX", abi::HTTP_BODY_MAX as u64),
+        ("STACKCTL_HTTP_BODY_TIMEOUT_MS", abi::HTTP_BODY_TIMEOUT_MS),
+        (
+            "STACKCTL_HTTP_ANSWER_TIMEOUT_MS",
+            abi::HTTP_ANSWER_TIMEOUT_MS,
+        ),
+        ("STACKCTL_VALUE_STRING", u64::from(abi::value_type::STRING)),
+        (
+            "STACKCTL_VALUE_INTEGER",
+            u64::from(abi::value_type::INTEGER),
+        ),
+        ("STACKCTL_VALUE_FLOAT", u64::from(abi::value_type::FLOAT)),
+        ("STACKCTL_VALUE_BOOL", u64::from(abi::value_type::BOOL)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

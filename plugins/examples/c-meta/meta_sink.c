@@ -5,10 +5,13 @@
  *
  *     frame_number timestamp_ns size idr width height
  *
- * and reports `sink_meta_lines_total` on stackctl's /metrics. It serves no HTTP routes.
+ * and reports `sink_meta_lines_total` on stackctl's /metrics. It serves no HTTP routes. With
+ * stackctl's detector results (ABI 1.1, `on_detections`) it logs when objects appear and leave
+ * (INFO), and every result with objects (DEBUG: `stackctl up -v`).
  *
  * Configuration: its section of stackctl's config. stackctl keeps its own keys (`path`, the
- * library file; `enabled`; `required`) and passes the rest as TOML text:
+ * library file; `enabled`; `required`; `queue`) and passes the rest, both as TOML text and
+ * pre-parsed into typed values (`host->config`, ABI 1.1), which is what this sink reads:
  *
  *     [plugins.meta]
  *     path = "libsink_meta.so"
@@ -47,6 +50,7 @@ typedef struct meta_sink {
     char *output;              /* the file name, nul-terminated */
     FILE *file;                /* open from start to stop */
     int write_failed;          /* a write error was logged already (delivery thread only) */
+    int objects_seen;          /* the last result had objects (delivery thread only) */
     pthread_mutex_t lock;      /* guards `lines` */
     uint64_t lines;
 } meta_sink;
@@ -93,111 +97,56 @@ static void meta_log(const meta_sink *sink, uint32_t level, const char *message)
 
 /* ---- configuration: the one key `output` ---------------------------------------------------- */
 
-typedef struct meta_cursor {
-    const char *p;
-    const char *end;
-} meta_cursor;
-
-static void skip_blanks(meta_cursor *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t')) {
-        c->p++;
+/* The value of `key` in the section stackctl pre-parsed for us (ABI 1.1: no TOML parser
+ * needed), or NULL when the section has no such key or the host is too old to provide it. */
+static const stackctl_config_value *meta_config(const stackctl_host *host, const char *key) {
+    size_t i;
+    size_t key_len = strlen(key);
+    if (host->struct_size < offsetof(stackctl_host, config_count) + sizeof(host->config_count) ||
+        host->config == NULL) {
+        return NULL;
     }
+    for (i = 0; i < host->config_count; i++) {
+        const stackctl_config_value *value = &host->config[i];
+        if (value->key.len == key_len && memcmp(value->key.ptr, key, key_len) == 0) {
+            return value;
+        }
+    }
+    return NULL;
 }
 
-/* Reads a one-line TOML string at the cursor ("basic" with simple escapes, or 'literal') into
- * a new nul-terminated string. Returns NULL when it is not one. */
-static char *read_string(meta_cursor *c) {
-    char quote;
-    char *out;
-    size_t n = 0;
-    if (c->p >= c->end || (*c->p != '"' && *c->p != '\'')) {
-        return NULL;
+/* Reads `output`. On success returns STACKCTL_OK and sets *output (malloc'd, nul-terminated);
+ * otherwise sets *error to one line starting with the key, as the header specifies. */
+static stackctl_status parse_output(const stackctl_host *host, char **output, stackctl_buf *error) {
+    const stackctl_config_value *value = meta_config(host, "output");
+    const char *why = NULL;
+    if (host->struct_size < offsetof(stackctl_host, config_count) + sizeof(host->config_count)) {
+        why = "output: this plugin needs stackctl with sink ABI 1.1 (a pre-parsed configuration)";
+    } else if (value == NULL) {
+        why = "output: missing: set output = \"/path/to/file\" in the plugin's section";
+    } else if (value->type != STACKCTL_VALUE_STRING) {
+        why = "output: expected a string, e.g. output = \"/var/lib/stackctl/meta.txt\"";
+    } else if (value->string.len == 0) {
+        why = "output: must name a file, not be empty";
+    } else if (memchr(value->string.ptr, '\0', value->string.len) != NULL) {
+        why = "output: must not contain a NUL character";
     }
-    quote = *c->p++;
-    out = (char *)malloc((size_t)(c->end - c->p) + 1); /* never longer than the rest */
-    if (out == NULL) {
-        return NULL;
+    if (why != NULL) {
+        if (error != NULL) {
+            *error = meta_buf("%s", why);
+        }
+        return STACKCTL_ERR_CONFIG;
     }
-    while (c->p < c->end && *c->p != quote && *c->p != '\n') {
-        char ch = *c->p++;
-        if (quote == '"' && ch == '\\') {
-            if (c->p >= c->end) {
-                break;
-            }
-            ch = *c->p++;
-            switch (ch) {
-            case '"': case '\\': break;
-            case 'n': ch = '\n'; break;
-            case 't': ch = '\t'; break;
-            case 'r': ch = '\r'; break;
-            default: free(out); return NULL; /* \u, \b, \f: not in a file name here */
-            }
+    *output = (char *)malloc(value->string.len + 1);
+    if (*output == NULL) {
+        if (error != NULL) {
+            *error = meta_buf("meta: out of memory");
         }
-        out[n++] = ch;
+        return STACKCTL_ERR_FAILED;
     }
-    if (c->p >= c->end || *c->p != quote) {
-        free(out);
-        return NULL;
-    }
-    c->p++;
-    out[n] = '\0';
-    return out;
-}
-
-/* Finds `output = "..."` among the top-level keys of `toml`. On success returns
- * STACKCTL_OK and sets *output (malloc'd); otherwise sets *error to a message naming the key. */
-static stackctl_status parse_output(stackctl_str toml, char **output, stackctl_buf *error) {
-    static const char key[] = "output";
-    const size_t key_len = sizeof(key) - 1;
-    meta_cursor c;
-    c.p = toml.ptr;
-    c.end = toml.ptr + toml.len;
-    while (c.p != NULL && c.p < c.end) {
-        const char *line_end = (const char *)memchr(c.p, '\n', (size_t)(c.end - c.p));
-        meta_cursor line;
-        line.p = c.p;
-        line.end = line_end != NULL ? line_end : c.end;
-        c.p = line_end != NULL ? line_end + 1 : c.end;
-        skip_blanks(&line);
-        if (line.p < line.end && *line.p == '[') {
-            break; /* a sub-table starts: its keys are not ours */
-        }
-        if ((size_t)(line.end - line.p) < key_len || memcmp(line.p, key, key_len) != 0) {
-            continue;
-        }
-        line.p += key_len;
-        skip_blanks(&line);
-        if (line.p >= line.end || *line.p != '=') {
-            continue; /* another key that starts with "output" */
-        }
-        line.p++;
-        skip_blanks(&line);
-        *output = read_string(&line);
-        skip_blanks(&line);
-        if (*output == NULL || (line.p < line.end && *line.p != '#' && *line.p != '\r')) {
-            free(*output);
-            *output = NULL;
-            if (error != NULL) {
-                *error = meta_buf("output: expected a one-line string, e.g. "
-                                  "output = \"/var/lib/stackctl/meta.txt\"");
-            }
-            return STACKCTL_ERR_CONFIG;
-        }
-        if ((*output)[0] == '\0') {
-            free(*output);
-            *output = NULL;
-            if (error != NULL) {
-                *error = meta_buf("output: must name a file, not be empty");
-            }
-            return STACKCTL_ERR_CONFIG;
-        }
-        return STACKCTL_OK;
-    }
-    if (error != NULL) {
-        *error = meta_buf("output: missing: set output = \"/path/to/file\" in the plugin's "
-                          "section");
-    }
-    return STACKCTL_ERR_CONFIG;
+    memcpy(*output, value->string.ptr, value->string.len);
+    (*output)[value->string.len] = '\0';
+    return STACKCTL_OK;
 }
 
 /* ---- the table's functions ------------------------------------------------------------------ */
@@ -216,7 +165,8 @@ static stackctl_status meta_create(const stackctl_host *host, stackctl_str confi
         }
         return STACKCTL_ERR_FAILED;
     }
-    status = parse_output(config_toml, &output, error);
+    (void)config_toml; /* the same section as TOML text: host->config has it as data */
+    status = parse_output(host, &output, error);
     if (status != STACKCTL_OK) {
         return status;
     }
@@ -276,6 +226,41 @@ static stackctl_status meta_on_frame(void *instance, const stackctl_frame *frame
     pthread_mutex_lock(&sink->lock);
     sink->lines++;
     pthread_mutex_unlock(&sink->lock);
+    return STACKCTL_OK;
+}
+
+/* [delivery] ABI 1.1: one result of the detector, in order with the frames. Logged: at INFO
+ * when objects appear or all leave, each result with objects at DEBUG. Never called by a 1.0
+ * host (it does not read the field). Everything is checked: the host is another program. */
+static stackctl_status meta_on_detections(void *instance, const stackctl_detections *detections) {
+    meta_sink *sink = (meta_sink *)instance;
+    char message[512];
+    size_t used = 0;
+    uint32_t i;
+    int seen;
+    if (detections == NULL ||
+        detections->struct_size < offsetof(stackctl_detections, count) + sizeof(detections->count) ||
+        detections->count > STACKCTL_DETECTIONS_MAX ||
+        (detections->count > 0 && detections->items == NULL)) {
+        return STACKCTL_OK; /* unusable: skip it, frames go on */
+    }
+    seen = detections->count > 0;
+    if (seen == sink->objects_seen && (!seen || sink->host->max_log_level < STACKCTL_LOG_DEBUG)) {
+        return STACKCTL_OK; /* nothing worth a line */
+    }
+    used = (size_t)snprintf(message, sizeof message, "frame %" PRIu64 " (%" PRIu64 " ns): %s",
+                            detections->frame_number, detections->timestamp_ns,
+                            seen ? "" : "no objects");
+    for (i = 0; i < detections->count && used < sizeof message; i++) {
+        const stackctl_detection *d = &detections->items[i];
+        int len = d->class_name.len <= STACKCTL_CLASS_NAME_MAX ? (int)d->class_name.len : 0;
+        used += (size_t)snprintf(message + used, sizeof message - used,
+                                 "%s%.*s %.2f at %" PRId32 ",%" PRId32 " %" PRId32 "x%" PRId32,
+                                 i > 0 ? "; " : "", len, d->class_name.ptr,
+                                 (double)d->confidence, d->x, d->y, d->w, d->h);
+    }
+    meta_log(sink, seen != sink->objects_seen ? STACKCTL_LOG_INFO : STACKCTL_LOG_DEBUG, message);
+    sink->objects_seen = seen;
     return STACKCTL_OK;
 }
 
@@ -345,6 +330,7 @@ static const stackctl_sink META_TABLE = {
     .stop = meta_stop,
     .destroy = meta_destroy,
     .free_buf = meta_free_buf,
+    .on_detections = meta_on_detections, /* ABI 1.1; NULL if detections are not wanted */
 };
 
 /* [load] The one exported symbol. */

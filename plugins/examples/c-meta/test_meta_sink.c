@@ -46,6 +46,33 @@ static void host_frame(void *ctx, const stackctl_frame *frame) {
     (void)ctx, (void)frame;
 }
 
+static stackctl_str str(const char *s) {
+    stackctl_str out;
+    out.ptr = s;
+    out.len = strlen(s);
+    return out;
+}
+
+/* One pre-parsed value, as stackctl hands them over (ABI 1.1). */
+static stackctl_config_value string_value(const char *key, const char *value) {
+    stackctl_config_value v;
+    memset(&v, 0, sizeof v);
+    v.key = str(key);
+    v.type = STACKCTL_VALUE_STRING;
+    v.string = str(value);
+    return v;
+}
+
+static stackctl_config_value integer_value(const char *key, int64_t value) {
+    stackctl_config_value v;
+    memset(&v, 0, sizeof v);
+    v.key = str(key);
+    v.type = STACKCTL_VALUE_INTEGER;
+    v.integer = value;
+    v.number = (double)value;
+    return v;
+}
+
 static stackctl_host make_host(void) {
     stackctl_host host;
     memset(&host, 0, sizeof host);
@@ -60,12 +87,6 @@ static stackctl_host make_host(void) {
     return host;
 }
 
-static stackctl_str str(const char *s) {
-    stackctl_str out;
-    out.ptr = s;
-    out.len = strlen(s);
-    return out;
-}
 
 /* Whether the plugin buffer's text contains `needle`; frees the buffer. */
 static int take_contains(const stackctl_sink *sink, stackctl_buf buf, const char *needle) {
@@ -79,12 +100,18 @@ static int take_contains(const stackctl_sink *sink, stackctl_buf buf, const char
     return 1;
 }
 
-/* Creating with `config` fails with ERR_CONFIG and a message containing `needle`. */
-static void expect_config_error(const stackctl_sink *sink, const stackctl_host *host,
-                                const char *config, const char *needle) {
+/* Creating with the `count` values of `config` fails with ERR_CONFIG and a message containing
+ * `needle`. */
+static void expect_config_error(const stackctl_sink *sink, const stackctl_host *base,
+                                const stackctl_config_value *config, size_t count,
+                                const char *needle) {
     void *instance = NULL;
     stackctl_buf error = { NULL, 0, 0 };
-    stackctl_status status = sink->create(host, str(config), &instance, &error);
+    stackctl_host host = *base;
+    stackctl_status status;
+    host.config = config;
+    host.config_count = count;
+    status = sink->create(&host, str("# the TOML text is not read"), &instance, &error);
     CHECK(status == STACKCTL_ERR_CONFIG);
     CHECK(instance == NULL);
     CHECK(take_contains(sink, error, needle));
@@ -109,7 +136,7 @@ static void send_frame(const stackctl_sink *sink, void *instance, uint64_t numbe
 int main(int argc, char **argv) {
     const stackctl_sink *sink = stackctl_sink_entry();
     stackctl_host host = make_host();
-    char config[1024];
+    stackctl_config_value config[3];
     void *instance = NULL;
     stackctl_buf buf = { NULL, 0, 0 };
     FILE *file;
@@ -130,27 +157,41 @@ int main(int argc, char **argv) {
     CHECK(sink->route_count == 0);
 
     /* Configuration errors name the key. */
-    expect_config_error(sink, &host, "", "output: missing");
-    expect_config_error(sink, &host, "outputs = \"x\"\n", "output: missing");
-    expect_config_error(sink, &host, "output = 5\n", "output: expected a one-line string");
-    expect_config_error(sink, &host, "output = \"unterminated\n", "output: expected");
-    expect_config_error(sink, &host, "output = \"\"\n", "output: must name a file");
-    expect_config_error(sink, &host, "[sub]\noutput = \"x\"\n", "output: missing");
+    {
+        stackctl_config_value values[3];
+        stackctl_host old = make_host();
+        values[0] = string_value("outputs", "x");
+        values[1] = integer_value("output", 5);
+        values[2] = string_value("output", "");
+        expect_config_error(sink, &host, NULL, 0, "output: missing");
+        expect_config_error(sink, &host, values, 1, "output: missing");
+        expect_config_error(sink, &host, values + 1, 1, "output: expected a string");
+        expect_config_error(sink, &host, values + 2, 1, "output: must name a file");
+        /* A 1.0 host has no pre-parsed section. */
+        old.struct_size = (uint32_t)offsetof(stackctl_host, config);
+        expect_config_error(sink, &old, values, 1, "output: this plugin needs stackctl with sink "
+                                                   "ABI 1.1");
+    }
 
     /* A file that cannot be opened fails start, with the reason. */
-    CHECK(sink->create(&host, str("output = \"/nonexistent-dir/x/y\""), &instance, &buf) ==
-          STACKCTL_OK);
-    CHECK(sink->start(instance, &buf) == STACKCTL_ERR_FAILED);
-    CHECK(take_contains(sink, buf, "cannot open /nonexistent-dir/x/y (output)"));
-    sink->destroy(instance);
+    {
+        stackctl_config_value bad = string_value("output", "/nonexistent-dir/x/y");
+        host.config = &bad;
+        host.config_count = 1;
+        CHECK(sink->create(&host, str(""), &instance, &buf) == STACKCTL_OK);
+        CHECK(sink->start(instance, &buf) == STACKCTL_ERR_FAILED);
+        CHECK(take_contains(sink, buf, "cannot open /nonexistent-dir/x/y (output)"));
+        sink->destroy(instance);
+    }
 
-    /* A life: other keys, comments and sub-tables around the key are fine. */
-    snprintf(config, sizeof config,
-             "# stackctl passes the section as TOML\nwindow = 3\n  output = '%s'  # here\n"
-             "[extra]\noutput = \"not this one\"\n",
-             argv[1]);
+    /* A life: other keys around the one it reads are fine. */
+    config[0] = integer_value("window", 3);
+    config[1] = string_value("extra.output", "not this one");
+    config[2] = string_value("output", argv[1]);
+    host.config = config;
+    host.config_count = 3;
     buf.ptr = NULL;
-    CHECK(sink->create(&host, str(config), &instance, &buf) == STACKCTL_OK);
+    CHECK(sink->create(&host, str(""), &instance, &buf) == STACKCTL_OK);
     CHECK(buf.ptr == NULL);
     CHECK(sink->start(instance, &buf) == STACKCTL_OK);
     CHECK(strstr(last_log, "appending one line per frame") != NULL);
@@ -166,6 +207,30 @@ int main(int argc, char **argv) {
         request.id = 1;
         CHECK(sink->on_http(instance, &request) == STACKCTL_OK);
         CHECK(last_status == 404);
+    }
+    /* Detector results (ABI 1.1) are logged when objects come and go. */
+    CHECK(sink->on_detections != NULL);
+    {
+        stackctl_detection cat;
+        stackctl_detections result;
+        memset(&cat, 0, sizeof cat);
+        cat.class_name = str("cat");
+        cat.confidence = 0.9f;
+        cat.x = 10, cat.y = 20, cat.w = 30, cat.h = 40;
+        memset(&result, 0, sizeof result);
+        result.struct_size = sizeof result;
+        result.frame_number = 9;
+        result.timestamp_ns = 1360000000u;
+        result.items = &cat;
+        result.count = 1;
+        CHECK(sink->on_detections(instance, &result) == STACKCTL_OK);
+        CHECK(strstr(last_log, "frame 9 (1360000000 ns): cat 0.90 at 10,20 30x40") != NULL);
+        result.items = NULL;
+        result.count = 0;
+        CHECK(sink->on_detections(instance, &result) == STACKCTL_OK);
+        CHECK(strstr(last_log, "frame 9 (1360000000 ns): no objects") != NULL);
+        result.count = STACKCTL_DETECTIONS_MAX + 1; /* a broken host: ignored */
+        CHECK(sink->on_detections(instance, &result) == STACKCTL_OK);
     }
     sink->stop(instance);
     sink->destroy(instance);
@@ -184,9 +249,10 @@ int main(int argc, char **argv) {
     CHECK(n > 1 && strcmp(lines[1], "8 1320000000 200 0 1280 720\n") == 0);
     CHECK(n > 2 && strcmp(lines[2], "9 1360000000 150 0 1280 720\n") == 0);
 
-    /* A "basic" string and a CRLF line end name the same file: it appends. */
-    snprintf(config, sizeof config, "output = \"%s\"\r\n", argv[1]);
-    CHECK(sink->create(&host, str(config), &instance, &buf) == STACKCTL_OK);
+    /* The same file again: it appends. */
+    host.config = config + 2;
+    host.config_count = 1;
+    CHECK(sink->create(&host, str(""), &instance, &buf) == STACKCTL_OK);
     CHECK(sink->start(instance, &buf) == STACKCTL_OK);
     send_frame(sink, instance, 10, 1, 10);
     CHECK(sink->metrics(instance, &buf) == STACKCTL_OK);

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use stackctl_core::Frame;
+
+use crate::config::FlatConfig;
 use stackctl_plugin_abi as abi;
 use tokio::sync::oneshot;
 
@@ -32,6 +34,8 @@ pub struct HostCtx {
     next_id: AtomicU64,
     /// Frames retained and not yet released (to show leaks).
     pub retained: AtomicU64,
+    /// The last `fail_reason` the plugin gave (ABI 1.1), at most `MESSAGE_MAX` bytes.
+    fail_reason: Mutex<Option<String>>,
 }
 
 impl HostCtx {
@@ -42,7 +46,16 @@ impl HostCtx {
             pending: Mutex::default(),
             next_id: AtomicU64::new(1),
             retained: AtomicU64::new(0),
+            fail_reason: Mutex::new(None),
         }
+    }
+
+    /// Takes the last reason the plugin gave for a failure, if any.
+    pub fn take_fail_reason(&self) -> Option<String> {
+        self.fail_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 
     /// Registers a request and returns its id and where the answer will arrive.
@@ -65,8 +78,10 @@ impl HostCtx {
     }
 }
 
-/// Builds the `stackctl_host` table for `ctx`. The table and `ctx` must outlive the instance.
-pub fn table(ctx: &Arc<HostCtx>) -> abi::Host {
+/// Builds the `stackctl_host` table for `ctx`, handing over `config` (the section pre-parsed).
+/// The table, `ctx` and `config` must outlive the instance.
+pub fn table(ctx: &Arc<HostCtx>, config: &FlatConfig) -> abi::Host {
+    let (config, config_count) = config.view();
     let max_log_level = if tracing::enabled!(tracing::Level::TRACE) {
         abi::log_level::TRACE
     } else if tracing::enabled!(tracing::Level::DEBUG) {
@@ -85,7 +100,22 @@ pub fn table(ctx: &Arc<HostCtx>) -> abi::Host {
         http_respond,
         frame_retain,
         frame_release,
+        config,
+        config_count,
+        fail_reason: Some(fail_reason),
     }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// Borrows a plugin-provided string, lossily.
@@ -140,6 +170,24 @@ unsafe extern "C" fn log(host_ctx: *mut c_void, level: u32, target: abi::Str, me
             }
             _ => tracing::trace!(target: "plugin", plugin = %plugin, module = %target, "{message}"),
         }
+    }));
+}
+
+unsafe extern "C" fn fail_reason(host_ctx: *mut c_void, message: abi::Str) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the callback contract: a live host_ctx and a string valid for this call;
+        // bounded before it is copied.
+        let (ctx, message) = unsafe {
+            let bounded = abi::Str {
+                ptr: message.ptr,
+                len: message.len.min(abi::MESSAGE_MAX),
+            };
+            (ctx(host_ctx), text(bounded))
+        };
+        let line = message.lines().next().unwrap_or_default().to_owned();
+        *ctx.fail_reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(line);
     }));
 }
 

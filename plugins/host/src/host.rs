@@ -30,6 +30,9 @@ pub struct PluginStatus {
     pub frames: u64,
     /// Frames it missed because it was too slow (whole GOPs).
     pub dropped: u64,
+    /// Detector results handed to it (plugins with `on_detections`, ABI 1.1).
+    #[serde(default)]
+    pub detections: u64,
 }
 
 /// A `required` plugin could not be started: `up` must not run without it.
@@ -65,6 +68,16 @@ impl PluginHost {
                 .and_then(|path| loader::load(&cfg.name, &path))
                 .map_err(StartError::from)
                 .and_then(|lib| Plugin::start(&cfg.name, lib, &cfg.own_toml()))
+                // After `create` (so a configuration error is reported first), before frames.
+                .and_then(
+                    |plugin| match host.check_routes(&cfg.name, plugin.routes()) {
+                        Ok(()) => Ok(plugin),
+                        Err(e) => {
+                            plugin.stop();
+                            Err(e)
+                        }
+                    },
+                )
                 .and_then(|plugin| {
                     plugin.attach(bus, cfg.queue)?;
                     Ok(plugin)
@@ -88,6 +101,27 @@ impl PluginHost {
             }
         }
         Ok(host)
+    }
+
+    /// Refuses `routes` of plugin `name` if a running plugin already serves one of them
+    /// (compared without a trailing `/`): which of the two would answer would depend on the
+    /// order of the configuration's sections.
+    fn check_routes(&self, name: &str, routes: &[String]) -> Result<(), StartError> {
+        let key = |r: &str| r.trim_end_matches('/').to_owned();
+        for route in routes {
+            let other = self
+                .running
+                .iter()
+                .find(|p| p.routes().iter().any(|r| key(r) == key(route)));
+            if let Some(other) = other {
+                return Err(StartError::RouteConflict {
+                    name: name.to_owned(),
+                    route: route.clone(),
+                    other: other.name().to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The running plugin serving `path` (the longest matching route prefix).
@@ -145,5 +179,6 @@ fn idle(cfg: &PluginSection, state: &str, detail: Option<String>) -> PluginStatu
         routes: Vec::new(),
         frames: 0,
         dropped: 0,
+        detections: 0,
     }
 }

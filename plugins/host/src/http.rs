@@ -16,8 +16,8 @@ use stackctl_plugin_abi as abi;
 
 use crate::plugin::Plugin;
 
-/// How long a plugin may take to answer a request.
-pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a plugin may take to answer a request (`STACKCTL_HTTP_ANSWER_TIMEOUT_MS`).
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_millis(abi::HTTP_ANSWER_TIMEOUT_MS);
 
 /// Why a plugin gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,6 +23,7 @@
 //! with its `SAFETY` argument.
 
 mod callbacks;
+pub mod config;
 mod host;
 mod http;
 pub mod loader;

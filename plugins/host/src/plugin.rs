@@ -9,10 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions, SubscriberStats};
+use stackctl_core::bus::{
+    Bus, BusItem, RecvError, StartAt, SubscribeOptions, SubscriberStats, Subscription,
+};
+use stackctl_core::detections::Detections;
 use stackctl_plugin_abi as abi;
 
-use crate::callbacks::{FrameView, HostCtx, table};
+use crate::callbacks::{FrameView, HostCtx, table, truncate};
+use crate::config::FlatConfig;
 use crate::host::PluginStatus;
 use crate::loader::{Library, LoadError, routes, str_of};
 
@@ -28,10 +32,12 @@ unsafe impl Send for Instance {}
 // SAFETY: as above.
 unsafe impl Sync for Instance {}
 
-/// The host table handed to the plugin; boxed so its address never changes.
+/// The host table handed to the plugin and the section it points to; boxed so their addresses
+/// never change.
 #[derive(Debug)]
 struct HostTable {
     _table: Box<abi::Host>,
+    _config: Box<FlatConfig>,
 }
 // SAFETY: the table is never written after creation; its only pointer, `host_ctx`, points to an
 // `Arc<HostCtx>` owned by the same `Plugin`, whose state is behind locks and atomics, and every
@@ -70,6 +76,16 @@ pub enum StartError {
         /// What the plugin said (or its status).
         message: String,
     },
+    /// It declares a route another plugin already serves.
+    #[error("plugin {name}: route {route} is already served by plugin {other}")]
+    RouteConflict {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// The route, as declared.
+        route: String,
+        /// The plugin that serves it.
+        other: String,
+    },
     /// Its delivery thread could not be spawned.
     #[error("plugin {name}: {error}")]
     Thread {
@@ -104,6 +120,8 @@ pub struct Plugin {
     delivery: Mutex<Option<(JoinHandle<()>, mpsc::Receiver<()>)>>,
     /// Frames handed to `on_frame`.
     delivered: AtomicU64,
+    /// Results handed to `on_detections`.
+    detections: AtomicU64,
     /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
     queue: Mutex<Option<Arc<SubscriberStats>>>,
 }
@@ -129,8 +147,12 @@ impl Plugin {
     /// [`Plugin::attach`] is called.
     pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, StartError> {
         let t = lib.table;
+        let flat = Box::new(FlatConfig::parse(config).map_err(|e| StartError::Config {
+            name: name.to_owned(),
+            message: e.to_string(),
+        })?);
         let ctx = Arc::new(HostCtx::new(name));
-        let host = Box::new(table(&ctx));
+        let host = Box::new(table(&ctx, &flat));
         let mut instance = std::ptr::null_mut();
         let mut error = abi::Buf::EMPTY;
         let config_str = abi::Str::new(config);
@@ -141,6 +163,7 @@ impl Plugin {
         if status != abi::STATUS_OK || instance.is_null() {
             let (name, message) = (name.to_owned(), or_status(&message, status));
             return Err(if status == abi::STATUS_ERR_CONFIG {
+                let message = with_value(&name, &message, &flat);
                 StartError::Config { name, message }
             } else {
                 StartError::Create { name, message }
@@ -153,13 +176,17 @@ impl Plugin {
             routes: routes(t),
             table: t,
             instance: Instance(instance),
-            _host: HostTable { _table: host },
+            _host: HostTable {
+                _table: host,
+                _config: flat,
+            },
             ctx,
             failed: Mutex::new(None),
             stopping: Arc::new(AtomicBool::new(false)),
             alive: RwLock::new(true),
             delivery: Mutex::new(None),
             delivered: AtomicU64::new(0),
+            detections: AtomicU64::new(0),
             queue: Mutex::new(None),
         });
         let mut error = abi::Buf::EMPTY;
@@ -177,13 +204,18 @@ impl Plugin {
     }
 
     /// Starts the delivery thread: a bus subscription of `capacity` frames starting at the next
-    /// IDR, handed to `on_frame` one by one.
+    /// IDR, handed to `on_frame` one by one. A plugin with `on_detections` (ABI 1.1) gets the
+    /// detector's results on the same queue, in timestamp order with the frames (the bus's item
+    /// subscription orders them).
     pub fn attach(self: &Arc<Self>, bus: &Bus, capacity: usize) -> Result<(), StartError> {
-        let sub = bus.subscribe(
-            SubscribeOptions::new(&self.name)
-                .capacity(capacity)
-                .start(StartAt::NextIdr),
-        );
+        let opts = SubscribeOptions::new(&self.name)
+            .capacity(capacity)
+            .start(StartAt::NextIdr);
+        let sub = if self.table.on_detections.is_some() {
+            Feed::Items(bus.subscribe_items(opts))
+        } else {
+            Feed::Frames(bus.subscribe(opts))
+        };
         *self.queue.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub.stats().clone());
         let plugin = self.clone();
         let (ended_tx, ended) = mpsc::channel::<()>();
@@ -193,12 +225,12 @@ impl Plugin {
                 // Dropped when the thread ends, even by a panic: what `stop` waits for.
                 let _ended = ended_tx;
                 while !plugin.stopping.load(Ordering::Relaxed) && !plugin.is_failed() {
-                    let frame = match sub.recv_timeout(Duration::from_millis(100)) {
-                        Ok(frame) => frame,
+                    match sub.recv_timeout(Duration::from_millis(100)) {
+                        Ok(BusItem::Frame(frame)) => plugin.deliver(frame),
+                        Ok(BusItem::Detections(d)) => plugin.deliver_detections(&d),
                         Err(RecvError::Empty) => continue,
                         Err(RecvError::Closed) => break,
-                    };
-                    plugin.deliver(frame);
+                    }
                 }
                 // A failed plugin is stopped as soon as it is detached, not at shutdown: its
                 // files and threads should not outlive its usefulness.
@@ -252,6 +284,7 @@ impl Plugin {
             routes: self.routes.clone(),
             frames: self.delivered.load(Ordering::Relaxed),
             dropped,
+            detections: self.detections.load(Ordering::Relaxed),
         }
     }
 
@@ -269,8 +302,64 @@ impl Plugin {
         }
     }
 
-    /// Marks it failed: it gets no more frames or requests.
+    /// Hands one result of the detector to the plugin's `on_detections`, on the calling thread
+    /// (the delivery thread). Items outside the header's limits are left out. Does nothing for
+    /// a plugin without `on_detections`; a non-OK answer detaches it.
+    pub fn deliver_detections(&self, detections: &Detections) {
+        let Some(on_detections) = self.table.on_detections else {
+            return;
+        };
+        let items: Vec<abi::Detection> = detections
+            .items
+            .iter()
+            .filter(|d| {
+                !d.class.is_empty()
+                    && d.class.len() <= abi::CLASS_NAME_MAX
+                    && (0.0..=1.0).contains(&d.confidence)
+                    && d.x >= 0
+                    && d.y >= 0
+                    && d.w > 0
+                    && d.h > 0
+            })
+            .take(abi::DETECTIONS_MAX)
+            .map(|d| abi::Detection {
+                class_name: abi::Str::new(&d.class),
+                confidence: d.confidence,
+                x: d.x,
+                y: d.y,
+                w: d.w,
+                h: d.h,
+            })
+            .collect();
+        let c = abi::Detections {
+            struct_size: std::mem::size_of::<abi::Detections>() as u32,
+            frame_number: detections.frame_number,
+            timestamp_ns: detections.timestamp_ns,
+            items: if items.is_empty() {
+                std::ptr::null()
+            } else {
+                items.as_ptr()
+            },
+            // At most DETECTIONS_MAX (64): fits.
+            count: items.len() as u32,
+        };
+        // SAFETY: a live, started instance, called on the delivery thread (never concurrently
+        // with on_frame); `c`, `items` and the class names they borrow from `detections`
+        // outlive the call.
+        let status = unsafe { on_detections(self.instance.0, &c) };
+        self.detections.fetch_add(1, Ordering::Relaxed);
+        if status != abi::STATUS_OK {
+            self.fail(format!("on_detections returned {}", status_name(status)));
+        }
+    }
+
+    /// Marks it failed: it gets no more frames or requests. The reason the plugin gave
+    /// (`fail_reason`, ABI 1.1), if any, is added to `why`.
     pub fn fail(&self, why: String) {
+        let why = match self.ctx.take_fail_reason() {
+            Some(reason) if !reason.is_empty() => format!("{why}: {reason}"),
+            _ => why,
+        };
         let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
         if failed.is_none() {
             tracing::error!(plugin = %self.name, "plugin failed and is detached: {why}");
@@ -369,11 +458,48 @@ impl Plugin {
     }
 }
 
+/// A plugin's bus subscription: frames only, or frames and results (a plugin with
+/// `on_detections`). Both yield [`BusItem`]s so one loop delivers both.
+enum Feed {
+    Frames(Subscription),
+    Items(Subscription<BusItem>),
+}
+
+impl Feed {
+    fn recv_timeout(&self, timeout: Duration) -> Result<BusItem, RecvError> {
+        match self {
+            Self::Frames(sub) => sub.recv_timeout(timeout).map(BusItem::Frame),
+            Self::Items(sub) => sub.recv_timeout(timeout),
+        }
+    }
+
+    fn stats(&self) -> &Arc<SubscriberStats> {
+        match self {
+            Self::Frames(sub) => sub.stats(),
+            Self::Items(sub) => sub.stats(),
+        }
+    }
+}
+
+/// A plugin's message: its first line, at most `MESSAGE_MAX` bytes, or the status's name.
 fn or_status(message: &str, status: abi::Status) -> String {
-    if message.is_empty() {
+    let line = message.lines().next().unwrap_or_default().trim_end();
+    if line.is_empty() {
         status_name(status).to_owned()
     } else {
-        message.to_owned()
+        truncate(line.to_owned(), abi::MESSAGE_MAX)
+    }
+}
+
+/// A configuration error `KEY: what is wrong` (the header's format), with the key's full name
+/// and value added when the section has that key.
+fn with_value(name: &str, message: &str, config: &FlatConfig) -> String {
+    let value = message
+        .split_once(": ")
+        .and_then(|(key, _)| config.get(key).map(|v| (key, v)));
+    match value {
+        Some((key, value)) => format!("{message} (plugins.{name}.{key} = {value})"),
+        None => message.to_owned(),
     }
 }
 

@@ -11,12 +11,13 @@ use stackctl_plugin_abi as abi;
 use tracing::Level;
 
 use crate::Error;
-use crate::versioned::{HOST_V1_0, covers};
+use crate::versioned::{HOST_V1_0, HOST_V1_1, covers};
 
 type LogFn = unsafe extern "C" fn(*mut c_void, u32, abi::Str, abi::Str);
 type RespondFn =
     unsafe extern "C" fn(*mut c_void, u64, u16, *const abi::Header, usize, *const u8, usize);
 type FrameFn = unsafe extern "C" fn(*mut c_void, *const abi::Frame);
+type ReasonFn = unsafe extern "C" fn(*mut c_void, abi::Str);
 
 /// Copies of the host's callbacks and the context they take.
 struct Callbacks {
@@ -25,6 +26,8 @@ struct Callbacks {
     http_respond: RespondFn,
     frame_retain: FrameFn,
     frame_release: FrameFn,
+    /// ABI 1.1, `None` from a 1.0 host.
+    fail_reason: Option<ReasonFn>,
 }
 
 struct Shared {
@@ -102,6 +105,12 @@ impl HostHandle {
                 "the host left a callback of stackctl_host NULL",
             ));
         };
+        let fail_reason = if covers(size, HOST_V1_1) {
+            // SAFETY: `struct_size` covers the 1.1 field; read as an `Option` (NULL is `None`).
+            unsafe { (&raw const (*host).fail_reason).read() }
+        } else {
+            None
+        };
         Ok(Self(Arc::new(Shared {
             callbacks: Callbacks {
                 ctx,
@@ -109,6 +118,7 @@ impl HostHandle {
                 http_respond,
                 frame_retain,
                 frame_release,
+                fail_reason,
             },
             abi_major: major,
             abi_minor: minor,
@@ -171,6 +181,17 @@ impl HostHandle {
                     body.as_ptr(),
                     body.len(),
                 );
+            }
+        });
+    }
+
+    /// Tells the host why the plugin is about to return a failure (ABI 1.1; nothing with a 1.0
+    /// host). The host shows it with the failure.
+    pub(crate) fn fail_reason(&self, message: &str) {
+        self.call(|c| {
+            if let Some(f) = c.fail_reason {
+                // SAFETY: [any-thread]; the host copies the string before returning.
+                unsafe { f(c.ctx, abi::Str::new(message)) }
             }
         });
     }

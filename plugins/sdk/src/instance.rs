@@ -74,6 +74,8 @@ impl<T: Sink> Instance<T> {
     /// Records that `call` panicked: logs it, and keeps frames and requests away from now on.
     pub(crate) fn poison(&self, call: &str, panic: &str) {
         self.poisoned.store(true, Ordering::Release);
+        self.host()
+            .fail_reason(&format!("panicked in {call}: {panic}"));
         self.host().log(
             Level::ERROR,
             T::NAME,

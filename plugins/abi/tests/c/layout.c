@@ -46,6 +46,21 @@ int main(void) {
     FIELD(stackctl_frame, pps);
     FIELD(stackctl_frame, pps_len);
 
+    SIZE(stackctl_detection);
+    FIELD(stackctl_detection, class_name);
+    FIELD(stackctl_detection, confidence);
+    FIELD(stackctl_detection, x);
+    FIELD(stackctl_detection, y);
+    FIELD(stackctl_detection, w);
+    FIELD(stackctl_detection, h);
+
+    SIZE(stackctl_detections);
+    FIELD(stackctl_detections, struct_size);
+    FIELD(stackctl_detections, frame_number);
+    FIELD(stackctl_detections, timestamp_ns);
+    FIELD(stackctl_detections, items);
+    FIELD(stackctl_detections, count);
+
     SIZE(stackctl_header);
     FIELD(stackctl_header, name);
     FIELD(stackctl_header, value);
@@ -62,6 +77,15 @@ int main(void) {
     FIELD(stackctl_http_request, body);
     FIELD(stackctl_http_request, body_len);
 
+    SIZE(stackctl_value_type);
+    SIZE(stackctl_config_value);
+    FIELD(stackctl_config_value, key);
+    FIELD(stackctl_config_value, type);
+    FIELD(stackctl_config_value, reserved);
+    FIELD(stackctl_config_value, string);
+    FIELD(stackctl_config_value, integer);
+    FIELD(stackctl_config_value, number);
+
     SIZE(stackctl_host);
     FIELD(stackctl_host, struct_size);
     FIELD(stackctl_host, abi_major);
@@ -73,6 +97,9 @@ int main(void) {
     FIELD(stackctl_host, http_respond);
     FIELD(stackctl_host, frame_retain);
     FIELD(stackctl_host, frame_release);
+    FIELD(stackctl_host, config);
+    FIELD(stackctl_host, config_count);
+    FIELD(stackctl_host, fail_reason);
 
     SIZE(stackctl_sink);
     FIELD(stackctl_sink, magic);
@@ -92,6 +119,7 @@ int main(void) {
     FIELD(stackctl_sink, stop);
     FIELD(stackctl_sink, destroy);
     FIELD(stackctl_sink, free_buf);
+    FIELD(stackctl_sink, on_detections);
 
     CONST(STACKCTL_SINK_MAGIC);
     CONST(STACKCTL_SINK_ABI_MAJOR);
@@ -107,6 +135,19 @@ int main(void) {
     CONST(STACKCTL_LOG_TRACE);
     CONST(STACKCTL_FRAME_IDR);
     CONST(STACKCTL_FRAME_INBAND_PARAMS);
+    CONST(STACKCTL_DETECTIONS_MAX);
+    CONST(STACKCTL_CLASS_NAME_MAX);
+    CONST(STACKCTL_SINK_SIZE_1_0);
+    CONST(STACKCTL_CONFIG_MAX_VALUES);
+    CONST(STACKCTL_CONFIG_MAX_DEPTH);
+    CONST(STACKCTL_MESSAGE_MAX);
+    CONST(STACKCTL_HTTP_BODY_MAX);
+    CONST(STACKCTL_HTTP_BODY_TIMEOUT_MS);
+    CONST(STACKCTL_HTTP_ANSWER_TIMEOUT_MS);
+    CONST(STACKCTL_VALUE_STRING);
+    CONST(STACKCTL_VALUE_INTEGER);
+    CONST(STACKCTL_VALUE_FLOAT);
+    CONST(STACKCTL_VALUE_BOOL);
     printf("string STACKCTL_SINK_ENTRY_SYMBOL %s\n", STACKCTL_SINK_ENTRY_SYMBOL);
     return 0;
 }

@@ -2,7 +2,9 @@
 //!
 //! It counts access units, bytes and IDRs, follows the current GOP's length and the frame rate
 //! (from the camera's timestamps, averaged over `window` frames), serves them as JSON on
-//! `GET /stats`, and as Prometheus metrics (`sink_stats_*`) on stackctl's `/metrics`.
+//! `GET /stats`, and as Prometheus metrics (`sink_stats_*`) on stackctl's `/metrics`. With
+//! stackctl's detector (ABI 1.1) it also counts the detector's results and the objects in them
+//! (`sink_stats_detections_total`, `sink_stats_objects_total`): see `on_detections`.
 //!
 //! ```toml
 //! [plugins.stats]
@@ -15,11 +17,12 @@
 
 pub mod stats;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Deserialize;
 use stackctl_sink_sdk::{
-    Context, Error, Frame, MetricsText, Request, Responder, Sink, export_sink,
+    Context, Detections, Error, Frame, MetricsText, Request, Responder, Sink, export_sink,
 };
 
 use crate::stats::{Observed, Snapshot, Stats};
@@ -45,6 +48,10 @@ pub const MAX_WINDOW: usize = 10_000;
 #[derive(Debug)]
 pub struct StatsSink {
     stats: Mutex<Stats>,
+    /// Detector results received (`on_detections`).
+    detections: AtomicU64,
+    /// Objects in them.
+    objects: AtomicU64,
 }
 
 impl StatsSink {
@@ -58,6 +65,9 @@ impl Sink for StatsSink {
     const NAME: &'static str = "stats";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ROUTES: &'static [&'static str] = &["/stats"];
+    // Ask for the detector's results: without this line `on_detections` is never called and
+    // stackctl queues nothing for it.
+    const WANTS_DETECTIONS: bool = true;
 
     fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
         if !(2..=MAX_WINDOW).contains(&config.window) {
@@ -69,6 +79,8 @@ impl Sink for StatsSink {
         tracing::info!(window = config.window, "counting frames");
         Ok(Self {
             stats: Mutex::new(Stats::new(config.window)),
+            detections: AtomicU64::new(0),
+            objects: AtomicU64::new(0),
         })
     }
 
@@ -83,6 +95,13 @@ impl Sink for StatsSink {
         });
     }
 
+    // On the delivery thread, in order with the frames. The SDK has checked every item already.
+    fn on_detections(&self, detections: &Detections<'_>) {
+        self.detections.fetch_add(1, Ordering::Relaxed);
+        let objects = detections.items().count() as u64;
+        self.objects.fetch_add(objects, Ordering::Relaxed);
+    }
+
     fn on_http(&self, request: Request, responder: Responder) {
         match (request.method(), request.path()) {
             ("GET", "/stats") => responder.json(200, &self.stats().snapshot()),
@@ -95,7 +114,20 @@ impl Sink for StatsSink {
     }
 
     fn metrics(&self) -> String {
-        render_metrics(&self.stats().snapshot())
+        let mut text = render_metrics(&self.stats().snapshot());
+        let mut m = MetricsText::new();
+        m.counter(
+            "sink_stats_detections_total",
+            "Detector results received.",
+            self.detections.load(Ordering::Relaxed),
+        )
+        .counter(
+            "sink_stats_objects_total",
+            "Objects in the detector results received.",
+            self.objects.load(Ordering::Relaxed),
+        );
+        text.push_str(&m.finish());
+        text
     }
 }
 

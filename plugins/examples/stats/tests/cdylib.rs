@@ -90,9 +90,35 @@ fn it_counts_frames_and_serves_them_as_json_and_metrics() {
     assert_eq!(p.http(&i, 3, "GET", "/stats/x", ""), abi::STATUS_OK);
     assert_eq!(host.wait_response(3).status, 404);
 
+    // Two detector results (ABI 1.1), one with a cat, one empty.
+    let cat = [abi::Detection {
+        class_name: abi::Str::new("cat"),
+        confidence: 0.9,
+        x: 1,
+        y: 2,
+        w: 3,
+        h: 4,
+    }];
+    for items in [&cat[..], &[]] {
+        let result = abi::Detections {
+            struct_size: size_of::<abi::Detections>() as u32,
+            frame_number: 12,
+            timestamp_ns: 12 * FRAME_NS,
+            items: if items.is_empty() {
+                std::ptr::null()
+            } else {
+                items.as_ptr()
+            },
+            count: items.len() as u32,
+        };
+        assert_eq!(p.detections(&i, &result), abi::STATUS_OK);
+    }
+
     let (status, text) = p.metrics(&i);
     assert_eq!(status, abi::STATUS_OK);
     for line in [
+        "sink_stats_detections_total 2\n",
+        "sink_stats_objects_total 1\n",
         "sink_stats_frames_total 12\n",
         "sink_stats_bytes_total 1266\n",
         "sink_stats_gop_length 2\n",

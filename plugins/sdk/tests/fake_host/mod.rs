@@ -24,6 +24,7 @@ pub struct Record {
     pub responses: Mutex<Vec<Response>>,
     pub retained: Mutex<Vec<usize>>,
     pub released: Mutex<Vec<usize>>,
+    pub fail_reasons: Mutex<Vec<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +88,12 @@ unsafe extern "C" fn frame_retain(ctx: *mut c_void, frame: *const abi::Frame) {
     lock(unsafe { &record(ctx).retained }).push(frame as usize);
 }
 
+unsafe extern "C" fn fail_reason(ctx: *mut c_void, message: abi::Str) {
+    // SAFETY: see `record` and `text`.
+    let (r, message) = unsafe { (record(ctx), text(message)) };
+    lock(&r.fail_reasons).push(message);
+}
+
 unsafe extern "C" fn frame_release(ctx: *mut c_void, frame: *const abi::Frame) {
     // SAFETY: see `record`.
     lock(unsafe { &record(ctx).released }).push(frame as usize);
@@ -114,9 +121,16 @@ impl FakeHost {
                 http_respond,
                 frame_retain,
                 frame_release,
+                config: std::ptr::null(),
+                config_count: 0,
+                fail_reason: Some(fail_reason),
             },
             record,
         })
+    }
+
+    pub fn fail_reasons(&self) -> Vec<String> {
+        lock(&self.record.fail_reasons).clone()
     }
 
     pub fn logs(&self) -> Vec<(u32, String, String)> {
@@ -289,6 +303,16 @@ impl Plugin {
         };
         // SAFETY: a live instance; the request outlives the call.
         unsafe { (self.table.on_http)(i.0, &request) }
+    }
+
+    /// Hands a result to `on_detections` (which must be in the table).
+    pub fn detections(&self, i: &Instance, raw: &abi::Detections) -> u32 {
+        let f = self
+            .table
+            .on_detections
+            .expect("the table has on_detections");
+        // SAFETY: a live instance; the result outlives the call.
+        unsafe { f(i.0, raw) }
     }
 
     pub fn metrics(&self, i: &Instance) -> (u32, String) {
