@@ -109,7 +109,7 @@ pub struct Plugin {
 }
 
 /// Plugin-owned buffer → text, then given back to the plugin.
-fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
+pub(crate) fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
     let text = if buf.ptr.is_null() || buf.len == 0 {
         String::new()
     } else {
@@ -227,6 +227,16 @@ impl Plugin {
     /// The path prefixes it serves.
     pub fn routes(&self) -> &[String] {
         &self.routes
+    }
+
+    /// The name its library gives itself: instances of one library share metric families.
+    pub fn library(&self) -> String {
+        str_of(self.table.name)
+    }
+
+    /// True once it is being stopped (the stack stops): it answers no more requests.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Its state, for `stackctl status` and `/api/status`.
@@ -369,7 +379,7 @@ impl Plugin {
     }
 }
 
-fn or_status(message: &str, status: abi::Status) -> String {
+pub(crate) fn or_status(message: &str, status: abi::Status) -> String {
     if message.is_empty() {
         status_name(status).to_owned()
     } else {
