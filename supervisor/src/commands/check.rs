@@ -36,10 +36,12 @@ pub enum Problem {
     #[error(transparent)]
     Plugin(#[from] LoadError),
     /// A plugin refused its configuration (or could not be created or started).
-    #[error("{error} ({origin})")]
+    #[error("{error}{} ({origin})", if *required { " (required)" } else { "" })]
     Refused {
         /// What the plugin said.
         error: StartError,
+        /// Whether `up` refuses to run without it.
+        required: bool,
         /// Where the key it names (or its section) came from: `stackctl.toml line 41`.
         origin: String,
     },
@@ -48,7 +50,7 @@ pub enum Problem {
 impl Problem {
     /// A plugin's refusal, with the origin of the key it names (`format: ...`), or else of its
     /// section's `path`.
-    pub fn refused(loaded: &Loaded, plugin: &str, error: StartError) -> Self {
+    pub fn refused(loaded: &Loaded, plugin: &str, error: StartError, required: bool) -> Self {
         let named = match &error {
             StartError::Config { message, .. } => message.split(':').next().map(str::trim),
             _ => None,
@@ -58,7 +60,11 @@ impl Problem {
             .and_then(|key| loaded.origin(&format!("plugins.{plugin}.{key}")))
             .or_else(|| loaded.origin(&format!("plugins.{plugin}.path")))
             .map_or_else(|| format!("plugins.{plugin}"), |o| o.to_string());
-        Self::Refused { error, origin }
+        Self::Refused {
+            error,
+            required,
+            origin,
+        }
     }
 }
 
@@ -103,7 +109,7 @@ pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
                         &p.own_toml(),
                     );
                     if let Err(e) = created {
-                        problems.push(Problem::refused(&loaded, &p.name, e));
+                        problems.push(Problem::refused(&loaded, &p.name, e, p.required));
                     }
                 }
             },

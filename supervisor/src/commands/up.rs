@@ -63,7 +63,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
                     let problems = failed
                         .0
                         .into_iter()
-                        .map(|(name, e)| Problem::refused(&loaded, &name, e))
+                        .map(|(name, e)| Problem::refused(&loaded, &name, e, true))
                         .collect();
                     ConfigError::Check(problems)
                 })?;
