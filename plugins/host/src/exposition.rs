@@ -152,9 +152,7 @@ fn is_help(s: &str) -> bool {
 
 /// Parses `name{a="x",b="y"} value [timestamp]`.
 fn parse_sample(line: &str) -> Result<Sample, &'static str> {
-    let end = line
-        .find(['{', ' ', '\t'])
-        .ok_or("no value")?;
+    let end = line.find(['{', ' ', '\t']).ok_or("no value")?;
     let name = &line[..end];
     if !is_metric_name(name) {
         return Err("not a metric name");

@@ -142,10 +142,17 @@ impl PluginHost {
             .iter()
             .filter(|s| s.state == "failed")
             .flat_map(|s| s.routes.iter().map(move |r| (r, Owner::Refused(s))));
+        // The longest route; of equal ones, a plugin that answers before one that cannot (two
+        // instances of a library declare the same routes, and one of them may be refused).
+        let rank = |owner: &Owner<'_>| match owner {
+            Owner::Running(p) if !p.is_failed() => 2,
+            Owner::Running(_) => 1,
+            Owner::Refused(_) => 0,
+        };
         let (_, owner) = running
             .chain(refused)
             .filter(|(route, _)| matches(route))
-            .max_by_key(|(route, _)| route.len())?;
+            .max_by_key(|(route, owner)| (route.len(), rank(owner)))?;
         Some(match owner {
             Owner::Running(p) => match p.failure() {
                 Some(reason) => Routed::Unavailable {
