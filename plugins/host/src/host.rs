@@ -180,9 +180,10 @@ impl PluginHost {
     /// then `stackctl_plugin_metrics_rejected_total` for every running plugin.
     pub fn metrics(&self, host: &HashSet<String>) -> String {
         let mut merger = Merger::new(host);
+        // Asked before the lock is taken: a slow plugin does not hold up another scrape.
+        let texts: Vec<String> = self.running.iter().map(|p| p.metrics()).collect();
         let mut rejected = self.rejected.lock().unwrap_or_else(PoisonError::into_inner);
-        for plugin in &self.running {
-            let text = plugin.metrics();
+        for (plugin, text) in self.running.iter().zip(texts) {
             let left_out = merger.add(plugin.name(), &plugin.library(), &text);
             let count = rejected.entry(plugin.name().to_owned()).or_default();
             *count += left_out.len() as u64;
