@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::status::StackStatus;
-use stackctl_plugin_host::{HttpError, Plugin, PluginHost};
+use stackctl_plugin_host::{HttpError, Plugin, PluginHost, Routed};
 
 /// Which routes a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,9 +136,22 @@ async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Resp
         };
     }
     if routes == Routes::All
-        && let Some(plugin) = ctx.plugins.as_ref().and_then(|p| p.route(&path).cloned())
+        && let Some(plugins) = &ctx.plugins
     {
-        return to_plugin(req, &plugin).await;
+        let routed = match plugins.route(&path) {
+            Some(Routed::Plugin(plugin)) => Some(Ok(plugin.clone())),
+            Some(Routed::Unavailable {
+                plugin,
+                reason,
+                may_return,
+            }) => Some(Err(unavailable(&plugin, &reason, may_return))),
+            None => None,
+        };
+        match routed {
+            Some(Ok(plugin)) => return to_plugin(req, &plugin).await,
+            Some(Err(response)) => return response,
+            None => {}
+        }
     }
     json_error(StatusCode::NOT_FOUND, &format!("no route {path}"))
 }
@@ -148,7 +161,9 @@ fn metrics(status: &StackStatus, ctx: &Context) -> Response<Full<Bytes>> {
         Ok(mut text) => {
             text.push_str(&crate::disk::metrics());
             if let Some(plugins) = &ctx.plugins {
-                text.push_str(&plugins.metrics());
+                // The plugins' families are checked against everything above.
+                let host = stackctl_plugin_host::exposition::host_names(&text);
+                text.push_str(&plugins.metrics(&host));
             }
             respond(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
@@ -161,7 +176,7 @@ fn health(ctx: &Context) -> Response<Full<Bytes>> {
     let plugin_metrics = ctx
         .plugins
         .as_ref()
-        .map(|p| p.metrics())
+        .map(|p| p.raw_metrics())
         .unwrap_or_default();
     let gauge = |name: &str| -> f64 {
         plugin_metrics
@@ -231,11 +246,33 @@ async fn to_plugin(req: Request<Incoming>, plugin: &Arc<Plugin>) -> Response<Ful
         };
     match plugin.http(Request::from_parts(parts, body)).await {
         Ok(answer) => answer.map(|body| Full::new(Bytes::from(body))),
-        Err(e @ HttpError::Failed(_)) => {
-            json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
-        }
+        // It refused the request (and is detached now), or was detached meanwhile.
+        Err(HttpError::Failed(name)) => match plugin.failure() {
+            Some(reason) => unavailable(&name, &reason, false),
+            None => unavailable(&name, "the stack is stopping", true),
+        },
         Err(e @ HttpError::TimedOut(_)) => json_error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
+        Err(e @ HttpError::BadAnswer { .. }) => json_error(StatusCode::BAD_GATEWAY, &e.to_string()),
     }
+}
+
+/// How long a client is told to wait before asking a plugin that may come back again.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// A route whose plugin cannot answer: 503 with the reason, and `Retry-After` only when the
+/// plugin may come back (a detached plugin stays detached until stackctl restarts).
+fn unavailable(plugin: &str, reason: &str, may_return: bool) -> Response<Full<Bytes>> {
+    let mut response = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("plugin {plugin} is unavailable: {reason}"),
+    );
+    if may_return {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {

@@ -157,8 +157,9 @@ output = {out}
             "/metrics lacks {needle:?}:\n{metrics}"
         );
     }
+    let unlabelled = stackctl_tests::plugins::unlabelled(&metrics);
     let sample = |name: &str| -> u64 {
-        metrics
+        unlabelled
             .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
             .unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{metrics}")) as u64

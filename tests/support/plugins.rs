@@ -461,3 +461,43 @@ pub fn probe_frames(lines: &[String]) -> Vec<ProbeFrame> {
         })
         .collect()
 }
+
+/// A `/metrics` scrape with the `plugin="NAME"` label the host puts first on every plugin
+/// sample taken off again (`webrtc_x{plugin="streaming",reason="closed"} 1` becomes
+/// `webrtc_x{reason="closed"} 1`), so a sink's tests can look its samples up as the sink writes
+/// them. stackctl's own families (`stackctl_*`) keep theirs.
+pub fn unlabelled(scrape: &str) -> String {
+    scrape
+        .lines()
+        .map(|line| {
+            let Some((name, rest)) = line.split_once("{plugin=\"") else {
+                return line.to_owned();
+            };
+            if name.starts_with('#') || name.starts_with("stackctl_") {
+                return line.to_owned();
+            }
+            // Plugin names are TOML keys: no quote in the ones tests use.
+            let Some((_, after)) = rest.split_once('"') else {
+                return line.to_owned();
+            };
+            match after.strip_prefix(',') {
+                Some(labels) => format!("{name}{{{labels}"),
+                None => format!("{name}{}", after.strip_prefix('}').unwrap_or(after)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unlabelled_takes_the_plugin_label_off_plugin_samples_only() {
+        let scrape = "# TYPE a counter\na{plugin=\"p\"} 1\nb{plugin=\"p\",x=\"y\"} 2\n\
+                      stackctl_plugin_up{plugin=\"p\"} 1\nc 3";
+        assert_eq!(
+            super::unlabelled(scrape),
+            "# TYPE a counter\na 1\nb{x=\"y\"} 2\nstackctl_plugin_up{plugin=\"p\"} 1\nc 3"
+        );
+    }
+}

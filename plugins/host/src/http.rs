@@ -2,19 +2,22 @@
 //! `stackctl_http_request` (borrowed for the call), and the plugin's answer, given through the
 //! `http_respond` callback on any thread, then or later, comes back as a response.
 //!
-//! The host trusts no plugin here: an answer with an invalid status becomes a 500, a header that
-//! is not a valid HTTP header is dropped, and a plugin that does not answer within
-//! [`PLUGIN_TIMEOUT`] is given up on (its late answer is then discarded).
+//! The host trusts no plugin here: it owns the framing of every answer ([`framing`]: the
+//! headers that frame the message or concern the connection are dropped; a status outside
+//! 100-599 or a header with CR, LF or NUL makes the answer a refusal, which the server turns
+//! into a 502), and a plugin that does not answer within [`PLUGIN_TIMEOUT`] is given up on (its
+//! late answer is then discarded).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use stackctl_plugin_abi as abi;
 
 use crate::plugin::Plugin;
+
+pub mod framing;
 
 /// How long a plugin may take to answer a request (`STACKCTL_HTTP_ANSWER_TIMEOUT_MS`).
 pub const PLUGIN_TIMEOUT: Duration = Duration::from_millis(abi::HTTP_ANSWER_TIMEOUT_MS);
@@ -28,6 +31,14 @@ pub enum HttpError {
     /// It did not answer within [`PLUGIN_TIMEOUT`].
     #[error("plugin {0} did not answer in time")]
     TimedOut(String),
+    /// Its answer cannot be sent (see [`framing`]): a bad status, CR, LF or NUL in a header.
+    #[error("plugin {plugin} gave an answer that cannot be sent: {refusal}")]
+    BadAnswer {
+        /// The plugin's name in the configuration.
+        plugin: String,
+        /// What is wrong with the answer.
+        refusal: framing::Refusal,
+    },
 }
 
 impl Plugin {
@@ -80,23 +91,38 @@ impl Plugin {
             return Err(HttpError::Failed(self.name().to_owned()));
         }
         match tokio::time::timeout(PLUGIN_TIMEOUT, answer).await {
-            Ok(Ok(answer)) => {
-                let mut response = Response::new(answer.body);
-                *response.status_mut() = StatusCode::from_u16(answer.status)
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                for (name, value) in answer.headers {
-                    if let (Ok(name), Ok(value)) = (
-                        HeaderName::from_bytes(name.as_bytes()),
-                        HeaderValue::from_str(&value),
-                    ) {
-                        response.headers_mut().append(name, value);
-                    }
-                }
-                Ok(response)
-            }
+            Ok(Ok(answer)) => self.frame(answer),
             _ => {
                 self.ctx.forget(id);
                 Err(HttpError::TimedOut(self.name().to_owned()))
+            }
+        }
+    }
+}
+
+impl Plugin {
+    /// Makes a plugin's answer safe to write ([`framing::check`]), warning about what it got
+    /// wrong: each refusal, and the host-owned headers once per plugin.
+    fn frame(
+        &self,
+        answer: crate::callbacks::PluginResponse,
+    ) -> Result<Response<Vec<u8>>, HttpError> {
+        match framing::check(answer) {
+            Ok(checked) => {
+                if !checked.dropped.is_empty() && crate::once::first_time(self.name(), "framing") {
+                    tracing::warn!(
+                        plugin = %self.name(), headers = ?checked.dropped,
+                        "plugin answered with hop-by-hop or framing headers, which the host owns: dropped (said once)"
+                    );
+                }
+                Ok(checked.response)
+            }
+            Err(refusal) => {
+                tracing::warn!(plugin = %self.name(), "plugin answer refused (502): {refusal}");
+                Err(HttpError::BadAnswer {
+                    plugin: self.name().to_owned(),
+                    refusal,
+                })
             }
         }
     }

@@ -10,6 +10,9 @@
 //!   ([`Plugin::http`], answered through a host callback, then or later), stopped.
 //! - [`PluginHost`] is every configured plugin: started from the `[plugins.NAME]` sections that
 //!   `stackctl_config` read, found by route, listed with their state.
+//! - [`check`] creates and destroys an instance without starting it (`stackctl check`).
+//! - [`exposition`] checks plugins' metrics before they reach `/metrics`, and labels them.
+//! - `http::framing` makes a plugin's HTTP answer safe to write (the host owns framing).
 //! - `callbacks` is what a plugin may call: the `stackctl_host` table (logs, HTTP answers,
 //!   frame retain and release) and the frame view it sees.
 //!
@@ -23,12 +26,16 @@
 //! with its `SAFETY` argument.
 
 mod callbacks;
+pub mod check;
 pub mod config;
+pub mod exposition;
 mod host;
 mod http;
 pub mod loader;
+mod once;
 mod plugin;
 
-pub use host::{PluginHost, PluginStatus, StartFailed};
+pub use host::{PluginHost, PluginStatus, Routed, StartFailed};
+pub use http::framing::Refusal;
 pub use http::{HttpError, PLUGIN_TIMEOUT};
 pub use plugin::{Plugin, StartError};

@@ -35,7 +35,7 @@ unsafe impl Sync for Instance {}
 /// The host table handed to the plugin and the section it points to; boxed so their addresses
 /// never change.
 #[derive(Debug)]
-struct HostTable {
+pub(crate) struct HostTable {
     _table: Box<abi::Host>,
     _config: Box<FlatConfig>,
 }
@@ -127,7 +127,7 @@ pub struct Plugin {
 }
 
 /// Plugin-owned buffer → text, then given back to the plugin.
-fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
+pub(crate) fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
     let text = if buf.ptr.is_null() || buf.len == 0 {
         String::new()
     } else {
@@ -142,33 +142,65 @@ fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
     text
 }
 
+/// An instance `create` accepted, with what must outlive it.
+pub(crate) struct Created {
+    /// The plugin's instance.
+    pub(crate) instance: *mut c_void,
+    /// The host table and the section as data it was given.
+    pub(crate) host: HostTable,
+    /// The context behind the table's callbacks.
+    pub(crate) ctx: Arc<HostCtx>,
+}
+
+/// Calls the plugin's `create` with its section (the TOML `config`, and the same pre-parsed):
+/// `Err` with the plugin's own message, the key's value added, when it refuses.
+pub(crate) fn create(
+    name: &str,
+    t: &'static abi::Sink,
+    config: &str,
+) -> Result<Created, StartError> {
+    let flat = Box::new(FlatConfig::parse(config).map_err(|e| StartError::Config {
+        name: name.to_owned(),
+        message: e.to_string(),
+    })?);
+    let ctx = Arc::new(HostCtx::new(name));
+    let host = Box::new(table(&ctx, &flat));
+    let mut instance = std::ptr::null_mut();
+    let mut error = abi::Buf::EMPTY;
+    // SAFETY: `host`, `flat` and `ctx` are returned with the instance, and whoever holds it
+    // keeps them for as long as the instance lives; `config` lives for the call; the
+    // out-pointers are valid.
+    let status = unsafe { (t.create)(&*host, abi::Str::new(config), &mut instance, &mut error) };
+    let message = take_buf(t, error);
+    if status != abi::STATUS_OK || instance.is_null() {
+        let (name, message) = (name.to_owned(), or_status(&message, status));
+        return Err(if status == abi::STATUS_ERR_CONFIG {
+            let message = with_value(&name, &message, &flat);
+            StartError::Config { name, message }
+        } else {
+            StartError::Create { name, message }
+        });
+    }
+    Ok(Created {
+        instance,
+        host: HostTable {
+            _table: host,
+            _config: flat,
+        },
+        ctx,
+    })
+}
+
 impl Plugin {
     /// Creates and starts an instance of `lib` with its `config` (TOML text). Frames come once
     /// [`Plugin::attach`] is called.
     pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, StartError> {
         let t = lib.table;
-        let flat = Box::new(FlatConfig::parse(config).map_err(|e| StartError::Config {
-            name: name.to_owned(),
-            message: e.to_string(),
-        })?);
-        let ctx = Arc::new(HostCtx::new(name));
-        let host = Box::new(table(&ctx, &flat));
-        let mut instance = std::ptr::null_mut();
-        let mut error = abi::Buf::EMPTY;
-        let config_str = abi::Str::new(config);
-        // SAFETY: `host` and `ctx` live in the returned `Plugin` for as long as the instance;
-        // `config` lives for the call; the out-pointers are valid.
-        let status = unsafe { (t.create)(&*host, config_str, &mut instance, &mut error) };
-        let message = take_buf(t, error);
-        if status != abi::STATUS_OK || instance.is_null() {
-            let (name, message) = (name.to_owned(), or_status(&message, status));
-            return Err(if status == abi::STATUS_ERR_CONFIG {
-                let message = with_value(&name, &message, &flat);
-                StartError::Config { name, message }
-            } else {
-                StartError::Create { name, message }
-            });
-        }
+        let Created {
+            instance,
+            host,
+            ctx,
+        } = create(name, t, config)?;
         let plugin = Arc::new(Self {
             name: name.to_owned(),
             version: str_of(t.version),
@@ -176,10 +208,7 @@ impl Plugin {
             routes: routes(t),
             table: t,
             instance: Instance(instance),
-            _host: HostTable {
-                _table: host,
-                _config: flat,
-            },
+            _host: host,
             ctx,
             failed: Mutex::new(None),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -259,6 +288,16 @@ impl Plugin {
     /// The path prefixes it serves.
     pub fn routes(&self) -> &[String] {
         &self.routes
+    }
+
+    /// The name its library gives itself: instances of one library share metric families.
+    pub fn library(&self) -> String {
+        str_of(self.table.name)
+    }
+
+    /// True once it is being stopped (the stack stops): it answers no more requests.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// Its state, for `stackctl status` and `/api/status`.
@@ -482,7 +521,7 @@ impl Feed {
 }
 
 /// A plugin's message: its first line, at most `MESSAGE_MAX` bytes, or the status's name.
-fn or_status(message: &str, status: abi::Status) -> String {
+pub(crate) fn or_status(message: &str, status: abi::Status) -> String {
     let line = message.lines().next().unwrap_or_default().trim_end();
     if line.is_empty() {
         status_name(status).to_owned()

@@ -117,8 +117,11 @@ impl Sink for Recorder {
         "/recordings",
     ];
 
+    fn check(config: &Config) -> Result<(), Error> {
+        config.validate()
+    }
+
     fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
-        config.validate()?;
         let shared = Arc::new(Shared::new(config.format, config.mode));
         let armed = Arc::new(AtomicBool::new(false));
         let (frames, frame_rx) = crossbeam_channel::bounded(config.buffer_frames);

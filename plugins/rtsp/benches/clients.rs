@@ -227,7 +227,8 @@ port = 0
         );
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);
-        text.lines()
+        stackctl_tests::plugins::unlabelled(&text)
+            .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
     }

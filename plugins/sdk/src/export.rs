@@ -85,7 +85,8 @@ unsafe fn instance<'a, T: Sink>(instance: *mut c_void) -> Option<&'a Instance<T>
     unsafe { instance.cast::<Instance<T>>().as_ref() }
 }
 
-/// [control] `create`: checks the host, parses the configuration; the sink starts in `start`.
+/// [control] `create`: checks the host, parses and checks the configuration ([`Sink::check`]);
+/// the sink starts in `start`.
 unsafe extern "C" fn create<T: Sink>(
     host: *const abi::Host,
     config_toml: abi::Str,
@@ -110,6 +111,7 @@ unsafe extern "C" fn create<T: Sink>(
         let text = std::str::from_utf8(text)
             .map_err(|e| Error::config("", format!("the section is not UTF-8: {e}")))?;
         let config = parse_config::<T::Config>(text)?;
+        T::check(&config)?;
         Ok(Box::new(Instance::<T>::new(host, config)))
     });
     let failure = match outcome {

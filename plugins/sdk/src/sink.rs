@@ -45,6 +45,15 @@ pub trait Sink: Send + Sync + Sized + 'static {
     /// it returns. Called once, on the control thread.
     fn start(config: Self::Config, ctx: Context) -> Result<Self, Error>;
 
+    /// Checks the configuration beyond what serde can (ranges, combinations), at `create`,
+    /// before [`start`](Self::start): `stackctl check` creates every sink without starting it,
+    /// so what is refused here is reported there, with the key (`Error::config("key", "why")`).
+    /// By default: nothing more to check.
+    fn check(config: &Self::Config) -> Result<(), Error> {
+        let _ = config;
+        Ok(())
+    }
+
     /// One access unit, on the delivery thread. Must not block for long: a slow sink only
     /// delays its own queue (stackctl drops whole GOPs for it), but do I/O on your own threads.
     /// [`Frame::retain`] keeps the frame without copying it.

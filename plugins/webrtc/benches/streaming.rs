@@ -696,7 +696,8 @@ port = 0
     fn try_metrics(&self) -> Option<HashMap<String, f64>> {
         let text = http_get(self.port, "/metrics").ok()?;
         Some(
-            text.lines()
+            stackctl_tests::plugins::unlabelled(&text)
+                .lines()
                 .filter(|l| !l.starts_with('#'))
                 .filter_map(|l| {
                     let (name, value) = l.rsplit_once(' ')?;

@@ -53,8 +53,11 @@ impl Sink for StreamingSink {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ROUTES: &'static [&'static str] = &["/", "/offer", "/api/webrtc/offer", "/whep"];
 
+    fn check(config: &Config) -> Result<(), Error> {
+        config.validate()
+    }
+
     fn start(config: Config, ctx: Context) -> Result<Self, Error> {
-        config.validate()?;
         let runtime = ctx.runtime_with_workers(config.worker_threads())?;
         let hub = Arc::new(Hub::new(
             Arc::new(Metrics::default()),

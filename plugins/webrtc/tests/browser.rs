@@ -339,7 +339,7 @@ bind = ["127.0.0.1"]
     );
     let (_, metrics) = http_get(port, "/metrics");
     assert!(
-        metrics.contains("webrtc_viewers_removed_total{reason=\"closed\"} 1"),
+        metrics.contains("webrtc_viewers_removed_total{plugin=\"streaming\",reason=\"closed\"} 1"),
         "the viewer was not removed as closed:\n{metrics}"
     );
     // Nothing but the stack itself was asked for anything.

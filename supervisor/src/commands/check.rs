@@ -1,8 +1,12 @@
-//! `stackctl check`: everything `up` would refuse, without starting anything.
+//! `stackctl check`: everything `up` would refuse, without starting anything: every plugin is
+//! loaded and created with its section (then destroyed, never started), so a key it refuses
+//! fails the check with its own message.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use stackctl_config::Loaded;
+use stackctl_plugin_host::StartError;
 use stackctl_plugin_host::loader::{self, LoadError};
 
 use super::{ConfigError, load, service_plans};
@@ -31,6 +35,37 @@ pub enum Problem {
     /// A plugin is missing (and required) or unusable.
     #[error(transparent)]
     Plugin(#[from] LoadError),
+    /// A plugin refused its configuration (or could not be created or started).
+    #[error("{error}{} ({origin})", if *required { " (required)" } else { "" })]
+    Refused {
+        /// What the plugin said.
+        error: StartError,
+        /// Whether `up` refuses to run without it.
+        required: bool,
+        /// Where the key it names (or its section) came from: `stackctl.toml line 41`.
+        origin: String,
+    },
+}
+
+impl Problem {
+    /// A plugin's refusal, with the origin of the key it names (`format: ...`), or else of its
+    /// section's `path`.
+    pub fn refused(loaded: &Loaded, plugin: &str, error: StartError, required: bool) -> Self {
+        let named = match &error {
+            StartError::Config { message, .. } => message.split(':').next().map(str::trim),
+            _ => None,
+        };
+        let origin = named
+            .filter(|key| !key.is_empty() && !key.contains([' ', '.', '"']))
+            .and_then(|key| loaded.origin(&format!("plugins.{plugin}.{key}")))
+            .or_else(|| loaded.origin(&format!("plugins.{plugin}.path")))
+            .map_or_else(|| format!("plugins.{plugin}"), |o| o.to_string());
+        Self::Refused {
+            error,
+            required,
+            origin,
+        }
+    }
 }
 
 /// `stackctl check`: everything `up` would refuse, without starting anything.
@@ -63,12 +98,21 @@ pub fn run(flags: &ConfigFlags) -> anyhow::Result<ExitCode> {
                 p.name
             )),
             Err(e) => problems.push(e.into()),
-            // There but unusable (another ABI, not a plugin): a mistake to fix either way.
-            Ok(path) => {
-                if let Err(e) = loader::load(&p.name, &path) {
-                    problems.push(e.into());
+            // There but unusable (another ABI, not a plugin), or refusing its section: a
+            // mistake to fix either way. Created and destroyed, never started.
+            Ok(path) => match loader::load(&p.name, &path) {
+                Err(e) => problems.push(e.into()),
+                Ok(lib) => {
+                    let created = stackctl_plugin_host::check::create_and_destroy(
+                        &p.name,
+                        lib,
+                        &p.own_toml(),
+                    );
+                    if let Err(e) = created {
+                        problems.push(Problem::refused(&loaded, &p.name, e, p.required));
+                    }
                 }
-            }
+            },
         }
     }
     for warning in &warnings {

@@ -9,7 +9,8 @@ use stackctl_config::Loaded;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::service_plans;
+use super::check::Problem;
+use super::{ConfigError, service_plans};
 use crate::http::{self, Routes};
 use crate::notify::Notifier;
 use crate::process::Reaper;
@@ -36,6 +37,8 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     };
     let socket = config.control.socket.clone();
     let listener = crate::control::server::bind(&socket, gid).await?;
+    // Whatever stops `up` from here on (a refused plugin, a port in use) leaves no socket.
+    let _socket_file = RemoveOnDrop(socket.clone());
     let (calls_tx, calls) = mpsc::channel(16);
     tokio::spawn(crate::control::server::serve(listener, calls_tx));
 
@@ -52,8 +55,18 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
             stackctl_config::ShmGuard::Verify => stackctl_core::shm::TornReadGuard::default(),
             stackctl_config::ShmGuard::Settled => stackctl_core::shm::TornReadGuard::Settled,
         };
+        // A refused `required` plugin is a configuration error (exit 2: systemd does not
+        // restart it in a loop), every one at once, each with where its key came from.
         let plugins =
-            stackctl_plugin_host::PluginHost::start(&loaded.plugins, &config.plugin_dirs, &bus)?;
+            stackctl_plugin_host::PluginHost::start(&loaded.plugins, &config.plugin_dirs, &bus)
+                .map_err(|failed| {
+                    let problems = failed
+                        .0
+                        .into_iter()
+                        .map(|(name, e)| Problem::refused(&loaded, &name, e, true))
+                        .collect();
+                    ConfigError::Check(problems)
+                })?;
         let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus, None)
             .context("cannot start the shared-memory reader")?;
         (Some(source), Some(Arc::new(plugins)))
@@ -90,7 +103,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         services = plans.len(),
         "stackctl up"
     );
-    if plugins.as_ref().is_some_and(|p| p.route("/").is_some()) {
+    if plugins
+        .as_ref()
+        .is_some_and(|p| matches!(p.route("/"), Some(stackctl_plugin_host::Routed::Plugin(_))))
+    {
         // The line a user of the demo (or of the board) clicks.
         let host = match config.http.host.as_str() {
             "0.0.0.0" | "::" | "" => "localhost",
@@ -117,8 +133,16 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     {
         tracing::warn!("shared-memory reader: {e}");
     }
-    let _ = std::fs::remove_file(&socket);
     Ok(ExitCode::from(code))
+}
+
+/// Removes the control socket when `up` returns, however it returns.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 pub(crate) async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {

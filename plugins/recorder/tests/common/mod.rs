@@ -85,7 +85,7 @@ pub fn wait_status(port: u16, what: &str, check: impl Fn(&Value) -> bool) -> Val
 
 /// `/metrics` sample `name` (the first line starting with it).
 pub fn metric(port: u16, name: &str) -> f64 {
-    let text = request(port, "GET", "/metrics", &[]).text();
+    let text = stackctl_tests::plugins::unlabelled(&request(port, "GET", "/metrics", &[]).text());
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))

@@ -84,7 +84,8 @@ impl RtspStack {
     pub fn metric(&self, name: &str) -> f64 {
         let port = self.stack.http_port().expect("the stack's HTTP port");
         let (_, text) = stackctl_tests::plugins::http_get(port, "/metrics");
-        text.lines()
+        stackctl_tests::plugins::unlabelled(&text)
+            .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
     }

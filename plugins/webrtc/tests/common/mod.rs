@@ -81,6 +81,7 @@ bind = ["127.0.0.1"]
     pub fn metric(&self, sample: &str) -> Option<f64> {
         let (code, text) = http_get(self.port, "/metrics");
         assert_eq!(code, 200, "/metrics: {text}");
+        let text = stackctl_tests::plugins::unlabelled(&text);
         text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;
             (name == sample).then(|| value.parse().ok())?
