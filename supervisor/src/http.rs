@@ -25,6 +25,24 @@ use tokio::sync::watch;
 use crate::status::StackStatus;
 use stackctl_plugin_host::{HttpError, Plugin, PluginHost};
 
+pub mod detections;
+pub mod hyper_errors;
+pub mod snapshot;
+pub mod vision;
+
+/// A response body: a whole one, or a stream (server-sent events).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).boxed()
+}
+
+/// A whole body as a [`Body`].
+pub fn boxed(body: Full<Bytes>) -> Body {
+    body.boxed()
+}
+
 /// Which routes a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routes {
@@ -54,6 +72,8 @@ pub struct Context {
     pub source: Option<(String, Arc<SourceStats>)>,
     /// Origins allowed to call from a browser.
     pub cors_origins: Arc<Vec<String>>,
+    /// Detections and snapshots.
+    pub vision: vision::Vision,
 }
 
 /// Serves `listener` until the task is dropped.
@@ -75,7 +95,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(hyper_errors::JsonErrors::new(stream)), service);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
@@ -83,7 +103,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
     }
 }
 
-async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Body> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -91,9 +111,11 @@ async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Respon
         .filter(|o| ctx.cors_origins.iter().any(|allowed| allowed == o))
         .map(str::to_owned);
     let mut response = if req.method() == Method::OPTIONS {
-        respond(StatusCode::OK, "text/plain", String::new())
+        respond(StatusCode::OK, "text/plain", String::new()).map(boxed)
+    } else if let Some(response) = vision::dispatch(&req, &ctx.vision, routes).await {
+        response
     } else {
-        dispatch(req, ctx, routes).await
+        dispatch(req, ctx, routes).await.map(boxed)
     };
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
         let h = response.headers_mut();
@@ -281,6 +303,7 @@ mod tests {
             plugins: None,
             source: None,
             cors_origins: Arc::new(vec!["http://localhost:8080".to_owned()]),
+            vision: vision::Vision::default(),
         }
     }
 

@@ -116,7 +116,8 @@ fn detection_and_nv12_segment_names_are_checked() {
     let errors = crate::errors(&sources_with(&f));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].starts_with("source.detections = \"pet_camera_detections\": not a shared-memory name")
+        errors[0]
+            .starts_with("source.detections = \"pet_camera_detections\": not a shared-memory name")
             && errors[0].contains("line 2"),
         "{errors:?}"
     );
