@@ -362,6 +362,47 @@ mod tests {
         }
     }
 
+    /// Requests hyper refuses before any handler sees them still get a JSON body: a request
+    /// line it cannot parse (400), a URI over 64 KiB (414), more headers than it takes (431).
+    #[tokio::test]
+    async fn hypers_own_errors_have_json_bodies() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(listener, context(), Routes::All));
+        let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+        let many_headers = format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+            (0..200)
+                .map(|i| format!("X-H{i}: v\r\n"))
+                .collect::<String>()
+        );
+        let cases = [
+            ("GARBAGE\r\n\r\n".to_owned(), 400),
+            ("GET /health HTTP/1.1\r\nHost x\r\n\r\n".to_owned(), 400),
+            (long_uri, 414),
+            (many_headers, 431),
+            (
+                "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+                404,
+            ),
+        ];
+        for (request, code) in cases {
+            let r = send(addr, &request).await;
+            let what = &request[..request.len().min(40)];
+            assert!(r.starts_with(&format!("HTTP/1.1 {code} ")), "{what:?}: {r}");
+            let (head, body) = r.split_once("\r\n\r\n").expect("a head");
+            assert!(
+                head.to_lowercase()
+                    .contains("content-type: application/json"),
+                "{what:?}: {r}"
+            );
+            let json: serde_json::Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("{what:?}: body not JSON ({e}): {r}"));
+            assert_eq!(json["status"], code, "{r}");
+            assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
+        }
+    }
+
     #[tokio::test]
     async fn cors_answers_only_the_allowed_origins() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
