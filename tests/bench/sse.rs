@@ -1,0 +1,97 @@
+//! Detector write → server-sent event latency, on the real `stackctl up` over loopback.
+//!
+//! This program plays the detector: it writes a result into a detection segment with the
+//! board's writer protocol (`DetectionWriter`, `version` incremented last), stamping
+//! `CLOCK_MONOTONIC` just before the write; it reads `/api/detections/stream` over a plain TCP
+//! connection and stamps the arrival of the event carrying that result's frame number. One
+//! result every 33 ms (a detector keeping up with 30 fps), `RESULTS` of them after a warm-up.
+//!
+//! Run: `cargo bench -p stackctl-tests --bench sse` (the bench uses the `stackctl` binary of
+//! the profile it is built with: `cargo build -p stackctl --release` first for release figures;
+//! `cargo bench --profile dev ...` measures the debug build).
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use stackctl_core::detections::{Detection, DetectionWriter, WriteMode};
+use stackctl_media::clock::monotonic_ns;
+use stackctl_tests::unique_shm;
+use stackctl_tests::up::Stack;
+
+const WARM_UP: u64 = 30;
+const RESULTS: u64 = 600;
+const PERIOD: Duration = Duration::from_millis(33);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = !args.iter().any(|a| a == "--bench");
+    let results = if quick { 60 } else { RESULTS };
+    let name = unique_shm("sse-bench");
+    let mut writer = DetectionWriter::create(name.as_str()).expect("detection segment");
+    let stack = Stack::new(&format!(
+        "[source]\ndetections = \"{}\"\nnv12 = \"\"\n\n[services.idle]\ncommand = \"sleep\"\nargs = [\"1000\"]\n",
+        name.as_str()
+    ));
+    let port = stack.http_port().expect("port");
+    let mut up = stack.up(&[], &[]);
+    up.wait_line(&["stack ready"]);
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /api/detections/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("request");
+    let mut reader = BufReader::new(stream);
+    let cat = [Detection {
+        class: "cat".into(),
+        confidence: 0.9,
+        x: 100,
+        y: 80,
+        w: 64,
+        h: 64,
+    }];
+    let mut latencies = Vec::new();
+    for i in 0..WARM_UP + results {
+        let frame = 1_000 + i;
+        let start = monotonic_ns();
+        writer
+            .write(frame, start, &cat, WriteMode::Whole)
+            .expect("write");
+        let needle = format!("\"frame_number\":{frame},");
+        loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("an event within 10 s");
+            assert!(n > 0, "the stream ended");
+            if line.starts_with("data: ") && line.contains(&needle) {
+                break;
+            }
+        }
+        let latency = monotonic_ns() - start;
+        if i >= WARM_UP {
+            latencies.push(latency);
+        }
+        let next = start + PERIOD.as_nanos() as u64;
+        std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
+    }
+    up.terminate();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
+    println!(
+        "detector write -> SSE event ({} build of stackctl, {} results, one every {} ms): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        latencies.len(),
+        PERIOD.as_millis(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+}
