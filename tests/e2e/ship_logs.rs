@@ -288,7 +288,7 @@ fn stderr_level_sets_the_level_of_a_services_stderr() {
     let lines = run_to_ready(&stack, &[], &[], Journal::Connected);
     let err = line_with(&lines, ERR_LINE);
     assert!(
-        err.starts_with("<3>ERROR ") && err.contains("stream=stderr"),
+        err.starts_with("<3>ERROR ") && err.contains("stream=\"stderr\""),
         "{err}"
     );
     assert!(line_with(&lines, OUT_LINE).starts_with("<6>INFO "));
@@ -350,9 +350,9 @@ fn a_fatal_error_after_logging_started_is_a_json_line_too() {
 
 #[test]
 fn level_comes_from_the_file_and_rust_log_wins() {
-    let stack = stack("[log]\nlevel = \"warn\"\n");
+    // `stderr_level = "warn"`: the service's stderr passes the filter, its stdout (INFO) not.
+    let stack = stack("stderr_level = \"warn\"\n[log]\nlevel = \"warn\"\n");
     let mut run = Run::start(&stack, &[], &[], Journal::Unset);
-    // The service's stderr is logged at WARN: it passes the filter, its stdout (INFO) not.
     run.wait_for(&[ERR_LINE]);
     let (lines, code) = run.stop();
     assert_eq!(code, Some(0));

@@ -1,24 +1,29 @@
-//! Detector write → server-sent event latency, on the real `stackctl up` over loopback.
+//! What the camera-facing routes cost, on the real `stackctl up` over loopback.
 //!
-//! This program plays the detector: it writes a result into a detection segment with the
+//! 1. **Detector write → server-sent event.** This program plays the detector: it writes a result into a detection segment with the
 //! board's writer protocol (`DetectionWriter`, `version` incremented last), stamping
 //! `CLOCK_MONOTONIC` just before the write; it reads `/api/detections/stream` over a plain TCP
 //! connection and stamps the arrival of the event carrying that result's frame number. One
 //! result every 33 ms (a detector keeping up with 30 fps), `RESULTS` of them after a warm-up.
+//! 2. **`/snapshot.jpg`.** camsim writes ten NV12 frames (1920x1080, then 640x480) and stops,
+//!    leaving the last one newest: the first request's time (copy + encode + HTTP), then
+//!    requests a second from the cache, 4 client threads, a connection per request.
 //!
-//! Run: `cargo bench -p stackctl-tests --bench sse` (the bench uses the `stackctl` binary of
+//! Run: `cargo bench -p stackctl-tests --bench vision` (the bench uses the `stackctl` binary of
 //! the profile it is built with: `cargo build -p stackctl --release` first for release figures;
 //! `cargo bench --profile dev ...` measures the debug build).
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use stackctl_core::detections::{Detection, DetectionWriter, WriteMode};
 use stackctl_media::clock::monotonic_ns;
-use stackctl_tests::unique_shm;
+use stackctl_tests::plugins::request;
 use stackctl_tests::up::Stack;
+use stackctl_tests::{Proc, assert_success, bin, unique_shm};
 
 const WARM_UP: u64 = 30;
 const RESULTS: u64 = 600;
@@ -29,10 +34,12 @@ fn main() {
     let quick = !args.iter().any(|a| a == "--bench");
     let results = if quick { 60 } else { RESULTS };
     let name = unique_shm("sse-bench");
+    let nv12 = unique_shm("snap-bench");
     let mut writer = DetectionWriter::create(name.as_str()).expect("detection segment");
     let stack = Stack::new(&format!(
-        "[source]\ndetections = \"{}\"\nnv12 = \"\"\n\n[services.idle]\ncommand = \"sleep\"\nargs = [\"1000\"]\n",
-        name.as_str()
+        "[source]\ndetections = \"{}\"\nnv12 = \"{}\"\n\n[services.idle]\ncommand = \"sleep\"\nargs = [\"1000\"]\n",
+        name.as_str(),
+        nv12.as_str()
     ));
     let port = stack.http_port().expect("port");
     let mut up = stack.up(&[], &[]);
@@ -77,6 +84,14 @@ fn main() {
         let next = start + PERIOD.as_nanos() as u64;
         std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
     }
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    for size in ["1920x1080", "640x480"] {
+        snapshots(port, &nv12, size, build, if quick { 500 } else { 5_000 });
+    }
     up.terminate();
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
@@ -93,5 +108,34 @@ fn main() {
         pct(0.9),
         pct(0.99),
         pct(1.0)
+    );
+}
+
+/// camsim leaves ten frames of `size` in `nv12`; one request encodes, then `n` are cached.
+fn snapshots(port: u16, nv12: &stackctl_tests::ShmName, size: &str, build: &str, n: usize) {
+    let stream = unique_shm("snap-bench-stream");
+    let mut cam = Command::new(bin("camsim"));
+    cam.args(["--shm", stream.as_str(), "--nv12-shm", nv12.as_str()])
+        .args(["--size", size, "--fps", "30", "--frames", "10", "--keep"]);
+    assert_success(&Proc::spawn(cam).wait(), "camsim");
+    let start = Instant::now();
+    let first = request(port, "GET", "/snapshot.jpg", &[]);
+    let encode = start.elapsed();
+    assert_eq!(first.code, 200, "{}", first.text());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..n / 4 {
+                    assert_eq!(request(port, "GET", "/snapshot.jpg", &[]).code, 200);
+                }
+            });
+        }
+    });
+    let per_second = (n / 4 * 4) as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "/snapshot.jpg {size} ({build} build): first request (copy + encode + HTTP) {:.1} ms, {} kB; from the cache {per_second:.0} requests/s (4 threads, a connection each)",
+        encode.as_secs_f64() * 1e3,
+        first.body.len() / 1000
     );
 }
