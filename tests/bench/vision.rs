@@ -61,29 +61,54 @@ fn main() {
         w: 64,
         h: 64,
     }];
-    let mut latencies = Vec::new();
-    for i in 0..WARM_UP + results {
-        let frame = 1_000 + i;
-        let start = monotonic_ns();
-        writer
-            .write(frame, start, &cat, WriteMode::Whole)
-            .expect("write");
-        let needle = format!("\"frame_number\":{frame},");
-        loop {
-            let mut line = String::new();
-            let n = reader.read_line(&mut line).expect("an event within 10 s");
-            assert!(n > 0, "the stream ended");
-            if line.starts_with("data: ") && line.contains(&needle) {
-                break;
-            }
+    // Open loop, as on the board: the detector writes on its own clock, whatever the browser
+    // does (a writer that waited for each event would let one slow event set the pace).
+    let total = WARM_UP + results;
+    let writes = std::thread::spawn(move || {
+        let mut stamps = Vec::new();
+        let mut next = monotonic_ns();
+        for i in 0..total {
+            std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
+            let start = monotonic_ns();
+            writer
+                .write(1_000 + i, start, &cat, WriteMode::Whole)
+                .expect("write");
+            stamps.push(start);
+            next += PERIOD.as_nanos() as u64;
         }
-        let latency = monotonic_ns() - start;
-        if i >= WARM_UP {
-            latencies.push(latency);
+        stamps
+    });
+    let mut arrivals = vec![0u64; total as usize];
+    let last = 1_000 + total - 1;
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("an event within 10 s");
+        assert!(n > 0, "the stream ended");
+        let Some(json) = line.trim_end().strip_prefix("data: ") else {
+            continue;
+        };
+        let now = monotonic_ns();
+        let event: serde_json::Value = serde_json::from_str(json).expect("JSON");
+        let frame = event["frame_number"].as_u64().expect("frame_number");
+        if let Some(slot) = frame
+            .checked_sub(1_000)
+            .and_then(|i| arrivals.get_mut(i as usize))
+        {
+            *slot = now;
         }
-        let next = start + PERIOD.as_nanos() as u64;
-        std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
+        if frame == last {
+            break;
+        }
     }
+    let stamps = writes.join().expect("writer");
+    let mut latencies: Vec<u64> = stamps
+        .iter()
+        .zip(&arrivals)
+        .skip(WARM_UP as usize)
+        .filter(|(_, at)| **at > 0)
+        .map(|(w, at)| at - w)
+        .collect();
+    let missed = results as usize - latencies.len();
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -96,7 +121,7 @@ fn main() {
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
     println!(
-        "detector write -> SSE event ({} build of stackctl, {} results, one every {} ms): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "detector write -> SSE event ({} build of stackctl, {} results, one every {} ms, {missed} not seen: overwritten before read): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         if cfg!(debug_assertions) {
             "debug"
         } else {
