@@ -1,10 +1,11 @@
 //! What the camera-facing routes cost, on the real `stackctl up` over loopback.
 //!
-//! 1. **Detector write → server-sent event.** This program plays the detector: it writes a result into a detection segment with the
-//! board's writer protocol (`DetectionWriter`, `version` incremented last), stamping
-//! `CLOCK_MONOTONIC` just before the write; it reads `/api/detections/stream` over a plain TCP
-//! connection and stamps the arrival of the event carrying that result's frame number. One
-//! result every 33 ms (a detector keeping up with 30 fps), `RESULTS` of them after a warm-up.
+//! 1. **Detector write → server-sent event.** This program plays the detector, on its own clock
+//!    (open loop): it writes a result into a detection segment with the
+//!    board's writer protocol (`DetectionWriter`, `version` incremented last), stamping
+//!    `CLOCK_MONOTONIC` just before the write; it reads `/api/detections/stream` over a plain TCP
+//!    connection and stamps the arrival of the event carrying that result's frame number. One
+//!    result every 33 ms (a detector keeping up with 30 fps), `RESULTS` of them after a warm-up.
 //! 2. **`/snapshot.jpg`.** camsim writes ten NV12 frames (1920x1080, then 640x480) and stops,
 //!    leaving the last one newest: the first request's time (copy + encode + HTTP), then
 //!    requests a second from the cache, 4 client threads, a connection per request.

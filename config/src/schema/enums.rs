@@ -111,6 +111,8 @@ string_enum! {
     }
 }
 
+// By hand: `string_enum!` fixes the derives.
+#[allow(clippy::derivable_impls)]
 impl Default for OutputLevel {
     fn default() -> Self {
         Self::Info
