@@ -4,10 +4,11 @@
 //! 4xx/5xx of this server carries `{"error": .., "status": ..}`, so [`JsonErrors`] rewrites
 //! those heads on their way out.
 //!
-//! It recognises a whole response head of status 4xx/5xx with `content-length: 0`, no
-//! `content-type` and nothing after it, in one write: what hyper's automatic responses are
-//! (the wrapper turns off vectored writes, so hyper hands over each response as one buffer).
-//! A handler's empty 4xx/5xx gets the same JSON body, which is what the server promises anyway.
+//! It recognises a whole response head of status 4xx/5xx with `content-length: 0`,
+//! `connection: close`, no `content-type` and nothing after it, in one write: what hyper's
+//! automatic responses are (the wrapper turns off vectored writes, so hyper hands over each
+//! response as one buffer). `connection: close` keeps it off an empty answer to a HEAD request
+//! on a kept-alive connection, which must stay without a body.
 
 use std::io;
 use std::pin::Pin;
@@ -110,7 +111,7 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut headers = Vec::new();
-    let mut empty = false;
+    let (mut empty, mut closing) = (false, false);
     for line in lines {
         let (name, value) = line.split_once(':')?;
         if name.eq_ignore_ascii_case("content-type") {
@@ -123,9 +124,12 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
             empty = true;
             continue;
         }
+        if name.eq_ignore_ascii_case("connection") && value.trim().eq_ignore_ascii_case("close") {
+            closing = true;
+        }
         headers.push(line);
     }
-    if !empty {
+    if !(empty && closing) {
         return None;
     }
     let message = match code {
@@ -159,7 +163,7 @@ mod tests {
     #[test]
     fn only_bodyless_error_heads_are_rewritten() {
         let r = rewrite(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n",
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n",
         )
         .expect("rewritten");
         let text = String::from_utf8(r).expect("utf-8");
@@ -176,7 +180,9 @@ mod tests {
             &b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"[..],
             b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n",
             b"HTTP/1.1 404 Not Found\r\ncontent-length: 12\r\n\r\n",
-            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\nHTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\nHTTP/1.1 200 OK\r\n",
+            // An empty answer to a HEAD on a kept-alive connection.
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
             b"some body bytes",
         ] {
             assert_eq!(rewrite(unchanged), None, "{}", String::from_utf8_lossy(unchanged));
