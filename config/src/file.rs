@@ -68,13 +68,32 @@ pub(crate) fn read(path: &Path) -> Result<FileLayer, FileError> {
         path: path.to_owned(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+    let text = read_bounded(path).map_err(error)?;
     let (table, lines) = parse(&text).map_err(error)?;
     Ok(FileLayer {
         path: path.to_owned(),
         table,
         lines,
     })
+}
+
+/// Largest configuration file read: the board's is about 10 kB, and a name like `/dev/zero`
+/// must end in an error, not in reading until memory runs out.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`] (+1, to tell a file of exactly that size from a larger
+/// one) as UTF-8.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err("larger than 1 MiB, the limit for a configuration file".into());
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
 }
 
 /// Parses TOML text into a table and the line of each key (a syntax error names its line and

@@ -74,7 +74,7 @@ pub use plugins::{DEFAULT_QUEUE, MAX_QUEUE, PluginSection};
 pub use schema::{
     Backoff, BuildCommand, BuildConfig, Config, ControlConfig, DETECTOR_SERVICE,
     DependencyCondition, DetectorConfig, HttpConfig, LegacyConfig, LogConfig, LogFormat,
-    MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, Probe, ProbeKind, ProfilingConfig,
-    RecordingConfig, RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig,
-    ToolsConfig, YoloModel,
+    MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, OutputLevel, Probe, ProbeKind,
+    ProfilingConfig, RecordingConfig, RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig,
+    StreamingConfig, ToolsConfig, YoloModel,
 };

@@ -143,6 +143,13 @@ pub(crate) fn validate(
     c.not_empty(&["tools", "uv"], &config.tools.uv);
     c.shm_name(&["source", "shm"], &config.source.shm);
     c.positive(&["source", "open_timeout"], config.source.open_timeout);
+    // "" switches either off.
+    if !config.source.detections.is_empty() {
+        c.shm_name(&["source", "detections"], &config.source.detections);
+    }
+    if !config.source.nv12.is_empty() {
+        c.shm_name(&["source", "nv12"], &config.source.nv12);
+    }
     for (i, dir) in config.plugin_dirs.iter().enumerate() {
         c.not_empty_item(&["plugin_dirs"], i, &dir.to_string_lossy());
     }

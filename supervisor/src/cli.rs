@@ -183,9 +183,14 @@ pub struct TapArgs {
     /// Seconds to wait for the segment to appear; 0 waits forever.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub wait: f64,
-    /// Start with the oldest frame still in the ring instead of the next one written.
+    /// Start with the oldest frame still in the ring instead of the next one written, and
+    /// write every frame exactly as read (implies --raw).
     #[arg(long)]
     pub from_start: bool,
+    /// Write every frame exactly as read, from the first one received, instead of starting at
+    /// an IDR with the SPS and PPS in front (the output then may not decode from its start).
+    #[arg(long)]
+    pub raw: bool,
     /// Stop after this many seconds without a frame (default: wait for the camera forever).
     #[arg(long, value_name = "SECS")]
     pub idle: Option<f64>,

@@ -25,6 +25,24 @@ use tokio::sync::watch;
 use crate::status::StackStatus;
 use stackctl_plugin_host::{HttpError, Plugin, PluginHost, Routed};
 
+pub mod detections;
+pub mod hyper_errors;
+pub mod snapshot;
+pub mod vision;
+
+/// A response body: a whole one, or a stream (server-sent events).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).boxed()
+}
+
+/// A whole body as a [`Body`].
+pub fn boxed(body: Full<Bytes>) -> Body {
+    body.boxed()
+}
+
 /// Which routes a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routes {
@@ -54,6 +72,8 @@ pub struct Context {
     pub source: Option<(String, Arc<SourceStats>)>,
     /// Origins allowed to call from a browser.
     pub cors_origins: Arc<Vec<String>>,
+    /// Detections and snapshots.
+    pub vision: vision::Vision,
 }
 
 /// Serves `listener` until the task is dropped.
@@ -75,7 +95,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(hyper_errors::JsonErrors::new(stream)), service);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
@@ -83,7 +103,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
     }
 }
 
-async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Body> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -91,9 +111,11 @@ async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Respon
         .filter(|o| ctx.cors_origins.iter().any(|allowed| allowed == o))
         .map(str::to_owned);
     let mut response = if req.method() == Method::OPTIONS {
-        respond(StatusCode::OK, "text/plain", String::new())
+        respond(StatusCode::OK, "text/plain", String::new()).map(boxed)
+    } else if let Some(response) = vision::dispatch(&req, &ctx.vision, routes).await {
+        response
     } else {
-        dispatch(req, ctx, routes).await
+        dispatch(req, ctx, routes).await.map(boxed)
     };
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
         let h = response.headers_mut();
@@ -318,6 +340,7 @@ mod tests {
             plugins: None,
             source: None,
             cors_origins: Arc::new(vec!["http://localhost:8080".to_owned()]),
+            vision: vision::Vision::default(),
         }
     }
 
@@ -373,6 +396,47 @@ mod tests {
             "\"reason\"",
         ] {
             assert!(r.contains(field), "{field} missing: {r}");
+        }
+    }
+
+    /// Requests hyper refuses before any handler sees them still get a JSON body: a request
+    /// line it cannot parse (400), a URI over 64 KiB (414), more headers than it takes (431).
+    #[tokio::test]
+    async fn hypers_own_errors_have_json_bodies() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(listener, context(), Routes::All));
+        let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+        let many_headers = format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+            (0..200)
+                .map(|i| format!("X-H{i}: v\r\n"))
+                .collect::<String>()
+        );
+        let cases = [
+            ("GARBAGE\r\n\r\n".to_owned(), 400),
+            ("GET /health HTTP/1.1\r\nHost x\r\n\r\n".to_owned(), 400),
+            (long_uri, 414),
+            (many_headers, 431),
+            (
+                "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+                404,
+            ),
+        ];
+        for (request, code) in cases {
+            let r = send(addr, &request).await;
+            let what = &request[..request.len().min(40)];
+            assert!(r.starts_with(&format!("HTTP/1.1 {code} ")), "{what:?}: {r}");
+            let (head, body) = r.split_once("\r\n\r\n").expect("a head");
+            assert!(
+                head.to_lowercase()
+                    .contains("content-type: application/json"),
+                "{what:?}: {r}"
+            );
+            let json: serde_json::Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("{what:?}: body not JSON ({e}): {r}"));
+            assert_eq!(json["status"], code, "{r}");
+            assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()), "{r}");
         }
     }
 

@@ -128,6 +128,65 @@ pub fn render(status: &StackStatus) -> Result<String, prometheus::Error> {
             "Camera restarts followed",
             src.restarts as f64,
         )?;
+        counter(
+            "stackctl_source_bytes_total",
+            "Bytes of H.264 read from the camera's segment",
+            src.bytes as f64,
+        )?;
+        counter(
+            "stackctl_source_other_format_total",
+            "Frames of other formats skipped",
+            src.other_format as f64,
+        )?;
+        counter(
+            "stackctl_source_late_windows_total",
+            "Two-second windows in which the camera delivered below 85 % of its announced rate",
+            src.late_windows as f64,
+        )?;
+        gauge(
+            "stackctl_source_late_fps",
+            "Frame rate measured in the last late window (0 before any)",
+            src.late_fps.unwrap_or(0.0),
+        )?;
+        gauge(
+            "stackctl_source_has_params",
+            "1 once SPS and PPS have been seen",
+            bool_f(src.has_params),
+        )?;
+        if let Some(age) = src.last_frame_age_ms {
+            gauge(
+                "stackctl_source_last_frame_age_seconds",
+                "Seconds since the last frame",
+                age / 1000.0,
+            )?;
+        }
+    }
+    if let Some(d) = &status.detections {
+        detection_metrics(&registry, d)?;
+    }
+    if let Some(s) = &status.snapshots {
+        counter(
+            "stackctl_snapshot_encodes_total",
+            "JPEG encodes for /snapshot.jpg (at most one per frame and width)",
+            s.encodes as f64,
+        )?;
+        let requests = CounterVec::new(
+            Opts::new(
+                "stackctl_snapshot_requests_total",
+                "/snapshot.jpg requests by result: encoded, cached, error (503 or 400)",
+            ),
+            &["result"],
+        )?;
+        requests
+            .with_label_values(&["encoded"])
+            .inc_by(s.served.saturating_sub(s.cached) as f64);
+        requests
+            .with_label_values(&["cached"])
+            .inc_by(s.cached as f64);
+        requests
+            .with_label_values(&["error"])
+            .inc_by(s.errors as f64);
+        registry.register(Box::new(requests))?;
     }
     let plugin_up = GaugeVec::new(
         Opts::new("stackctl_plugin_up", "1 while a sink plugin runs"),
@@ -161,6 +220,99 @@ pub fn render(status: &StackStatus) -> Result<String, prometheus::Error> {
     let mut out = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut out)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn detection_metrics(
+    registry: &Registry,
+    d: &crate::status::DetectionStatus,
+) -> Result<(), prometheus::Error> {
+    let counter = |name: &str, help: &str, value: u64| -> Result<(), prometheus::Error> {
+        let c = Counter::with_opts(Opts::new(name, help))?;
+        c.inc_by(value as f64);
+        registry.register(Box::new(c))
+    };
+    let gauge = |name: &str, help: &str, value: f64| -> Result<(), prometheus::Error> {
+        let g = Gauge::with_opts(Opts::new(name, help))?;
+        g.set(value);
+        registry.register(Box::new(g))
+    };
+    gauge(
+        "stackctl_detections_attached",
+        "1 while the detector's segment is mapped",
+        bool_f(d.attached),
+    )?;
+    counter(
+        "stackctl_detection_results_total",
+        "Detector results read",
+        d.results,
+    )?;
+    counter(
+        "stackctl_detections_total",
+        "Detections in the results read",
+        d.detections,
+    )?;
+    let rejected = CounterVec::new(
+        Opts::new(
+            "stackctl_detections_rejected_total",
+            "Detector results not delivered: malformed, missed (overwritten unread), unstable (never held still), late_tear",
+        ),
+        &["reason"],
+    )?;
+    for (reason, n) in [
+        ("malformed", d.malformed),
+        ("missed", d.missed),
+        ("unstable", d.unstable),
+        ("late_tear", d.late_tears),
+    ] {
+        rejected.with_label_values(&[reason]).inc_by(n as f64);
+    }
+    registry.register(Box::new(rejected))?;
+    counter(
+        "stackctl_detections_torn_retries_total",
+        "Copies retried because the detector was writing",
+        d.torn_retries,
+    )?;
+    counter(
+        "stackctl_detections_segments_refused_total",
+        "Detection segments refused for their size",
+        d.refused,
+    )?;
+    counter(
+        "stackctl_detections_restarts_total",
+        "Detector restarts followed",
+        d.restarts,
+    )?;
+    if let Some(age) = d.last_result_age_ms {
+        gauge(
+            "stackctl_detections_last_result_age_seconds",
+            "Seconds since the last result",
+            age / 1000.0,
+        )?;
+    }
+    gauge(
+        "stackctl_detection_stream_clients",
+        "/api/detections/stream clients connected",
+        d.stream_clients as f64,
+    )?;
+    counter(
+        "stackctl_detection_stream_events_total",
+        "Events sent to stream clients",
+        d.stream_events,
+    )?;
+    let dropped = CounterVec::new(
+        Opts::new(
+            "stackctl_detection_stream_clients_dropped_total",
+            "Stream clients disconnected for reading too slowly (slow) or refused at the cap (cap)",
+        ),
+        &["reason"],
+    )?;
+    dropped
+        .with_label_values(&["slow"])
+        .inc_by(d.stream_dropped_slow as f64);
+    dropped
+        .with_label_values(&["cap"])
+        .inc_by(d.stream_refused as f64);
+    registry.register(Box::new(dropped))
 }
 
 fn bool_f(b: bool) -> f64 {
@@ -201,7 +353,40 @@ pub(crate) mod tests {
             cpu_seconds: 0.5,
             rss_bytes: 8_000_000,
             plugins: Vec::new(),
-            source: None,
+            source: Some(crate::status::SourceStatus {
+                shm: "/cam".into(),
+                frames: 10,
+                lost: 1,
+                malformed: 2,
+                torn_retries: 3,
+                late_tears: 4,
+                restarts: 5,
+                last_frame_age_ms: Some(20.0),
+                bytes: 1000,
+                other_format: 6,
+                late_windows: 7,
+                late_fps: Some(14.5),
+                has_params: true,
+            }),
+            detections: Some(crate::status::DetectionStatus {
+                shm: "/det".into(),
+                attached: true,
+                results: 30,
+                detections: 12,
+                malformed: 1,
+                missed: 2,
+                unstable: 3,
+                stream_clients: 2,
+                stream_dropped_slow: 1,
+                ..Default::default()
+            }),
+            snapshots: Some(crate::status::SnapshotStatus {
+                shm: "/nv12".into(),
+                served: 100,
+                cached: 99,
+                encodes: 1,
+                errors: 4,
+            }),
         }
     }
 
@@ -220,5 +405,33 @@ pub(crate) mod tests {
         assert!(text.contains("stackctl_service_state{service=\"detector\",state=\"backoff\"} 1"));
         assert!(text.contains("stackctl_service_last_exit_code{service=\"camera\"} 143"));
         assert!(text.contains("stackctl_ready 1"));
+    }
+
+    /// Every counter of the source, the detections and the snapshots is exported (issue: the
+    /// source's other_format and late windows were not).
+    #[test]
+    fn source_detection_and_snapshot_counters() {
+        let text = render(&sample()).expect("render");
+        for line in [
+            "stackctl_source_other_format_total 6",
+            "stackctl_source_late_windows_total 7",
+            "stackctl_source_late_fps 14.5",
+            "stackctl_source_bytes_total 1000",
+            "stackctl_source_lost_total 1",
+            "stackctl_source_has_params 1",
+            "stackctl_detection_results_total 30",
+            "stackctl_detections_total 12",
+            "stackctl_detections_rejected_total{reason=\"malformed\"} 1",
+            "stackctl_detections_rejected_total{reason=\"unstable\"} 3",
+            "stackctl_detection_stream_clients 2",
+            "stackctl_detection_stream_clients_dropped_total{reason=\"slow\"} 1",
+            "stackctl_snapshot_encodes_total 1",
+            "stackctl_snapshot_requests_total{result=\"cached\"} 99",
+            "stackctl_snapshot_requests_total{result=\"encoded\"} 1",
+            "stackctl_snapshot_requests_total{result=\"error\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(text.contains("# TYPE stackctl_source_other_format_total counter"));
     }
 }

@@ -110,6 +110,66 @@ pub struct StackStatus {
     /// The camera source, when plugins need one.
     #[serde(default)]
     pub source: Option<SourceStatus>,
+    /// The detector's results, unless `[source] detections = ""`.
+    #[serde(default)]
+    pub detections: Option<DetectionStatus>,
+    /// Snapshots, unless `[source] nv12 = ""`.
+    #[serde(default)]
+    pub snapshots: Option<SnapshotStatus>,
+}
+
+/// The detection source and the HTTP clients of its results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionStatus {
+    /// Segment name.
+    pub shm: String,
+    /// Whether the segment is mapped (the detector has created it).
+    pub attached: bool,
+    /// Results read.
+    pub results: u64,
+    /// Detections in those results.
+    pub detections: u64,
+    /// Results dropped as malformed.
+    pub malformed: u64,
+    /// Results overwritten before they could be read.
+    pub missed: u64,
+    /// Copies retried because the detector was writing.
+    pub torn_retries: u64,
+    /// Results given up: the detector never held still long enough.
+    pub unstable: u64,
+    /// Segments refused for their size.
+    pub refused: u64,
+    /// Results found torn afterwards (should stay 0).
+    pub late_tears: u64,
+    /// Detector restarts followed.
+    pub restarts: u64,
+    /// Milliseconds since the last result, when there was one.
+    pub last_result_age_ms: Option<f64>,
+    /// `/api/detections/stream` clients connected now.
+    pub stream_clients: u64,
+    /// Stream clients accepted since start.
+    pub stream_clients_total: u64,
+    /// Events sent to stream clients.
+    pub stream_events: u64,
+    /// Stream clients disconnected for reading too slowly.
+    pub stream_dropped_slow: u64,
+    /// Stream clients refused at the cap.
+    pub stream_refused: u64,
+}
+
+/// `/snapshot.jpg`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    /// The NV12 segment.
+    pub shm: String,
+    /// Requests answered with a picture.
+    pub served: u64,
+    /// Of those, answered from the cache.
+    pub cached: u64,
+    /// JPEG encodes.
+    pub encodes: u64,
+    /// Requests answered without a picture (503) or refused (400).
+    pub errors: u64,
 }
 
 /// The shared-memory source feeding the plugins.
@@ -131,4 +191,19 @@ pub struct SourceStatus {
     pub restarts: u64,
     /// Milliseconds since the last frame, when there was one.
     pub last_frame_age_ms: Option<f64>,
+    /// Bytes of H.264 read.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Frames of other formats skipped.
+    #[serde(default)]
+    pub other_format: u64,
+    /// Two-second windows in which the camera delivered below 85 % of its announced rate.
+    #[serde(default)]
+    pub late_windows: u64,
+    /// The rate measured in the last late window, frames per second.
+    #[serde(default)]
+    pub late_fps: Option<f64>,
+    /// Whether SPS and PPS have been seen.
+    #[serde(default)]
+    pub has_params: bool,
 }

@@ -229,7 +229,8 @@ fn assert_service_objects(objects: &[Value]) {
     let err = object_with(objects, ERR_LINE);
     assert_eq!(err["service"], "svc", "{err}");
     assert_eq!(err["stream"], "stderr", "{err}");
-    assert_eq!(err["level"], "WARN", "{err}");
+    // Programs write progress to stderr as often as errors: INFO unless `stderr_level` says.
+    assert_eq!(err["level"], "INFO", "{err}");
     let started = object_with(objects, "started");
     assert_eq!(started["service"], "svc", "{started}");
     assert!(started["pid"].is_u64(), "{started}");
@@ -245,7 +246,7 @@ fn text_by_default_every_line_starts_with_a_timestamp() {
     }
     // The service's output is prefixed with its name like any of stackctl's own lines.
     assert!(line_with(&lines, OUT_LINE).contains("service=svc"));
-    assert!(line_with(&lines, ERR_LINE).contains("WARN"));
+    assert!(line_with(&lines, ERR_LINE).contains("INFO"));
 }
 
 #[test]
@@ -274,9 +275,23 @@ fn under_the_journal_text_lines_carry_a_priority_and_no_timestamp() {
     );
     let err = line_with(&lines, ERR_LINE);
     assert!(
-        err.starts_with("<4>WARN ") && err.contains("service=svc"),
+        err.starts_with("<6>INFO ") && err.contains("service=svc"),
         "{err}"
     );
+}
+
+/// `stderr_level` sets the level (and so the journal priority) of a service's stderr lines;
+/// its stdout stays INFO.
+#[test]
+fn stderr_level_sets_the_level_of_a_services_stderr() {
+    let stack = stack("stderr_level = \"error\"");
+    let lines = run_to_ready(&stack, &[], &[], Journal::Connected);
+    let err = line_with(&lines, ERR_LINE);
+    assert!(
+        err.starts_with("<3>ERROR ") && err.contains("stream=\"stderr\""),
+        "{err}"
+    );
+    assert!(line_with(&lines, OUT_LINE).starts_with("<6>INFO "));
 }
 
 #[test]
@@ -335,9 +350,9 @@ fn a_fatal_error_after_logging_started_is_a_json_line_too() {
 
 #[test]
 fn level_comes_from_the_file_and_rust_log_wins() {
-    let stack = stack("[log]\nlevel = \"warn\"\n");
+    // `stderr_level = "warn"`: the service's stderr passes the filter, its stdout (INFO) not.
+    let stack = stack("stderr_level = \"warn\"\n[log]\nlevel = \"warn\"\n");
     let mut run = Run::start(&stack, &[], &[], Journal::Unset);
-    // The service's stderr is logged at WARN: it passes the filter, its stdout (INFO) not.
     run.wait_for(&[ERR_LINE]);
     let (lines, code) = run.stop();
     assert_eq!(code, Some(0));

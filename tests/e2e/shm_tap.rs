@@ -145,3 +145,52 @@ fn a_writer_restart_is_followed_without_losing_a_frame() {
         run.tap_stderr
     );
 }
+
+/// A tap that joins a running camera mid-GOP (no `--raw`, no `--from-start`) starts at an IDR
+/// with its parameter sets, so what it wrote decodes from its first frame without an error (it
+/// used to start with whatever frame came next: "non-existing PPS 0 referenced").
+#[test]
+fn a_tap_of_a_running_camera_decodes_from_its_first_frame() {
+    if !stackctl_tests::media::have_ffmpeg("tap of a running camera") {
+        return;
+    }
+    let shm = unique_shm("midgop");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tapped = dir.path().join("tap.h264");
+    let mut cam = Command::new(bin("camsim"));
+    cam.args(["--shm", shm.as_str(), "--frames", "1200", "--fps", "60"])
+        .args(["--size", "320x240", "--gop", "120"]);
+    let _cam = Proc::spawn(cam);
+    // A first raw tap of five frames: once it ends, the camera is running and its first IDR
+    // is behind us (the next one up to two seconds away).
+    let mut first = Command::new(bin("stackctl"));
+    first.args([
+        "shm",
+        "tap",
+        shm.as_str(),
+        "--frames",
+        "5",
+        "--wait",
+        "30",
+        "--raw",
+    ]);
+    assert_success(&Proc::spawn(first).wait(), "a first tap");
+    let mut tap = Command::new(bin("stackctl"));
+    tap.args([
+        "shm",
+        "tap",
+        shm.as_str(),
+        "--frames",
+        "150",
+        "--idle",
+        "10",
+    ])
+    .arg("--out")
+    .arg(&tapped);
+    let out = Proc::spawn(tap).wait();
+    assert_success(&out, "stackctl shm tap");
+    let p = stackctl_tests::media::probe(&tapped);
+    assert!(p.first_key, "the first frame is no key frame: {p:?}");
+    assert_eq!(p.frames, 150, "{p:?}");
+    stackctl_tests::media::decodes_cleanly(&tapped);
+}

@@ -94,6 +94,32 @@ string_enum! {
 }
 
 string_enum! {
+    /// `services.NAME.stderr_level`: the level a service's standard error is logged at.
+    /// Programs write progress and warnings alike to stderr, so the default is `info`: only a
+    /// service known to write nothing but errors there deserves `warn` or `error`.
+    pub enum OutputLevel {
+        /// `trace`.
+        Trace = "trace",
+        /// `debug`.
+        Debug = "debug",
+        /// `info` (the default).
+        Info = "info",
+        /// `warn`.
+        Warn = "warn",
+        /// `error`.
+        Error = "error",
+    }
+}
+
+// By hand: `string_enum!` fixes the derives.
+#[allow(clippy::derivable_impls)]
+impl Default for OutputLevel {
+    fn default() -> Self {
+        Self::Info
+    }
+}
+
+string_enum! {
     /// `source.guard`: the torn-read guard used when reading the camera's shared-memory ring
     /// (see `stackctl_core::shm::TornReadGuard`).
     pub enum ShmGuard {

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use enums::quoted_list;
 pub use enums::{
-    DependencyCondition, LogFormat, OnFailure, RestartPolicy, ShmGuard, Signal, YoloModel,
+    DependencyCondition, LogFormat, OnFailure, OutputLevel, RestartPolicy, ShmGuard, Signal,
+    YoloModel,
 };
 pub use probe::{Probe, ProbeKind};
 pub use sections::{

@@ -235,7 +235,8 @@ impl Default for ProfilingConfig {
     }
 }
 
-/// `[source]`: the camera's H.264 shared-memory ring.
+/// `[source]`: the shared memory stackctl reads: the camera's H.264 ring, the detector's
+/// results and the camera's NV12 ring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
@@ -246,6 +247,13 @@ pub struct SourceConfig {
     /// How long to wait for the segment to appear.
     #[serde(with = "crate::duration")]
     pub open_timeout: Duration,
+    /// The detector's result segment (`/pet_camera_detections` on the board), read for
+    /// `/api/detections/*` and the metrics; `""` reads none. Optional at run time: until it
+    /// exists there are no detections, and nothing else changes.
+    pub detections: String,
+    /// The camera's NV12 ring (`/pet_camera_active_frame`), read for `/snapshot.jpg`; `""`
+    /// serves no snapshots.
+    pub nv12: String,
 }
 
 impl Default for SourceConfig {
@@ -254,6 +262,8 @@ impl Default for SourceConfig {
             shm: "/pet_camera_stream".into(),
             guard: ShmGuard::Verify,
             open_timeout: Duration::from_secs(30),
+            detections: "/pet_camera_detections".into(),
+            nv12: "/pet_camera_active_frame".into(),
         }
     }
 }

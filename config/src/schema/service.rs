@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::enums::{DependencyCondition, OnFailure, RestartPolicy, Signal};
+use super::enums::{DependencyCondition, OnFailure, OutputLevel, RestartPolicy, Signal};
 use super::probe::Probe;
 
 /// A supervised service.
@@ -74,6 +74,9 @@ pub struct ServiceConfig {
     pub clean_shm: Vec<String>,
     /// Whether restarting this service also restarts the services that depend on it.
     pub restart_dependents: bool,
+    /// The level its standard error is logged at (`trace` ... `error`, default `info`);
+    /// standard output is always `info`.
+    pub stderr_level: OutputLevel,
 }
 
 impl Default for ServiceConfig {
@@ -99,6 +102,7 @@ impl Default for ServiceConfig {
             stop_timeout: Duration::from_secs(10),
             clean_shm: Vec::new(),
             restart_dependents: false,
+            stderr_level: OutputLevel::Info,
         }
     }
 }

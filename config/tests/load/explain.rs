@@ -28,8 +28,22 @@ fn explain_reports_each_layer() {
         path: f.path.clone(),
         line: Some(line_of(LEGACY, needle) + lines),
     };
+    s.env.extend(env(&[("STACKCTL_SOURCE__NV12", "/cam_nv12")]));
     let rows = [
         ("http.port", "8081", Origin::Default),
+        (
+            "source.detections",
+            "\"/pet_camera_detections\"",
+            Origin::Default,
+        ),
+        (
+            "source.nv12",
+            "\"/cam_nv12\"",
+            Origin::Env {
+                var: "STACKCTL_SOURCE__NV12".into(),
+            },
+        ),
+        ("services.camera.stderr_level", "\"info\"", Origin::Default),
         (
             "services.camera.stop_signal",
             "\"SIGTERM\"",

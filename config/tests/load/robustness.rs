@@ -86,3 +86,39 @@ fn a_list_where_a_table_belongs() {
         ["http = [1]: expected a table, from env STACKCTL_HTTP"]
     );
 }
+
+/// A configuration file is read up to a bound: `--config /dev/zero` (endless) and a file over
+/// 1 MiB are refused with the limit in the message, instead of reading until memory runs out.
+#[test]
+fn an_endless_or_huge_file_is_refused() {
+    let mut s = sources();
+    s.file = Some("/dev/zero".into());
+    let errors = crate::errors(&s);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("/dev/zero") && errors[0].contains("larger than 1 MiB"),
+        "{errors:?}"
+    );
+
+    let big = format!("# {}\n", "x".repeat(1 << 20));
+    let errors = crate::errors(&sources_with(&file(&big)));
+    assert!(
+        errors.len() == 1 && errors[0].contains("larger than 1 MiB"),
+        "{errors:?}"
+    );
+}
+
+/// The detection and NV12 segments are checked like the camera's ring, and `""` turns either
+/// off.
+#[test]
+fn detection_and_nv12_segment_names_are_checked() {
+    let f = file("[source]\ndetections = \"pet_camera_detections\"\nnv12 = \"\"\n");
+    let errors = crate::errors(&sources_with(&f));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("source.detections = \"pet_camera_detections\": not a shared-memory name")
+            && errors[0].contains("line 2"),
+        "{errors:?}"
+    );
+}

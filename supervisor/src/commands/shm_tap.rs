@@ -1,4 +1,9 @@
 //! `stackctl shm tap NAME`: the access units a segment delivers, byte for byte.
+//!
+//! By default the output decodes from its first byte, as a bus subscriber's input does: it
+//! starts at the next IDR (the bus's IDR gate, which also skips to the next IDR when a slow
+//! output makes it drop), with the SPS and PPS in front when the IDR does not carry them.
+//! `--raw` and `--from-start` write every frame exactly as read.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -7,7 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use stackctl_core::bus::{Bus, RecvError, SubscribeOptions};
+use stackctl_core::Frame;
+use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions};
 use stackctl_core::shm::{SourceConfig, SourceHandle, StartPosition, TornReadGuard};
 
 use crate::cli::{GuardArg, TapArgs, segment_name};
@@ -38,7 +44,13 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
     };
     let wait = (args.wait > 0.0).then(|| Duration::from_secs_f64(args.wait));
     let bus = Bus::new();
-    let sub = bus.subscribe(SubscribeOptions::new("tap").capacity(QUEUE_FRAMES));
+    let raw = args.raw || args.from_start;
+    let start = if raw { StartAt::Next } else { StartAt::NextIdr };
+    let sub = bus.subscribe(
+        SubscribeOptions::new("tap")
+            .capacity(QUEUE_FRAMES)
+            .start(start),
+    );
     let source = SourceHandle::spawn(cfg, bus, wait).context("cannot start the reader thread")?;
 
     let idle = args.idle.map(Duration::from_secs_f64);
@@ -58,7 +70,16 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
             Err(RecvError::Empty) => continue,
             Err(RecvError::Closed) => break,
         };
-        match out.write_all(frame.data()) {
+        let result = if raw || written > 0 {
+            out.write_all(frame.data())
+        } else {
+            match first_frame(&frame) {
+                Some(pieces) => pieces.iter().try_for_each(|p| out.write_all(p)),
+                // An IDR without parameter sets, none seen yet: wait for one that has them.
+                None => continue,
+            }
+        };
+        match result {
             Ok(()) => {}
             // The reader of our output went away (`| head -c`, a closed player): a normal end.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break,
@@ -87,4 +108,20 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
     );
     ended.context("reading shared memory")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pieces of the first frame written: an IDR as it is when it carries its SPS and PPS,
+/// else with the source's cached ones in front (`h264::with_params`, as sinks do); `None`
+/// when neither is there yet.
+fn first_frame(frame: &Frame) -> Option<Vec<&[u8]>> {
+    if !frame.is_idr() {
+        return None;
+    }
+    if frame.has_inband_params() {
+        return Some(vec![frame.data()]);
+    }
+    let params = frame.params()?;
+    stackctl_media::h264::with_params(params, frame.data(), frame.info())
+        .ok()
+        .map(Iterator::collect)
 }

@@ -44,8 +44,8 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
 
     // The data path: the camera's segment onto the bus, the bus into the sink plugins.
     crate::disk::watch(&loaded.plugins);
+    let bus = stackctl_core::Bus::new();
     let (source, plugins) = if loaded.plugins.iter().any(|p| p.enabled) {
-        let bus = stackctl_core::Bus::new();
         let mut source_cfg = stackctl_core::shm::SourceConfig::new(config.source.shm.clone());
         // A camera started after stackctl has usually written a frame or two by the time the
         // source attaches: start with what is still in the ring, so sinks begin at its very
@@ -67,17 +67,32 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
                         .collect();
                     ConfigError::Check(problems)
                 })?;
-        let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus, None)
+        let source = stackctl_core::shm::SourceHandle::spawn(source_cfg, bus.clone(), None)
             .context("cannot start the shared-memory reader")?;
         (Some(source), Some(Arc::new(plugins)))
     } else {
         (None, None)
     };
+    // What the camera sees: the detector's results (optional: until its segment exists there
+    // are none, and nothing else changes) and snapshots of the NV12 ring (mapped on request).
+    let vision = start_vision(&config.source, &bus)?;
     let attached = Attachments {
         plugins: plugins.clone(),
         source: source
             .as_ref()
             .map(|s| (config.source.shm.clone(), s.stats().clone())),
+        detections: vision.detections.as_ref().map(|(handle, feed)| {
+            (
+                config.source.detections.clone(),
+                handle.stats().clone(),
+                Some(feed.stats().clone()),
+            )
+        }),
+        snapshots: vision
+            .routes
+            .snapshots
+            .as_ref()
+            .map(|s| (config.source.nv12.clone(), s.stats().clone())),
     };
 
     let (status_tx, status_rx) = watch::channel(Arc::new(empty_status()));
@@ -86,6 +101,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         plugins: plugins.clone(),
         source: attached.source.clone(),
         cors_origins: Arc::new(config.http.cors_origins.clone()),
+        vision: vision.routes.clone(),
     };
     let http_addr = format!("{}:{}", config.http.host, config.http.port);
     let http = bind_tcp(&http_addr, "http.port").await?;
@@ -133,6 +149,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     {
         tracing::warn!("shared-memory reader: {e}");
     }
+    if let Some((handle, feed)) = vision.detections {
+        handle.stop();
+        feed.stop();
+    }
     Ok(ExitCode::from(code))
 }
 
@@ -143,6 +163,48 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// The detection source and its HTTP feed, and the snapshotter, as configured.
+struct VisionParts {
+    detections: Option<(
+        stackctl_core::detections::DetectionHandle,
+        crate::http::detections::Feed,
+    )>,
+    routes: http::vision::Vision,
+}
+
+fn start_vision(
+    source: &stackctl_config::SourceConfig,
+    bus: &stackctl_core::Bus,
+) -> anyhow::Result<VisionParts> {
+    use stackctl_core::detections::{DetectionConfig, DetectionHandle, Picture};
+    let mut routes = http::vision::Vision::default();
+    let detections = if source.detections.is_empty() {
+        None
+    } else {
+        // Boxes are checked against the picture the detector reads.
+        let picture = if source.nv12.is_empty() {
+            Picture::Unknown
+        } else {
+            Picture::Ring(source.nv12.clone())
+        };
+        let feed = http::detections::Feed::start(bus)
+            .context("cannot start the detection stream thread")?;
+        let handle = DetectionHandle::spawn(
+            DetectionConfig::new(source.detections.clone()).picture(picture),
+            bus.clone(),
+        )
+        .context("cannot start the detection reader")?;
+        routes.detections = Some(feed.clone());
+        Some((handle, feed))
+    };
+    if !source.nv12.is_empty() {
+        routes.snapshots = Some(Arc::new(stackctl_core::snapshot::Snapshotter::new(
+            source.nv12.clone(),
+        )));
+    }
+    Ok(VisionParts { detections, routes })
 }
 
 pub(crate) async fn bind_tcp(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
@@ -167,5 +229,7 @@ fn empty_status() -> StackStatus {
         rss_bytes: 0,
         plugins: Vec::new(),
         source: None,
+        detections: None,
+        snapshots: None,
     }
 }

@@ -14,6 +14,7 @@ use super::exit::{Exit, ExitClass, classify};
 use super::output;
 use super::reaper::Spawned;
 use super::ring::LogRing;
+use stackctl_config::OutputLevel;
 
 /// How long [`Child::stop`] waits for the leader after SIGKILL (only a process in
 /// uninterruptible sleep, e.g. stuck on a dead NFS mount or a driver, takes long).
@@ -55,7 +56,12 @@ pub struct StopReport {
 
 impl Child {
     /// Wraps a just-forked child and starts its output readers; kills it if they cannot start.
-    pub(super) fn start(name: &str, spawned: Spawned, logs: Arc<LogRing>) -> io::Result<Child> {
+    pub(super) fn start(
+        name: &str,
+        stderr_level: OutputLevel,
+        spawned: Spawned,
+        logs: Arc<LogRing>,
+    ) -> io::Result<Child> {
         let Spawned {
             pid,
             stdout,
@@ -63,7 +69,7 @@ impl Child {
             exit,
         } = spawned;
         let name: Arc<str> = name.into();
-        let readers = match output::start(&name, stdout, stderr, &logs, &exit) {
+        let readers = match output::start(&name, stderr_level, stdout, stderr, &logs, &exit) {
             Ok(readers) => readers,
             Err(err) => {
                 let _ = killpg(pid, Signal::SIGKILL);

@@ -4,7 +4,9 @@
 //! One task per pipe, on the caller's runtime, never blocking anything: a child that writes a
 //! megabyte without a newline gets it split into [`MAX_LINE`]-byte lines; invalid UTF-8 is
 //! replaced. The tracing events have the target `output` (so `RUST_LOG=info,output=warn` quiets
-//! the services' stdout) and the fields `service` and `stream`.
+//! the services' stdout) and the fields `service` and `stream`. Standard output is logged at
+//! INFO; standard error at the service's `stderr_level`, INFO unless set: programs write
+//! progress to stderr as often as errors, and a WARN on every line of it drowns real warnings.
 //!
 //! The readers do not decide that a child exited: a grandchild may hold the pipe open long after
 //! its parent died. They end at EOF, or once the pipe is idle [`DRAIN`] after the reaper saw the
@@ -16,6 +18,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use stackctl_config::OutputLevel;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
@@ -39,21 +42,31 @@ pub const DRAIN_MAX: Duration = Duration::from_secs(1);
 /// Must be called within a tokio runtime with IO enabled.
 pub(super) fn start(
     service: &Arc<str>,
+    stderr_level: OutputLevel,
     stdout: OwnedFd,
     stderr: OwnedFd,
     ring: &Arc<LogRing>,
     exit: &watch::Receiver<Option<Exit>>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let pipes = [
-        (Stream::Stdout, pipe::Receiver::from_owned_fd(stdout)?),
-        (Stream::Stderr, pipe::Receiver::from_owned_fd(stderr)?),
+        (
+            Stream::Stdout,
+            OutputLevel::Info,
+            pipe::Receiver::from_owned_fd(stdout)?,
+        ),
+        (
+            Stream::Stderr,
+            stderr_level,
+            pipe::Receiver::from_owned_fd(stderr)?,
+        ),
     ];
     Ok(pipes
         .into_iter()
-        .map(|(stream, pipe)| {
+        .map(|(stream, level, pipe)| {
             let task = pump(
                 Arc::clone(service),
                 stream,
+                level,
                 pipe,
                 Arc::clone(ring),
                 exit.clone(),
@@ -66,11 +79,12 @@ pub(super) fn start(
 async fn pump(
     service: Arc<str>,
     stream: Stream,
+    level: OutputLevel,
     mut pipe: pipe::Receiver,
     ring: Arc<LogRing>,
     mut exit: watch::Receiver<Option<Exit>>,
 ) {
-    let mut emit = |text: String| deliver(&service, stream, &ring, text);
+    let mut emit = |text: String| deliver(&service, stream, level, &ring, text);
     let mut lines = LineSplitter::new(MAX_LINE);
     let mut buf = vec![0; 8192];
     let mut exited_at: Option<Instant> = None;
@@ -105,14 +119,19 @@ async fn pump(
     lines.finish(&mut emit);
 }
 
-fn deliver(service: &str, stream: Stream, ring: &LogRing, text: String) {
-    match stream {
-        Stream::Stdout => {
-            tracing::info!(target: "output", service = %service, stream = "stdout", "{text}")
-        }
-        Stream::Stderr => {
-            tracing::warn!(target: "output", service = %service, stream = "stderr", "{text}")
-        }
+fn deliver(service: &str, stream: Stream, level: OutputLevel, ring: &LogRing, text: String) {
+    // `tracing`'s macros take a constant level: one arm per level.
+    macro_rules! emit {
+        ($mac:ident) => {
+            tracing::$mac!(target: "output", service = %service, stream = stream.as_str(), "{text}")
+        };
+    }
+    match level {
+        OutputLevel::Trace => emit!(trace),
+        OutputLevel::Debug => emit!(debug),
+        OutputLevel::Info => emit!(info),
+        OutputLevel::Warn => emit!(warn),
+        OutputLevel::Error => emit!(error),
     }
     ring.push(LogLine {
         at: SystemTime::now(),

@@ -85,7 +85,7 @@ impl Reaper {
         };
         self.requests.send(request).map_err(|_| reaper_gone())?;
         let spawned = replied.await.map_err(|_| reaper_gone())??;
-        Child::start(&spec.name, spawned, logs)
+        Child::start(&spec.name, spec.stderr_level, spawned, logs)
     }
 }
 

@@ -25,6 +25,8 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// The working directory; `stackctl`'s if `None`.
     pub cwd: Option<PathBuf>,
+    /// The level its standard error is logged at (standard output: always INFO).
+    pub stderr_level: stackctl_config::OutputLevel,
 }
 
 impl ProcessSpec {

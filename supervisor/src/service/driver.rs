@@ -31,6 +31,14 @@ pub struct Attachments {
     pub plugins: Option<Arc<stackctl_plugin_host::PluginHost>>,
     /// The source's segment name and counters, when it runs.
     pub source: Option<(String, Arc<stackctl_core::shm::SourceStats>)>,
+    /// The detection source's segment, its counters and those of its HTTP clients.
+    pub detections: Option<(
+        String,
+        Arc<stackctl_core::detections::DetectionStats>,
+        Option<Arc<crate::http::detections::FeedStats>>,
+    )>,
+    /// The NV12 segment snapshots are taken of, and their counters.
+    pub snapshots: Option<(String, Arc<stackctl_core::snapshot::SnapshotStats>)>,
 }
 
 /// The driver. Build it with [`Driver::new`], then run it with [`Driver::run`].
@@ -92,6 +100,11 @@ impl Driver {
     pub async fn run(mut self, mut calls: mpsc::Receiver<Call>) -> u8 {
         let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate());
         let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt());
+        let mut sigquit = signal(tokio::signal::unix::SignalKind::quit());
+        // Their default action would kill the whole stack without an ordered stop: a stray
+        // `kill -HUP` (a closed terminal, a logrotate habit) or `kill -USR1` must not.
+        let mut sighup = signal(tokio::signal::unix::SignalKind::hangup());
+        let mut sigusr1 = signal(tokio::signal::unix::SignalKind::user_defined1());
         let watchdog_every = self.notifier.watchdog_interval();
         let mut watchdog =
             tokio::time::interval(watchdog_every.unwrap_or(Duration::from_secs(3600)));
@@ -113,6 +126,11 @@ impl Driver {
                 Some(call) = calls.recv() => self.on_call(call),
                 _ = recv(&mut sigterm) => self.shutdown("SIGTERM"),
                 _ = recv(&mut sigint) => self.shutdown("SIGINT"),
+                _ = recv(&mut sigquit) => self.shutdown("SIGQUIT"),
+                _ = recv(&mut sighup) => tracing::info!(
+                    "SIGHUP: ignored; the configuration is not reloaded (restart the unit to apply a new one)"
+                ),
+                _ = recv(&mut sigusr1) => self.log_status(),
                 _ = watchdog.tick(), if watchdog_every.is_some() => { let _ = self.notifier.watchdog(); }
                 _ = sample.tick() => {
                     let pids: Vec<_> = self.machine.services().iter().map(|s| s.pid).collect();
@@ -128,6 +146,30 @@ impl Driver {
         let random = self.random();
         let actions = self.machine.handle(event, now, random);
         self.carry_out(actions);
+    }
+
+    /// SIGUSR1: the status, as `stackctl status` shows it, into the log.
+    fn log_status(&self) {
+        let status = self.snapshot();
+        tracing::info!(
+            phase = %status.phase,
+            uptime_secs = status.uptime_secs.round(),
+            "SIGUSR1: status: {}",
+            summary(&status)
+        );
+        for s in &status.services {
+            tracing::info!(
+                service = %s.name,
+                state = s.state.name(),
+                pid = s.pid,
+                restarts = s.restarts,
+                last_exit = s.last_exit.as_deref().unwrap_or("-"),
+                "SIGUSR1: service"
+            );
+        }
+        if let Some(src) = &status.source {
+            tracing::info!(shm = %src.shm, frames = src.frames, lost = src.lost, "SIGUSR1: source");
+        }
     }
 
     fn shutdown(&mut self, why: &str) {
@@ -334,6 +376,16 @@ impl Driver {
                 .map(|p| p.statuses())
                 .unwrap_or_default(),
             source,
+            detections: self
+                .attached
+                .detections
+                .as_ref()
+                .map(|(shm, stats, feed)| detection_status(shm, stats, feed.as_deref())),
+            snapshots: self
+                .attached
+                .snapshots
+                .as_ref()
+                .map(|(shm, stats)| snapshot_status(shm, stats)),
         }
     }
 
@@ -386,6 +438,61 @@ fn source_status(
         restarts: stats.restarts.load(Relaxed),
         last_frame_age_ms: (last > 0)
             .then(|| stackctl_media::clock::monotonic_ns().saturating_sub(last) as f64 / 1e6),
+        bytes: stats.bytes.load(Relaxed),
+        other_format: stats.other_format.load(Relaxed),
+        late_windows: stats.late_windows.load(Relaxed),
+        late_fps: match stats.late_fps_milli.load(Relaxed) {
+            0 => None,
+            milli => Some(milli as f64 / 1000.0),
+        },
+        has_params: stats.has_params.load(Relaxed),
+    }
+}
+
+fn detection_status(
+    shm: &str,
+    stats: &stackctl_core::detections::DetectionStats,
+    feed: Option<&crate::http::detections::FeedStats>,
+) -> crate::status::DetectionStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    let last = stats.last_result_ns.load(Relaxed);
+    let mut status = crate::status::DetectionStatus {
+        shm: shm.to_owned(),
+        attached: stats.attached.load(Relaxed),
+        results: stats.results.load(Relaxed),
+        detections: stats.detections.load(Relaxed),
+        malformed: stats.malformed.load(Relaxed),
+        missed: stats.missed.load(Relaxed),
+        torn_retries: stats.torn_retries.load(Relaxed),
+        unstable: stats.unstable.load(Relaxed),
+        refused: stats.refused.load(Relaxed),
+        late_tears: stats.late_tears.load(Relaxed),
+        restarts: stats.restarts.load(Relaxed),
+        last_result_age_ms: (last > 0)
+            .then(|| stackctl_media::clock::monotonic_ns().saturating_sub(last) as f64 / 1e6),
+        ..Default::default()
+    };
+    if let Some(feed) = feed {
+        status.stream_clients = feed.clients.load(Relaxed);
+        status.stream_clients_total = feed.clients_total.load(Relaxed);
+        status.stream_events = feed.events.load(Relaxed);
+        status.stream_dropped_slow = feed.dropped_slow.load(Relaxed);
+        status.stream_refused = feed.refused.load(Relaxed);
+    }
+    status
+}
+
+fn snapshot_status(
+    shm: &str,
+    stats: &stackctl_core::snapshot::SnapshotStats,
+) -> crate::status::SnapshotStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    crate::status::SnapshotStatus {
+        shm: shm.to_owned(),
+        served: stats.served.load(Relaxed),
+        cached: stats.cached.load(Relaxed),
+        encodes: stats.encodes.load(Relaxed),
+        errors: stats.errors.load(Relaxed),
     }
 }
 

@@ -694,6 +694,7 @@ mod tests {
                 args: Vec::new(),
                 env: Vec::new(),
                 cwd: None,
+                ..ProcessSpec::default()
             },
             enabled: true,
             required: true,

@@ -114,6 +114,7 @@ fn plan(
         args: s.args.clone(),
         env: s.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         cwd: Some(cwd.clone()),
+        stderr_level: s.stderr_level,
     };
     let build = s
         .build
@@ -138,6 +139,7 @@ fn plan(
                 args,
                 env: spec.env.clone(),
                 cwd: Some(cwd.clone()),
+                stderr_level: s.stderr_level,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -215,6 +217,7 @@ fn probe_plan(
                 args: rest.to_vec(),
                 env: service.env.clone(),
                 cwd: Some(cwd.to_owned()),
+                stderr_level: service.stderr_level,
             })
         }
         ProbeKind::Log(pattern) => {
