@@ -1,4 +1,5 @@
-//! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1) and the 90 kHz clock.
+//! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1), the 90 kHz clock, and the
+//! header extensions a live sender adds ([`playout_delay`], [`abs_capture_time`], NTP time).
 //!
 //! An access unit is cut into payloads once and the payloads are shared by every receiver
 //! (WebRTC viewers, RTSP clients, a WHIP publication); each receiver writes only its own
@@ -17,7 +18,12 @@
 //! ```
 
 mod clock;
+mod ext;
 mod packetize;
 
 pub use clock::{RTP_CLOCK_HZ, rtp_timestamp, ticks_of_ns};
+pub use ext::{
+    ABS_CAPTURE_TIME_URI, MAX_PLAYOUT_DELAY, NTP_UNIX_OFFSET_SECS, PLAYOUT_DELAY_URI,
+    abs_capture_time, ntp_of_unix_ns, playout_delay, unix_ns_of_monotonic,
+};
 pub use packetize::{FU_A, MAX_PAYLOAD, STAP_A, packetize};
