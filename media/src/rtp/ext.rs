@@ -40,7 +40,11 @@ pub const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
 pub fn playout_delay(min: Duration, max: Duration) -> [u8; 3] {
     let units = |d: Duration| (d.min(MAX_PLAYOUT_DELAY).as_millis() / 10) as u16;
     let (min, max) = (units(min), units(max));
-    [(min >> 4) as u8, ((min & 0xf) << 4) as u8 | (max >> 8) as u8, max as u8]
+    [
+        (min >> 4) as u8,
+        ((min & 0xf) << 4) as u8 | (max >> 8) as u8,
+        max as u8,
+    ]
 }
 
 /// The abs-capture-time payload without the optional clock offset: the 64-bit NTP timestamp
@@ -76,14 +80,21 @@ mod tests {
         // 100 ms = 10 units (0x00a), 1 s = 100 units (0x064).
         assert_eq!(playout_delay(ms(100), ms(1000)), [0x00, 0xa0, 0x64]);
         assert_eq!(playout_delay(ms(40_950), ms(999_999)), [0xff, 0xff, 0xff]);
-        assert_eq!(playout_delay(ms(19), ms(19)), [0x00, 0x10, 0x01], "rounded down");
+        assert_eq!(
+            playout_delay(ms(19), ms(19)),
+            [0x00, 0x10, 0x01],
+            "rounded down"
+        );
     }
 
     #[test]
     fn ntp_time_of_unix_and_monotonic_instants() {
         assert_eq!(ntp_of_unix_ns(0), NTP_UNIX_OFFSET_SECS << 32);
         assert_eq!(ntp_of_unix_ns(1_250_000_000) & 0xffff_ffff, 1 << 30);
-        assert_eq!(ntp_of_unix_ns(1_250_000_000) >> 32, NTP_UNIX_OFFSET_SECS + 1);
+        assert_eq!(
+            ntp_of_unix_ns(1_250_000_000) >> 32,
+            NTP_UNIX_OFFSET_SECS + 1
+        );
         // The largest fraction stays below one second.
         assert!(ntp_of_unix_ns(999_999_999) & 0xffff_ffff < 1 << 32);
         // Captured 30 ms before now on the monotonic clock: 30 ms before now on the wall.

@@ -1,0 +1,255 @@
+//! One viewer on its worker: its peer connection, its feed, and its RTP writer (its own SSRC,
+//! sequence numbers, timestamp origin and header extensions in front of the shared payloads).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext};
+
+use crate::feed::Feed;
+use crate::frame::Packetized;
+use crate::hub::ViewerStats;
+use crate::keyframe;
+use crate::peer::{Built, Extensions};
+use stackctl_media::rtp;
+
+/// What happened to a viewer's connection, for its worker to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Happening {
+    /// ICE and DTLS are under way.
+    Connecting,
+    /// Media can flow.
+    Connected,
+    /// ICE lost the peer (it may come back).
+    Disconnected,
+    /// ICE failed for good.
+    Failed,
+    /// The connection closed (the viewer said goodbye).
+    Closed,
+    /// It asked for keyframes (PLI, FIR), this many.
+    KeyframeRequests(u64),
+}
+
+/// Where a viewer's datagrams go out: a socket of its worker and, on a wildcard socket, the
+/// local address its datagrams came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path {
+    /// The socket (an index into the worker's sockets).
+    pub socket: usize,
+    /// The address to send from, on a wildcard socket.
+    pub src_ip: Option<std::net::IpAddr>,
+}
+
+/// One viewer. See the [module docs](self).
+pub struct Viewer {
+    /// Its id (the last segment of its WHEP resource URL).
+    pub id: String,
+    /// Its key on its worker.
+    pub key: u64,
+    pc: RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    payload_type: u8,
+    sequence: u16,
+    timestamp_origin: u32,
+    extensions: Extensions,
+    /// Which frames it gets, and when.
+    pub feed: Feed,
+    /// Its figures.
+    pub stats: Arc<ViewerStats>,
+    /// When its offer arrived.
+    pub created: Instant,
+    /// Whether it reached Connected.
+    pub connected: bool,
+    /// Where its datagrams go out, from its latest datagram in.
+    pub path: Option<Path>,
+    /// Its connection's next timer.
+    pub deadline: Option<Instant>,
+    /// When its pacer lets the next frame out.
+    pub wait: Option<Instant>,
+}
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .field("connected", &self.connected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Viewer {
+    /// A viewer of a connection built by the [`Factory`](crate::peer::Factory).
+    pub fn new(
+        id: String,
+        key: u64,
+        built: Built,
+        feed: Feed,
+        stats: Arc<ViewerStats>,
+        created: Instant,
+        timestamp_origin: u32,
+    ) -> Self {
+        Self {
+            id,
+            key,
+            pc: built.pc,
+            sender: built.sender,
+            ssrc: built.ssrc,
+            payload_type: built.payload_type,
+            sequence: crate::hub::random_u32() as u16,
+            timestamp_origin,
+            extensions: built.extensions,
+            feed,
+            stats,
+            created,
+            connected: false,
+            path: None,
+            deadline: None,
+            wait: None,
+        }
+    }
+
+    /// A datagram for it.
+    pub fn receive(&mut self, now: Instant, transport: TransportContext, datagram: BytesMut) {
+        if let Err(e) = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport,
+            message: datagram,
+        }) {
+            tracing::debug!(viewer = %self.id, "datagram refused: {e}");
+        }
+    }
+
+    /// Its connection's timer fired.
+    pub fn timeout(&mut self, now: Instant) {
+        if let Err(e) = self.pc.handle_timeout(now) {
+            tracing::debug!(viewer = %self.id, "timeout: {e}");
+        }
+    }
+
+    /// Writes one frame as RTP: its own header in front of each shared payload, the marker on
+    /// the last, and on the first the header extensions it negotiated (`capture_ntp`: the
+    /// frame's capture time as NTP). Returns the packets and bytes written.
+    pub fn write_frame(
+        &mut self,
+        now: Instant,
+        frame: &Packetized,
+        capture_ntp: u64,
+    ) -> Result<(u64, u64), rtc::shared::error::Error> {
+        let timestamp = rtp::rtp_timestamp(frame.timestamp_ns, self.timestamp_origin);
+        let last = frame.payloads.len().saturating_sub(1);
+        let Some(mut sender) = self.pc.rtp_sender(self.sender) else {
+            return Err(rtc::shared::error::Error::ErrRTPSenderNotExisted);
+        };
+        let (mut packets, mut bytes) = (0, 0);
+        for (i, payload) in frame.payloads.iter().enumerate() {
+            let mut header = rtc::rtp::header::Header {
+                version: 2,
+                marker: i == last,
+                payload_type: self.payload_type,
+                sequence_number: self.sequence,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            };
+            if i == 0 {
+                if let Some(id) = self.extensions.abs_capture_time {
+                    header.set_extension(
+                        id,
+                        Bytes::copy_from_slice(&rtp::abs_capture_time(capture_ntp)),
+                    )?;
+                }
+                if let Some(id) = self.extensions.playout_delay {
+                    let zero = std::time::Duration::ZERO;
+                    header.set_extension(
+                        id,
+                        Bytes::copy_from_slice(&rtp::playout_delay(zero, zero)),
+                    )?;
+                }
+            }
+            let size = 12 + header.get_extension_payload_len() + payload.len();
+            sender.write_rtp(
+                now,
+                rtc::rtp::packet::Packet {
+                    header,
+                    payload: payload.clone(),
+                },
+            )?;
+            self.sequence = self.sequence.wrapping_add(1);
+            packets += 1;
+            bytes += size as u64;
+        }
+        Ok((packets, bytes))
+    }
+
+    /// Takes what the connection has to say: its state changes and the keyframe requests in
+    /// its RTCP, into `happenings`; its datagrams to send, to `send`. Updates its deadline.
+    pub fn drain(
+        &mut self,
+        happenings: &mut Vec<Happening>,
+        mut send: impl FnMut(&TransportContext, &[u8]),
+    ) {
+        loop {
+            let mut any = false;
+            while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+                any = true;
+                if let RTCMessage::RtcpPacket(_, packets) = message {
+                    let n = packets
+                        .iter()
+                        .filter(|p| keyframe::is_keyframe_request(p.as_ref()))
+                        .count() as u64;
+                    if n > 0 {
+                        happenings.push(Happening::KeyframeRequests(n));
+                    }
+                }
+            }
+            while let Some(event) = self.pc.poll_event() {
+                any = true;
+                if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                    match state {
+                        RTCPeerConnectionState::Connecting => {
+                            happenings.push(Happening::Connecting)
+                        }
+                        RTCPeerConnectionState::Connected => happenings.push(Happening::Connected),
+                        RTCPeerConnectionState::Disconnected => {
+                            happenings.push(Happening::Disconnected)
+                        }
+                        RTCPeerConnectionState::Failed => happenings.push(Happening::Failed),
+                        RTCPeerConnectionState::Closed => happenings.push(Happening::Closed),
+                        _ => {}
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        while let Some(out) = self.pc.poll_write() {
+            send(&out.transport, &out.message);
+        }
+        self.deadline = self.pc.poll_timeout();
+    }
+
+    /// Closes the connection (queues the DTLS close_notify, drained by [`Viewer::drain`]).
+    pub fn close(&mut self) {
+        if let Err(e) = self.pc.close() {
+            tracing::debug!(viewer = %self.id, "close: {e}");
+        }
+    }
+
+    /// Adds a trickled remote candidate.
+    pub fn add_remote_candidate(
+        &mut self,
+        candidate: rtc::peer_connection::transport::RTCIceCandidateInit,
+    ) -> Result<(), rtc::shared::error::Error> {
+        self.pc.add_remote_candidate(candidate)
+    }
+}
