@@ -95,8 +95,9 @@ mod tests {
             ntp_of_unix_ns(1_250_000_000) >> 32,
             NTP_UNIX_OFFSET_SECS + 1
         );
-        // The largest fraction stays below one second.
-        assert!(ntp_of_unix_ns(999_999_999) & 0xffff_ffff < 1 << 32);
+        // The largest fraction stays within the second: no carry into the seconds.
+        assert_eq!(ntp_of_unix_ns(999_999_999) >> 32, NTP_UNIX_OFFSET_SECS);
+        assert_eq!(ntp_of_unix_ns(999_999_999) & 0xffff_ffff, 0xffff_fffb);
         // Captured 30 ms before now on the monotonic clock: 30 ms before now on the wall.
         assert_eq!(unix_ns_of_monotonic(970, 1_000, 5_000), 4_970);
         assert_eq!(unix_ns_of_monotonic(2_000, 1_000, 5_000), 5_000);

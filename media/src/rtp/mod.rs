@@ -1,5 +1,6 @@
 //! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1), the 90 kHz clock, and the
-//! header extensions a live sender adds ([`playout_delay`], [`abs_capture_time`], NTP time).
+//! header extensions a live sender adds ([`playout_delay`], [`abs_capture_time`], NTP time),
+//! and RTCP sender reports ([`sender_report`]).
 //!
 //! An access unit is cut into payloads once and the payloads are shared by every receiver
 //! (WebRTC viewers, RTSP clients, a WHIP publication); each receiver writes only its own
@@ -20,6 +21,7 @@
 mod clock;
 mod ext;
 mod packetize;
+mod report;
 
 pub use clock::{RTP_CLOCK_HZ, rtp_timestamp, ticks_of_ns};
 pub use ext::{
@@ -27,3 +29,4 @@ pub use ext::{
     abs_capture_time, ntp_of_unix_ns, playout_delay, unix_ns_of_monotonic,
 };
 pub use packetize::{FU_A, MAX_PAYLOAD, STAP_A, packetize};
+pub use report::{RTCP_SR, report_times, sender_report};

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::crypto::SignatureScheme;
-use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot};
+use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -184,8 +184,9 @@ impl Factory {
             }
         }
         // What a send-only stream needs, and no more: every interceptor runs on every packet.
-        // NACKs are answered from the viewer's last `nack_window` packets, sender reports let
-        // the browser map RTP time to wall time, and PLI/FIR reach the sink to be counted.
+        // NACKs are answered from the viewer's last `nack_window` packets, and PLI/FIR reach
+        // the sink to be counted. Sender reports are the viewer's own (see `Viewer::report`):
+        // the interceptor's would map RTP time to the time a frame was sent, not captured.
         let registry = Registry::new()
             .with(
                 Slot::NackResponder,
@@ -193,7 +194,6 @@ impl Factory {
                     .with_size(self.nack_window)
                     .build(),
             )
-            .with(Slot::SenderReport, SenderReportBuilder::new().build())
             .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
         let ufrag = hex(&random_bytes::<6>());
         let password = hex(&random_bytes::<16>());

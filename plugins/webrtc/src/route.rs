@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use rtc::stun::attributes::ATTR_USERNAME;
+use rtc::stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
 use rtc::stun::message::{BINDING_REQUEST, Message, is_stun_message};
 use rtc::stun::textattrs::TextAttribute;
 
@@ -90,6 +90,17 @@ pub fn binding_request_ufrag(datagram: &[u8]) -> Option<String> {
     (!ours.is_empty()).then(|| ours.to_owned())
 }
 
+/// Whether a datagram is a STUN Binding request that nominates its pair (`USE-CANDIDATE`).
+pub fn is_nominating_check(datagram: &[u8]) -> bool {
+    if !is_stun_message(datagram) {
+        return false;
+    }
+    let mut message = Message::new();
+    message.unmarshal_binary(datagram).is_ok()
+        && message.typ == BINDING_REQUEST
+        && message.contains(ATTR_USE_CANDIDATE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +157,21 @@ mod tests {
             .filter(|p| r.route(addr(*p), b"x").is_some())
             .count();
         assert_eq!(known, MAX_ADDRESSES_PER_VIEWER);
+    }
+
+    #[test]
+    fn nominating_checks_are_told_apart() {
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST),
+            Box::new(TransactionId::new()),
+            Box::new(TextAttribute::new(ATTR_USERNAME, "a:b".to_owned())) as Box<dyn Setter>,
+            Box::new(rtc::ice::attributes::use_candidate::UseCandidateAttr::new()),
+        ])
+        .unwrap();
+        assert!(is_nominating_check(&m.raw));
+        assert!(!is_nominating_check(&check("a:b")));
+        assert!(!is_nominating_check(b"\x16\xfe\xfd"));
     }
 
     #[test]

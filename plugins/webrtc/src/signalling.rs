@@ -198,6 +198,8 @@ fn trickle(sessions: &Sessions, id: &str, request: &Request) -> Reply {
             ufrag = Some(u.to_owned());
         } else if let Some(c) = line.strip_prefix("a=")
             && c.starts_with("candidate:")
+            // The sink listens on UDP only (ICE-TCP is not offered): a TCP candidate is no use.
+            && c.split_whitespace().nth(2).is_some_and(|t| t.eq_ignore_ascii_case("udp"))
         {
             candidates.push(RTCIceCandidateInit {
                 candidate: c.to_owned(),

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext};
@@ -74,7 +74,20 @@ pub struct Viewer {
     pub deadline: Option<Instant>,
     /// When its pacer lets the next frame out.
     pub wait: Option<Instant>,
+    /// When its next sender report is due (once it has sent a frame).
+    pub next_report: Option<Instant>,
+    /// Its ICE agent has selected a pair.
+    ice_connected: bool,
+    /// The viewer's latest nominating check, while ICE is not connected (see
+    /// [`Viewer::receive`]), and how often it was given again.
+    nominating: Option<(TransportContext, BytesMut)>,
+    replays: u8,
+    packets: u32,
+    octets: u32,
 }
+
+/// Between two sender reports.
+pub const REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Viewer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,11 +127,40 @@ impl Viewer {
             path: None,
             deadline: None,
             wait: None,
+            next_report: None,
+            ice_connected: false,
+            nominating: None,
+            replays: 0,
+            packets: 0,
+            octets: 0,
         }
     }
 
     /// A datagram for it.
+    ///
+    /// A browser (the controlling ICE agent) nominates from its very first check
+    /// (`USE-CANDIDATE`). rtc 0.21's controlled agent answers such a check only once its own
+    /// check of that pair has succeeded, and otherwise just sends its own check: the browser
+    /// hears nothing and asks again 50-100 ms later, and the connection waits for it. So the
+    /// latest nominating check is kept and given to the agent again as soon as an answer to
+    /// one of its checks arrives: the pair has succeeded then, the agent selects it and answers
+    /// the browser (same transaction, so the browser takes it), and DTLS starts at once.
     pub fn receive(&mut self, now: Instant, transport: TransportContext, datagram: BytesMut) {
+        let answer = !self.ice_connected && datagram.first() == Some(&0x01);
+        if !self.ice_connected && crate::route::is_nominating_check(&datagram) {
+            self.nominating = Some((transport, datagram.clone()));
+        }
+        self.read(now, transport, datagram);
+        if answer
+            && self.replays < 3
+            && let Some((transport, check)) = self.nominating.clone()
+        {
+            self.replays += 1;
+            self.read(now, transport, check);
+        }
+    }
+
+    fn read(&mut self, now: Instant, transport: TransportContext, datagram: BytesMut) {
         if let Err(e) = self.pc.handle_read(TaggedBytesMut {
             now,
             transport,
@@ -184,10 +226,38 @@ impl Viewer {
                 },
             )?;
             self.sequence = self.sequence.wrapping_add(1);
+            self.packets = self.packets.wrapping_add(1);
+            self.octets = self.octets.wrapping_add(payload.len() as u32);
             packets += 1;
             bytes += size as u64;
         }
+        self.next_report.get_or_insert(now);
         Ok((packets, bytes))
+    }
+
+    /// Sends a sender report if one is due: RTP time and wall-clock time of this instant (the
+    /// RTP clock is the camera's, so the browser learns when each frame was captured).
+    pub fn report(&mut self, now: Instant, monotonic_ns: u64, unix_ns: u64) {
+        if self.next_report.is_none_or(|at| at > now) {
+            return;
+        }
+        self.next_report = Some(now + REPORT_INTERVAL);
+        let (ntp_time, rtp_time) = rtp::report_times(monotonic_ns, unix_ns, self.timestamp_origin);
+        let report = rtc::rtcp::sender_report::SenderReport {
+            ssrc: self.ssrc,
+            ntp_time,
+            rtp_time,
+            packet_count: self.packets,
+            octet_count: self.octets,
+            ..Default::default()
+        };
+        let sent = self
+            .pc
+            .rtp_sender(self.sender)
+            .map(|mut sender| sender.write_rtcp(now, vec![Box::new(report)]));
+        if let Some(Err(e)) = sent {
+            tracing::debug!(viewer = %self.id, "sender report: {e}");
+        }
     }
 
     /// Takes what the connection has to say: its state changes and the keyframe requests in
@@ -213,7 +283,15 @@ impl Viewer {
             }
             while let Some(event) = self.pc.poll_event() {
                 any = true;
+                if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) = &event {
+                    tracing::debug!(viewer = %self.id, %state, since_offer = ?self.created.elapsed(), "ICE");
+                    if *state == RTCIceConnectionState::Connected {
+                        self.ice_connected = true;
+                        self.nominating = None;
+                    }
+                }
                 if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                    tracing::debug!(viewer = %self.id, %state, since_offer = ?self.created.elapsed(), "connection");
                     match state {
                         RTCPeerConnectionState::Connecting => {
                             happenings.push(Happening::Connecting)

@@ -536,6 +536,7 @@ impl Worker {
                 [
                     v.deadline,
                     v.wait,
+                    v.next_report,
                     (!v.connected).then_some(v.created + connect),
                 ]
             })
@@ -774,10 +775,15 @@ impl Worker {
 
     fn timers(&mut self, now: Instant) {
         let mut never_connected = Vec::new();
+        let (mono, unix) = (monotonic_ns(), unix_now_ns());
         for viewer in self.viewers.values_mut() {
             if viewer.deadline.is_some_and(|d| d <= now) {
                 viewer.timeout(now);
                 // Serviced below: its deadline is read again then.
+                viewer.deadline = Some(now);
+            }
+            if viewer.next_report.is_some_and(|at| at <= now) {
+                viewer.report(now, mono, unix);
                 viewer.deadline = Some(now);
             }
             if !viewer.connected && now >= viewer.created + self.settings.connect_timeout {
