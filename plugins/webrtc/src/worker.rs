@@ -490,22 +490,39 @@ impl Worker {
             } else {
                 self.next_wake().map(|t| t.saturating_duration_since(now))
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout)
-                && e.kind() != std::io::ErrorKind::Interrupted
-            {
+            if let Err(e) = self.wait(&mut events, timeout) {
                 tracing::error!(worker = self.index, "poll failed: {e}; the worker stops");
                 break;
-            }
-            for event in events.iter() {
-                if event.token() != WAKER
-                    && let Some(r) = self.readable.get_mut(event.token().0)
-                {
-                    *r = true;
-                }
             }
             self.turn(Instant::now());
         }
         self.flush(Instant::now());
+    }
+
+    /// Waits at most `timeout` for a socket to be readable or the inbox to be written to.
+    pub fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> std::io::Result<()> {
+        match self.poll.poll(events, timeout) {
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => return Err(e),
+            _ => {}
+        }
+        for event in events.iter() {
+            if event.token() != WAKER
+                && let Some(r) = self.readable.get_mut(event.token().0)
+            {
+                *r = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether it was told to stop.
+    pub fn stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Viewers it holds.
+    pub fn viewers(&self) -> usize {
+        self.viewers.len()
     }
 
     /// One turn of the loop, at `now`.
@@ -528,7 +545,8 @@ impl Worker {
         self.flush(now);
     }
 
-    fn next_wake(&self) -> Option<Instant> {
+    /// When it must run next at the latest (its viewers' timers, pacing, connect timeouts).
+    pub fn next_wake(&self) -> Option<Instant> {
         let connect = self.settings.connect_timeout;
         self.viewers
             .values()
