@@ -199,7 +199,11 @@ fn a_viewer_joining_mid_gop_gets_every_frame_paced_then_live() {
         assert!(pair[1].timestamp >= pair[0].timestamp, "frames in order");
     }
     for (n, packets) in frames.values().enumerate() {
-        let want = if (n as u64).is_multiple_of(GOP) { 60 } else { 5 };
+        let want = if (n as u64).is_multiple_of(GOP) {
+            60
+        } else {
+            5
+        };
         assert_eq!(packets.len(), want, "frame {n}");
         assert!(
             packets.last().unwrap().marker,
