@@ -5,7 +5,7 @@
 //! alone drives it from then on. Nothing here does I/O or reads a clock.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::crypto::SignatureScheme;
 use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
@@ -67,8 +67,8 @@ pub enum Candidate {
 pub struct Factory {
     certificate: RTCCertificate,
     nack_window: u16,
-    disconnect_timeout: std::time::Duration,
-    failed_timeout: std::time::Duration,
+    disconnect_timeout: Duration,
+    failed_timeout: Duration,
     playout_delay: bool,
 }
 
@@ -201,9 +201,12 @@ impl Factory {
             .with_ice_timeouts(
                 Some(self.disconnect_timeout),
                 Some(self.failed_timeout),
-                Some(std::time::Duration::from_secs(2)),
+                Some(Duration::from_secs(2)),
             )
             .with_ice_credentials(ufrag.clone(), password)
+            // Our own checks every 50 ms rather than 200 while connecting (as many in all): a
+            // viewer that nominates only after our check has answered waits less for it.
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
             .build();
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])

@@ -200,6 +200,7 @@ impl Running {
     pub fn metrics(&self) -> Option<HashMap<String, f64>> {
         self.stack.as_ref()?;
         let port = self.port;
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         // `http_get` panics on a dead server: a stack that died is a failed scenario anyway.
         let (code, text) = std::panic::catch_unwind(|| http_get(port, "/metrics")).ok()?;
         (code == 200).then(|| {
