@@ -34,8 +34,9 @@ pub struct Config {
     /// Extra addresses advertised as host candidates, for a 1:1 NAT (a public IP that
     /// forwards to this board).
     pub nat_ips: Vec<IpAddr>,
-    /// Resolve viewers' mDNS (`.local`) candidates, with one multicast socket per worker. Not
-    /// needed for a browser to connect: its connectivity checks reveal its address.
+    /// Resolve viewers' mDNS (`.local`) candidates. Accepted for compatibility; this sink does
+    /// not resolve them (it says so at start): it learns each viewer's address from the
+    /// viewer's own connectivity checks, which is how browsers connect anyway.
     pub mdns: bool,
     /// Frames a viewer may have waiting (beyond the GOP it starts with) before it skips to the
     /// next IDR.

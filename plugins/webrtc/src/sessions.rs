@@ -96,6 +96,20 @@ impl Sessions {
             ));
         }
         let stun = config.stun.iter().any(|u| u.starts_with("stun:"));
+        if config.mdns {
+            tracing::warn!(
+                "mdns = true: this sink does not resolve viewers' .local candidates; it learns \
+                 every viewer's address from the viewer's own checks (browsers connect so)"
+            );
+        }
+        let relays: Vec<&String> = config.stun.iter().filter(|u| !u.starts_with("stun:")).collect();
+        if !relays.is_empty() {
+            tracing::info!(
+                ?relays,
+                "TURN and STUN-over-TLS servers are advertised to viewers (their browsers may relay \
+                 through them); the sink gathers only through stun: servers"
+            );
+        }
         let bind_group = |port: u16, reader: usize| -> Result<Arc<Group>, Error> {
             let mut sockets = Vec::new();
             for ip in bind_plan(&config.bind) {
