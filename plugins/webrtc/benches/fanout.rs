@@ -13,25 +13,19 @@
 //! `tools/loadbench`.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+#[path = "../tests/common/rig.rs"]
+mod rig;
 #[path = "../tests/common/rtc_client.rs"]
 mod rtc_client;
 
 use std::hint::black_box;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mio::Events;
+use rig::Rig;
 use rtc_client::Client;
-use sink_webrtc::config::{Config, ProfilePolicy};
-use sink_webrtc::feed::FeedConfig;
 use sink_webrtc::frame::Packetized;
-use sink_webrtc::hub::{Hub, new_id};
-use sink_webrtc::peer::Factory;
-use sink_webrtc::sdp;
-use sink_webrtc::udp::Socket;
-use sink_webrtc::worker::{self, Adopt, Command, Group, Settings, Worker};
 
 const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x28, 0xda, 0x01, 0xe0, 0x08, 0x9f, 0x95];
 const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
@@ -58,104 +52,43 @@ fn packetize(c: &mut Criterion) {
 }
 
 /// A worker with `n` connected viewers, on simulated time.
-struct Rig {
-    worker: Worker,
-    shared: Arc<worker::Shared>,
+struct Fanout {
+    rig: Rig,
     clients: Vec<Client>,
-    events: Events,
     now: Instant,
     seq: u64,
 }
 
-impl Rig {
+impl Fanout {
     fn new(n: usize) -> Self {
-        let config: Config = stackctl_sink_sdk::parse_config("").unwrap();
-        let hub = Arc::new(Hub::new(Arc::default(), 100, 100, config.viewer_queue));
-        hub.camera_sps(&[0x67, 0x42, 0xc0, 0x1f, 0xda]);
-        let (poll, shared) = worker::prepare(0).unwrap();
-        let socket = Socket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-        let group = Arc::new(Group::new(
-            vec![Arc::new(socket)],
-            0,
-            &[IpAddr::from([127, 0, 0, 1])],
-            vec![],
+        let mut rig = Rig::new(
+            "max_clients = 100\nmax_pending = 100\nconnect_timeout = \"30s\"",
             false,
-        ));
-        let settings = Settings {
-            feed: FeedConfig::default(),
-            connect_timeout: Duration::from_secs(30),
-            gop_cache: false,
-            monotonic_timestamps: true,
-        };
-        let worker = Worker::new(
-            poll,
-            Arc::new(vec![Arc::clone(&shared)]),
-            0,
-            Arc::clone(&group),
-            Arc::clone(&hub),
-            settings,
-        )
-        .unwrap();
-        let factory = Factory::new(&config).unwrap();
+        );
         let now = Instant::now();
-        let mut rig = Self {
-            worker,
-            shared,
-            clients: Vec::new(),
-            events: Events::with_capacity(64),
+        let clients = (0..n).map(|_| rig.join(now).0).collect();
+        let mut f = Self {
+            rig,
+            clients,
             now,
             seq: 0,
         };
-        for key in 0..n as u64 {
-            let (mut client, offer) = Client::new(now);
-            let video = sdp::read_video(&offer).unwrap();
-            let (format, _) = sdp::choose_by(
-                &video.formats,
-                hub.camera().unwrap().profile,
-                ProfilePolicy::Best,
-            )
-            .unwrap();
-            let built = factory
-                .answer(
-                    now,
-                    &offer,
-                    &video,
-                    format,
-                    &group.candidates(Duration::ZERO),
-                )
-                .unwrap();
-            let id = new_id();
-            let stats = hub.admit(&id, 0, key).unwrap();
-            worker::register(&group, &built.ufrag, 0, key);
-            client.answer(now, built.answer.clone());
-            rig.shared.command(Command::Adopt(Box::new(Adopt {
-                id,
-                key,
-                built,
-                stats,
-                created: now,
-            })));
-            rig.clients.push(client);
-        }
         // Connect everyone: a millisecond of simulated time at a time.
-        while hub.snapshot().active < n as u64 {
-            assert!(rig.now < now + Duration::from_secs(10), "viewers connect");
-            rig.step();
-            rig.now += Duration::from_millis(1);
+        while f.rig.hub.snapshot().active < n as u64 {
+            assert!(f.now < now + Duration::from_secs(10), "viewers connect");
+            f.step();
+            f.now += Duration::from_millis(1);
         }
         // The first IDR, so that every feed is live.
-        rig.frame(true, 150_000);
-        rig
+        f.frame(true, 150_000);
+        f
     }
 
     fn step(&mut self) {
         for client in &mut self.clients {
             client.pump(self.now);
         }
-        self.worker
-            .wait(&mut self.events, Some(Duration::ZERO))
-            .unwrap();
-        self.worker.turn(self.now);
+        self.rig.step(self.now);
     }
 
     /// One frame in, one worker turn: the measured part.
@@ -165,12 +98,9 @@ impl Rig {
             Packetized::new(&au, Some(SPS), Some(PPS), self.seq * 33_333_333, self.now).unwrap();
         f.seq = self.seq;
         self.seq += 1;
-        self.shared.push_frame(Arc::new(f));
+        self.rig.shared.push_frame(Arc::new(f));
         let started = Instant::now();
-        self.worker
-            .wait(&mut self.events, Some(Duration::ZERO))
-            .unwrap();
-        self.worker.turn(self.now);
+        self.rig.step(self.now);
         let took = started.elapsed();
         self.now += Duration::from_nanos(33_333_333);
         // The viewers take what came, outside the measurement.
@@ -186,7 +116,7 @@ fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("loop");
     group.sample_size(20);
     for n in [1, 10, 50] {
-        let mut rig = Rig::new(n);
+        let mut rig = Fanout::new(n);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("p_frame_30k_to_viewers", n), &n, |b, _| {
             b.iter_custom(|iters| (0..iters).map(|_| rig.frame(false, 30_000)).sum())

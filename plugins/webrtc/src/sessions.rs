@@ -102,7 +102,11 @@ impl Sessions {
                  every viewer's address from the viewer's own checks (browsers connect so)"
             );
         }
-        let relays: Vec<&String> = config.stun.iter().filter(|u| !u.starts_with("stun:")).collect();
+        let relays: Vec<&String> = config
+            .stun
+            .iter()
+            .filter(|u| !u.starts_with("stun:"))
+            .collect();
         if !relays.is_empty() {
             tracing::info!(
                 ?relays,

@@ -10,135 +10,25 @@
 //!   `failed_timeout`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "common/rig.rs"]
+mod rig;
 #[path = "common/rtc_client.rs"]
 mod rtc_client;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mio::Events;
+use rig::Rig;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc_client::Client;
-use sink_webrtc::config::{Config, ProfilePolicy};
-use sink_webrtc::feed::FeedConfig;
 use sink_webrtc::frame::Packetized;
-use sink_webrtc::hub::{Hub, new_id};
-use sink_webrtc::peer::Factory;
-use sink_webrtc::sdp;
-use sink_webrtc::udp::Socket;
-use sink_webrtc::worker::{self, Adopt, Command, Group, Settings, Worker};
+use sink_webrtc::worker::Command;
 
-/// A Constrained Baseline SPS: what the rig's camera "sends" (and the client offers).
-const SPS: &[u8] = &[0x67, 0x42, 0xc0, 0x1f, 0xda];
 const MS: Duration = Duration::from_millis(1);
 /// 30 fps.
 const FRAME: Duration = Duration::from_nanos(33_333_333);
-
-struct Rig {
-    worker: Worker,
-    shared: Arc<worker::Shared>,
-    hub: Arc<Hub>,
-    group: Arc<Group>,
-    factory: Factory,
-    events: Events,
-    next_key: u64,
-}
-
-impl Rig {
-    fn new(keys: &str) -> Self {
-        let config: Config = stackctl_sink_sdk::parse_config(keys).unwrap();
-        config.validate().unwrap();
-        let hub = Arc::new(Hub::new(
-            Arc::default(),
-            config.max_clients,
-            config.pending_limit(),
-            config.viewer_queue,
-        ));
-        hub.camera_sps(SPS);
-        let (poll, shared) = worker::prepare(0).unwrap();
-        let socket = Socket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-        let loopback = IpAddr::from([127, 0, 0, 1]);
-        let group = Arc::new(Group::new(
-            vec![Arc::new(socket)],
-            0,
-            &[loopback],
-            vec![],
-            false,
-        ));
-        let settings = Settings {
-            feed: FeedConfig {
-                max_backlog: config.viewer_queue,
-                ..FeedConfig::default()
-            },
-            connect_timeout: config.connect_timeout,
-            gop_cache: true,
-            monotonic_timestamps: true,
-        };
-        let worker = Worker::new(
-            poll,
-            Arc::new(vec![Arc::clone(&shared)]),
-            0,
-            Arc::clone(&group),
-            Arc::clone(&hub),
-            settings,
-        )
-        .unwrap();
-        Self {
-            worker,
-            shared,
-            hub,
-            group,
-            factory: Factory::new(&config).unwrap(),
-            events: Events::with_capacity(64),
-            next_key: 1,
-        }
-    }
-
-    /// A viewer offers at `now`: answered and handed to the worker, as `Sessions::open` does.
-    fn join(&mut self, now: Instant) -> (Client, String) {
-        let (mut client, offer) = Client::new(now);
-        let video = sdp::read_video(&offer).unwrap();
-        let camera = self.hub.camera().unwrap();
-        let (format, _) =
-            sdp::choose_by(&video.formats, camera.profile, ProfilePolicy::Best).unwrap();
-        let built = self
-            .factory
-            .answer(
-                now,
-                &offer,
-                &video,
-                format,
-                &self.group.candidates(Duration::ZERO),
-            )
-            .unwrap();
-        let id = new_id();
-        let key = self.next_key;
-        self.next_key += 1;
-        let stats = self.hub.admit(&id, 0, key).unwrap();
-        worker::register(&self.group, &built.ufrag, 0, key);
-        client.answer(now, built.answer.clone());
-        self.shared.command(Command::Adopt(Box::new(Adopt {
-            id: id.clone(),
-            key,
-            built,
-            stats,
-            created: now,
-        })));
-        (client, id)
-    }
-
-    /// One turn of the worker at `now`, whatever arrived by then taken.
-    fn step(&mut self, now: Instant) {
-        self.worker
-            .wait(&mut self.events, Some(Duration::ZERO))
-            .unwrap();
-        self.worker.turn(now);
-    }
-}
 
 /// Frames from one IDR to the next: 2 s.
 const GOP: u64 = 60;
@@ -155,7 +45,7 @@ fn frame(n: u64, t0: Instant) -> Packetized {
 
 #[test]
 fn a_viewer_joining_mid_gop_gets_every_frame_paced_then_live() {
-    let mut rig = Rig::new("");
+    let mut rig = Rig::new("", true);
     let t0 = Instant::now();
     // The camera has been running for 28 frames: the GOP cache holds frames 0-27 (214 kB,
     // more than the pacer's 64 kB burst), and more by the time the viewer has connected (the
@@ -241,7 +131,7 @@ fn a_viewer_joining_mid_gop_gets_every_frame_paced_then_live() {
 
 #[test]
 fn a_viewer_that_never_connects_is_removed_at_connect_timeout() {
-    let mut rig = Rig::new("connect_timeout = \"3s\"");
+    let mut rig = Rig::new("connect_timeout = \"3s\"", true);
     let t0 = Instant::now();
     rig.shared.push_frame(Arc::new(frame(0, t0)));
     // The viewer offers, is answered, and is never heard from (its client never runs).
@@ -261,7 +151,7 @@ fn a_viewer_that_never_connects_is_removed_at_connect_timeout() {
 
 #[test]
 fn a_viewer_that_goes_silent_is_removed_when_ice_gives_up() {
-    let mut rig = Rig::new("disconnect_timeout = \"2s\"\nfailed_timeout = \"3s\"");
+    let mut rig = Rig::new("disconnect_timeout = \"2s\"\nfailed_timeout = \"3s\"", true);
     let t0 = Instant::now();
     rig.shared.push_frame(Arc::new(frame(0, t0)));
     let (mut client, id) = rig.join(t0);

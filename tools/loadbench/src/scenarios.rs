@@ -238,14 +238,7 @@ pub fn load(
 /// The camera on, nobody watching: CPU over `window` after a settling second.
 pub fn idle(variant: &Variant, input: &Input, window: Duration) -> anyhow::Result<(f64, u64)> {
     eprintln!("{}: idle for {window:?}", variant.name);
-    let running = Running::start(
-        variant,
-        input,
-        SinkSetup {
-            max_clients: 10,
-            threads: None,
-        },
-    )?;
+    let running = Running::start(variant, input, SinkSetup::BOARD)?;
     std::thread::sleep(Duration::from_secs(2));
     let s0 = Sample::take(running.pid());
     std::thread::sleep(window);
@@ -449,14 +442,7 @@ pub fn soak(
         "{}: soak, {cycles_n} cycles, {parallel} at a time",
         variant.name
     );
-    let mut running = Running::start(
-        variant,
-        input,
-        SinkSetup {
-            max_clients: 10,
-            threads: None,
-        },
-    )?;
+    let mut running = Running::start(variant, input, SinkSetup::BOARD)?;
     let (pid, url) = (running.pid(), running.url());
     // A few cycles first, so that one-time allocations are not taken for a leak.
     let (_, warm_errors) = cycles(runtime, &url, 10, 1, |_| {});

@@ -48,6 +48,14 @@ pub struct SinkSetup {
     pub threads: Option<usize>,
 }
 
+impl SinkSetup {
+    /// The board's: 10 viewers, the sink's own worker sizing.
+    pub const BOARD: SinkSetup = SinkSetup {
+        max_clients: 10,
+        threads: None,
+    };
+}
+
 /// A variant running. Dropping it stops everything.
 pub struct Running {
     /// The process measured (stackctl, or str0m-sink).
