@@ -22,17 +22,16 @@ mod access_unit;
 mod clock;
 mod ext;
 mod header;
+mod ntp;
 mod packetize;
-mod report;
 mod sender_report;
 
 pub use access_unit::RtpAccessUnit;
 pub use clock::{RTP_CLOCK_HZ, rtp_timestamp, ticks_of_ns};
 pub use ext::{
-    ABS_CAPTURE_TIME_URI, MAX_PLAYOUT_DELAY, NTP_UNIX_OFFSET_SECS, PLAYOUT_DELAY_URI,
-    abs_capture_time, ntp_of_unix_ns, playout_delay, unix_ns_of_monotonic,
+    ABS_CAPTURE_TIME_URI, MAX_PLAYOUT_DELAY, PLAYOUT_DELAY_URI, abs_capture_time, playout_delay,
 };
 pub use header::{RTP_HEADER_LEN, RtpHeader};
+pub use ntp::{NTP_UNIX_OFFSET_SECS, NtpTime, unix_ns_of_monotonic};
 pub use packetize::{FU_A, MAX_PAYLOAD, STAP_A, packetize};
-pub use report::{report_times, sender_report};
-pub use sender_report::{NtpTime, RTCP_SDES, RTCP_SR, SenderReport};
+pub use sender_report::{RTCP_SDES, RTCP_SR, SenderReport};

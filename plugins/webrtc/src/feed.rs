@@ -146,7 +146,7 @@ impl Feed {
         if self.pacer.is_none() {
             return Offered::NotStarted;
         }
-        match self.gate.offer(frame.idr) {
+        match self.gate.offer(frame.au.idr) {
             Admit::Skip { counted } => {
                 self.dropped += u64::from(counted);
                 Offered::Skipped { counted }

@@ -1,10 +1,10 @@
-//! One access unit, cut into RTP payloads once and shared by every viewer.
+//! One access unit on its way to the workers: the workspace's [`RtpAccessUnit`] (cut into RTP
+//! payloads once, shared by every viewer) with its place in the stream and its arrival time.
 
 use std::time::Instant;
 
 use bytes::Bytes;
-use stackctl_media::h264;
-use stackctl_media::rtp;
+use stackctl_media::rtp::{self, RtpAccessUnit};
 
 /// Room left in each packet for the header extensions of a frame's first packet (one-byte
 /// form: a 4-byte block header, abs-capture-time 1 + 8, playout-delay 1 + 3, padding), so that
@@ -20,21 +20,19 @@ pub struct Packetized {
     /// Its place in the stream: one more than the frame before (a gap means frames were lost
     /// on the way to a worker).
     pub seq: u64,
-    /// Capture time, `CLOCK_MONOTONIC` ns.
-    pub timestamp_ns: u64,
     /// When the sink received it: the start of its time in the sink's queues.
     pub received: Instant,
-    /// An IDR (with SPS and PPS in front).
-    pub idr: bool,
-    /// The payloads, in order; the marker bit goes on the last.
-    pub payloads: Vec<Bytes>,
-    /// Their total size.
+    /// The access unit: capture time, IDR or not (an IDR with SPS and PPS in front), the
+    /// payloads in order (the marker bit goes on the last).
+    pub au: RtpAccessUnit,
+    /// The payloads' total size (read per viewer per frame by the pacer: summed once).
     pub bytes: usize,
 }
 
 impl Packetized {
-    /// Cuts an Annex-B access unit, putting `sps` and `pps` in front of an IDR that lacks
-    /// them. `None` when there is no NAL unit in it.
+    /// Cuts an Annex-B access unit ([`RtpAccessUnit::new`], payloads of at most
+    /// [`MAX_PAYLOAD`]), putting `sps` and `pps` in front of an IDR. `None` when there is no
+    /// NAL unit in it.
     pub fn new(
         annexb: &[u8],
         sps: Option<&[u8]>,
@@ -42,30 +40,11 @@ impl Packetized {
         timestamp_ns: u64,
         received: Instant,
     ) -> Option<Self> {
-        let info = h264::analyse(annexb).ok()?;
-        let idr = info.is_idr();
-        let units: Vec<&[u8]> = match (idr, sps, pps) {
-            (true, Some(sps), Some(pps)) => h264::with_param_bytes(sps, pps, annexb, &info)
-                .ok()?
-                .nal_units()
-                .collect(),
-            _ => info
-                .nals()
-                .iter()
-                .filter_map(|nal| nal.get(annexb))
-                .collect(),
-        };
-        if units.is_empty() {
+        let au = RtpAccessUnit::new(annexb, sps, pps, timestamp_ns, MAX_PAYLOAD).ok()?;
+        if au.payloads.is_empty() {
             return None;
         }
-        let payloads = rtp::packetize(&units, MAX_PAYLOAD);
-        Some(Self::from_payloads(
-            0,
-            timestamp_ns,
-            received,
-            idr,
-            payloads,
-        ))
+        Some(Self::of(0, received, au))
     }
 
     /// A frame of ready payloads (tests and benchmarks make frames of any shape with it).
@@ -76,14 +55,20 @@ impl Packetized {
         idr: bool,
         payloads: Vec<Bytes>,
     ) -> Self {
-        let bytes = payloads.iter().map(Bytes::len).sum();
-        Self {
-            seq,
+        let au = RtpAccessUnit {
             timestamp_ns,
-            received,
             idr,
             payloads,
-            bytes,
+        };
+        Self::of(seq, received, au)
+    }
+
+    fn of(seq: u64, received: Instant, au: RtpAccessUnit) -> Self {
+        Self {
+            seq,
+            received,
+            bytes: au.payload_bytes(),
+            au,
         }
     }
 }
@@ -100,10 +85,10 @@ mod tests {
         let mut au = vec![0, 0, 0, 1, 0x65];
         au.extend(std::iter::repeat_n(7u8, 5000));
         let f = Packetized::new(&au, Some(SPS), Some(PPS), 9, Instant::now()).unwrap();
-        assert!(f.idr);
-        assert_eq!(f.payloads[0][0] & 0x1f, rtp::STAP_A, "SPS and PPS first");
-        assert!(f.payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
-        assert_eq!(f.bytes, f.payloads.iter().map(Bytes::len).sum::<usize>());
+        assert!(f.au.idr);
+        assert_eq!(f.au.payloads[0][0] & 0x1f, rtp::STAP_A, "SPS and PPS first");
+        assert!(f.au.payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        assert_eq!(f.bytes, f.au.payload_bytes());
         assert!(Packetized::new(b"no start code", None, None, 0, Instant::now()).is_none());
     }
 }

@@ -184,15 +184,15 @@ impl Viewer {
         &mut self,
         now: Instant,
         frame: &Packetized,
-        capture_ntp: u64,
+        capture_ntp: rtp::NtpTime,
     ) -> Result<(u64, u64), rtc::shared::error::Error> {
-        let timestamp = rtp::rtp_timestamp(frame.timestamp_ns, self.timestamp_origin);
-        let last = frame.payloads.len().saturating_sub(1);
+        let timestamp = rtp::rtp_timestamp(frame.au.timestamp_ns, self.timestamp_origin);
+        let last = frame.au.payloads.len().saturating_sub(1);
         let Some(mut sender) = self.pc.rtp_sender(self.sender) else {
             return Err(rtc::shared::error::Error::ErrRTPSenderNotExisted);
         };
         let (mut packets, mut bytes) = (0, 0);
-        for (i, payload) in frame.payloads.iter().enumerate() {
+        for (i, payload) in frame.au.payloads.iter().enumerate() {
             let mut header = rtc::rtp::header::Header {
                 version: 2,
                 marker: i == last,
@@ -242,13 +242,21 @@ impl Viewer {
             return;
         }
         self.next_report = Some(now + REPORT_INTERVAL);
-        let (ntp_time, rtp_time) = rtp::report_times(monotonic_ns, unix_ns, self.timestamp_origin);
+        // The workspace's report, sent through the connection's RTCP (it encrypts it).
+        let sr = rtp::SenderReport::at(
+            self.ssrc,
+            self.timestamp_origin,
+            monotonic_ns,
+            unix_ns,
+            self.packets,
+            self.octets,
+        );
         let report = rtc::rtcp::sender_report::SenderReport {
-            ssrc: self.ssrc,
-            ntp_time,
-            rtp_time,
-            packet_count: self.packets,
-            octet_count: self.octets,
+            ssrc: sr.ssrc,
+            ntp_time: sr.ntp.0,
+            rtp_time: sr.rtp_timestamp,
+            packet_count: sr.packet_count,
+            octet_count: sr.octet_count,
             ..Default::default()
         };
         let sent = self

@@ -34,8 +34,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use quinn_udp::RecvMeta;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::shared::{TransportContext, TransportProtocol};
-use stackctl_media::monotonic_ns;
-use stackctl_media::rtp::{ntp_of_unix_ns, unix_ns_of_monotonic};
+use stackctl_media::rtp::NtpTime;
+use stackctl_media::{monotonic_ns, unix_now_ns};
 
 use crate::feed::{Feed, FeedConfig, Offered, Step};
 use crate::frame::Packetized;
@@ -658,15 +658,15 @@ impl Worker {
             self.gop_bytes = 0;
         }
         self.last_seq = Some(frame.seq);
-        self.rate.add(frame.timestamp_ns, frame.bytes);
+        self.rate.add(frame.au.timestamp_ns, frame.bytes);
         if self.settings.gop_cache {
-            if frame.idr {
+            if frame.au.idr {
                 self.gop.clear();
                 self.gop_bytes = 0;
             }
             let fits = self.gop.len() < GOP_CACHE_FRAMES
                 && self.gop_bytes + frame.bytes <= GOP_CACHE_BYTES;
-            if fits && (frame.idr || !self.gop.is_empty()) {
+            if fits && (frame.au.idr || !self.gop.is_empty()) {
                 self.gop.push(Arc::clone(&frame));
                 self.gop_bytes += frame.bytes;
             } else if !fits {
@@ -918,8 +918,7 @@ impl Worker {
             loop {
                 match viewer.feed.next(now) {
                     Step::Send(frame) => {
-                        let ntp =
-                            ntp_of_unix_ns(unix_ns_of_monotonic(frame.timestamp_ns, mono, unix));
+                        let ntp = NtpTime::of_monotonic(frame.au.timestamp_ns, mono, unix);
                         match viewer.write_frame(now, &frame, ntp) {
                             Ok((packets, bytes)) => {
                                 wrote = true;
@@ -1025,11 +1024,4 @@ fn queue(
     if !outbox.push(entry, datagram) {
         metrics.udp_send_errors.fetch_add(1, Relaxed);
     }
-}
-
-/// Now on the wall clock, ns since the Unix epoch.
-fn unix_now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release -p stackctl -p camsim -p sink-webrtc -p loadbench
-//! target/release/loadbench --baseline-commit 92c3ffa          # builds the old sink once
+//! target/release/loadbench --baseline-commit b0be5af          # builds the old sink once
 //! target/release/loadbench --only ten,fifty --rounds 3 --json target/loadbench/run.json
 //! ```
 //!
@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, value_name = "LIB.so")]
     baseline: Option<PathBuf>,
     /// Build the sink of this commit (git archive + cargo, in target/loadbench/) and measure it.
-    #[arg(long, value_name = "COMMIT", default_value = "92c3ffa")]
+    #[arg(long, value_name = "COMMIT", default_value = "b0be5af")]
     baseline_commit: String,
     /// Measure this tree's sink only.
     #[arg(long)]
@@ -93,11 +93,15 @@ fn target_dir() -> anyhow::Result<PathBuf> {
         .context("loadbench runs from target/<profile>/")
 }
 
-/// The sink of `commit`, built once into target/loadbench/baseline-<commit>.
+/// The sink of `commit`, built once from target/loadbench/baseline-<commit> and kept as
+/// target/loadbench/libsink_webrtc-<commit>.so (the build directory is shared by commits).
 fn baseline(target: &Path, commit: &str) -> anyhow::Result<PathBuf> {
     let src = target.join("loadbench").join(format!("baseline-{commit}"));
     let build = target.join("loadbench").join("baseline-target");
-    let library = build.join("release").join("libsink_webrtc.so");
+    let built = build.join("release").join("libsink_webrtc.so");
+    let library = target
+        .join("loadbench")
+        .join(format!("libsink_webrtc-{commit}.so"));
     if library.exists() {
         return Ok(library);
     }
@@ -133,9 +137,10 @@ fn baseline(target: &Path, commit: &str) -> anyhow::Result<PathBuf> {
         .current_dir(&src)
         .status()
         .context("cargo")?;
-    if !status.success() || !library.exists() {
+    if !status.success() || !built.exists() {
         bail!("building the sink of {commit} failed");
     }
+    std::fs::copy(&built, &library).with_context(|| library.display().to_string())?;
     Ok(library)
 }
 

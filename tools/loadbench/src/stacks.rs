@@ -19,7 +19,7 @@ use crate::procfs;
 /// One thing under test.
 #[derive(Debug, Clone)]
 pub struct Variant {
-    /// Its name in the tables (`new`, `old 92c3ffa`, `str0m`).
+    /// Its name in the tables (`new`, `old (b0be5af)`, `str0m`).
     pub name: String,
     /// What it is.
     pub kind: Kind,
