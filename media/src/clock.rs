@@ -1,4 +1,5 @@
-//! `CLOCK_MONOTONIC` as nanoseconds: the clock the camera stamps frames with.
+//! `CLOCK_MONOTONIC` as nanoseconds: the clock the camera stamps frames with; and the wall
+//! clock, which RTCP sender reports map it to.
 
 use nix::time::{ClockId, clock_gettime};
 
@@ -12,4 +13,11 @@ pub fn monotonic_ns() -> u64 {
             secs * 1_000_000_000 + nanos
         })
         .unwrap_or(0)
+}
+
+/// Now on the wall clock, in nanoseconds since the Unix epoch (0 before 1970).
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -6,7 +6,7 @@
 //! - [`gate`]: the one IDR gate (joining, live, skipping) that keeps every consumer on a
 //!   decodable chain: the bus uses it for each subscriber, each sink for each of its clients;
 //! - [`rtp`]: the RTP packetizer (STAP-A, FU-A) and the 90 kHz clock;
-//! - [`clock`]: `CLOCK_MONOTONIC`, the clock the camera stamps frames with.
+//! - [`clock`]: `CLOCK_MONOTONIC`, the clock the camera stamps frames with, and the wall clock.
 
 #![forbid(unsafe_code)]
 
@@ -15,5 +15,5 @@ pub mod gate;
 pub mod h264;
 pub mod rtp;
 
-pub use clock::monotonic_ns;
+pub use clock::{monotonic_ns, unix_now_ns};
 pub use gate::{Admit, IdrGate, Rejected};

@@ -14,16 +14,23 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Path of a workspace binary in the target directory these tests were built into.
+/// Path of a workspace binary in the target directory these tests were built into (or, for a
+/// program such as `loadbench`, the directory it runs from).
 ///
 /// # Panics
 /// When it is missing, with the command that builds it.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    // target/<profile>/deps/<test> -> target/<profile>/<name>; target/<profile>/<program> too.
     let dir = exe
         .parent()
-        .and_then(|deps| deps.parent())
+        .and_then(|dir| {
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir.parent()
+            } else {
+                Some(dir)
+            }
+        })
         .expect("test executable lives in target/<profile>/deps");
     let path = dir.join(name);
     assert!(

@@ -1,5 +1,6 @@
 //! H.264 over RTP: the packetizer (RFC 6184, packetization-mode 1), the 90 kHz clock, the RTP
-//! header and RTCP sender reports.
+//! header, the header extensions a live sender adds ([`playout_delay`], [`abs_capture_time`]),
+//! NTP time and RTCP sender reports.
 //!
 //! An access unit is cut into payloads once and the payloads are shared by every receiver
 //! (WebRTC viewers, RTSP clients, a WHIP publication); each receiver writes only its own
@@ -19,12 +20,18 @@
 
 mod access_unit;
 mod clock;
+mod ext;
 mod header;
+mod ntp;
 mod packetize;
 mod sender_report;
 
 pub use access_unit::RtpAccessUnit;
 pub use clock::{RTP_CLOCK_HZ, rtp_timestamp, ticks_of_ns};
+pub use ext::{
+    ABS_CAPTURE_TIME_URI, MAX_PLAYOUT_DELAY, PLAYOUT_DELAY_URI, abs_capture_time, playout_delay,
+};
 pub use header::{RTP_HEADER_LEN, RtpHeader};
+pub use ntp::{NTP_UNIX_OFFSET_SECS, NtpTime, unix_ns_of_monotonic};
 pub use packetize::{FU_A, MAX_PAYLOAD, STAP_A, packetize};
-pub use sender_report::{NtpTime, RTCP_SDES, RTCP_SR, SenderReport};
+pub use sender_report::{RTCP_SDES, RTCP_SR, SenderReport};

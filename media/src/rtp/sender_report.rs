@@ -1,37 +1,28 @@
 //! RTCP sender reports (RFC 3550 §6.4.1), sent with an SDES CNAME as a compound packet
 //! (§6.1): what lets a receiver map a stream's RTP timestamps to wall-clock time, and what
 //! RTSP and WebRTC receivers expect from a sender every few seconds.
+//!
+//! The stream's RTP clock is the camera's `CLOCK_MONOTONIC` (plus an origin per receiver), so
+//! the mapping is read off both clocks at the instant of the report ([`SenderReport::at`]),
+//! not off the last packet sent: a frame sent late (a new viewer's replay of the GOP) does
+//! not skew it.
+//!
+//! ```
+//! use stackctl_media::rtp::{NTP_UNIX_OFFSET_SECS, SenderReport};
+//!
+//! // Monotonic 10 s, wall clock 1970-01-01T00:01:40: RTP time is 10 s of 90 kHz ticks.
+//! let sr = SenderReport::at(0x1234_5678, 0, 10_000_000_000, 100_000_000_000, 10, 12_000);
+//! assert_eq!((sr.ntp.0 >> 32, sr.rtp_timestamp), (NTP_UNIX_OFFSET_SECS + 100, 900_000));
+//! assert_eq!(&sr.to_bytes()[..4], &[0x80, 200, 0, 6]);
+//! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
-const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+use super::clock::rtp_timestamp;
+use super::ntp::NtpTime;
 
 /// The RTCP packet type of a sender report.
 pub const RTCP_SR: u8 = 200;
 /// The RTCP packet type of source descriptions.
 pub const RTCP_SDES: u8 = 202;
-
-/// A 64-bit NTP timestamp: seconds since 1900 in the high 32 bits, the fraction in the low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NtpTime(pub u64);
-
-impl NtpTime {
-    /// The NTP time of a wall-clock instant (instants before 1970 count as 1970).
-    pub fn from_system_time(t: SystemTime) -> Self {
-        let since_unix = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
-        // The fraction in units of 2^-32 s.
-        let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
-        // NTP seconds wrap in 2036 (era 1): truncation is the wire format.
-        Self(((secs & 0xffff_ffff) << 32) | frac)
-    }
-
-    /// The middle 32 bits, as a receiver report's "last SR" field names a report.
-    pub fn middle(self) -> u32 {
-        (self.0 >> 16) as u32
-    }
-}
 
 /// One sender report of a source that receives nothing itself (no report blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +40,27 @@ pub struct SenderReport {
 }
 
 impl SenderReport {
+    /// The report of a stream with RTP origin `origin` at the instant both clocks were read:
+    /// `now_monotonic_ns` on `CLOCK_MONOTONIC` (the camera's clock, which the RTP timestamps
+    /// follow), `now_unix_ns` on the wall clock; `packets` and `octets` (payload bytes) sent
+    /// so far, modulo 2^32 as RTCP counts them.
+    pub fn at(
+        ssrc: u32,
+        origin: u32,
+        now_monotonic_ns: u64,
+        now_unix_ns: u64,
+        packets: u32,
+        octets: u32,
+    ) -> Self {
+        Self {
+            ssrc,
+            ntp: NtpTime::from_unix_ns(now_unix_ns),
+            rtp_timestamp: rtp_timestamp(now_monotonic_ns, origin),
+            packet_count: packets,
+            octet_count: octets,
+        }
+    }
+
     /// The 28-byte SR packet alone.
     pub fn to_bytes(&self) -> [u8; 28] {
         let mut out = [0u8; 28];
@@ -91,17 +103,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ntp_time_of_known_instants() {
-        assert_eq!(
-            NtpTime::from_system_time(UNIX_EPOCH).0,
-            NTP_UNIX_OFFSET << 32
-        );
-        let half = UNIX_EPOCH + Duration::from_millis(1500);
-        assert_eq!(
-            NtpTime::from_system_time(half).0,
-            ((NTP_UNIX_OFFSET + 1) << 32) | 0x8000_0000
-        );
-        assert_eq!(NtpTime(0x0123_4567_89ab_cdef).middle(), 0x4567_89ab);
+    fn the_mapping_follows_the_clocks_and_the_origin() {
+        let sr = SenderReport::at(1, 7, 1_000_000_000, 1_500_000_000, 2, 3);
+        assert_eq!(sr.rtp_timestamp, 90_007);
+        assert_eq!(sr.ntp.0 & 0xffff_ffff, 1 << 31, "half a second");
+        assert_eq!((sr.ssrc, sr.packet_count, sr.octet_count), (1, 2, 3));
+        // Later reports keep RTP time and NTP time in step.
+        let later = SenderReport::at(1, 7, 3_000_000_000, 3_500_000_000, 2, 3);
+        assert_eq!(later.rtp_timestamp.wrapping_sub(sr.rtp_timestamp), 180_000);
+        assert_eq!((later.ntp.0 - sr.ntp.0) >> 32, 2);
     }
 
     #[test]

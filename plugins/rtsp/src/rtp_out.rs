@@ -3,10 +3,9 @@
 //! sender reports.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::SystemTime;
 
-use stackctl_media::monotonic_ns;
-use stackctl_media::rtp::{NtpTime, RtpHeader, SenderReport, rtp_timestamp};
+use stackctl_media::rtp::{RtpHeader, SenderReport, rtp_timestamp};
+use stackctl_media::{monotonic_ns, unix_now_ns};
 
 use crate::feed::{ClientStats, Queued};
 use crate::sdp::PAYLOAD_TYPE;
@@ -84,14 +83,15 @@ impl RtpIdentity {
 
     /// The compound RTCP packet (SR + SDES) for now, from the counts in `stats`.
     pub fn sender_report(&self, stats: &ClientStats) -> Vec<u8> {
-        SenderReport {
-            ssrc: self.ssrc,
-            ntp: NtpTime::from_system_time(SystemTime::now()),
-            rtp_timestamp: self.timestamp(monotonic_ns()),
+        SenderReport::at(
+            self.ssrc,
+            self.ts_origin,
+            monotonic_ns(),
+            unix_now_ns(),
             // RTCP's counts are 32 bits and wrap.
-            packet_count: stats.packets_sent.load(Relaxed) as u32,
-            octet_count: stats.payload_bytes_sent.load(Relaxed) as u32,
-        }
+            stats.packets_sent.load(Relaxed) as u32,
+            stats.payload_bytes_sent.load(Relaxed) as u32,
+        )
         .compound(CNAME)
     }
 }

@@ -10,8 +10,17 @@ use stackctl_sink_sdk::Error;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Viewers at once; one more gets `503` (legacy `--max-clients`, `STREAMING_MAX_CLIENTS`).
+    /// Viewers connected at once; one more gets `503` (legacy `--max-clients`,
+    /// `STREAMING_MAX_CLIENTS`). An answered offer counts only once its viewer connects.
     pub max_clients: usize,
+    /// Answered offers whose viewers have not connected yet, at most (they do not count
+    /// against `max_clients`; one more gets `503` with `Retry-After: 1`). Unset: `max_clients`,
+    /// at most [`MAX_PENDING_DEFAULT`].
+    pub max_pending: Option<usize>,
+    /// A viewer that has not connected this long after its answer is removed (and its pending
+    /// slot freed).
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
     /// STUN (or TURN) server URLs advertised to viewers and used to gather server-reflexive
     /// candidates. A list, or the legacy comma-separated string. None is needed on a LAN.
     #[serde(deserialize_with = "url_list")]
@@ -20,26 +29,29 @@ pub struct Config {
     /// interface; loopback must be named (`127.0.0.1`).
     pub bind: Vec<IpAddr>,
     /// One UDP port shared by every viewer (firewall and NAT friendly); 0: an ephemeral port
-    /// per viewer.
+    /// per worker thread.
     pub udp_port: u16,
     /// Extra addresses advertised as host candidates, for a 1:1 NAT (a public IP that
     /// forwards to this board).
     pub nat_ips: Vec<IpAddr>,
-    /// Resolve viewers' mDNS (`.local`) candidates: one more socket per viewer, and not needed
-    /// for a browser to connect (its connectivity checks reveal its address).
+    /// Resolve viewers' mDNS (`.local`) candidates. Accepted for compatibility; this sink does
+    /// not resolve them (it says so at start): it learns each viewer's address from the
+    /// viewer's own connectivity checks, which is how browsers connect anyway.
     pub mdns: bool,
-    /// Frames a viewer may have queued before it skips to the next IDR.
+    /// Frames a viewer may have waiting (beyond the GOP it starts with) before it skips to the
+    /// next IDR.
     pub viewer_queue: usize,
     /// Start a new viewer with the frames since the last IDR, so it shows a picture at once
     /// instead of waiting for the next IDR.
     pub gop_cache: bool,
-    /// How long ICE gathering may take before the answer is sent with what was gathered.
+    /// How long a STUN server may take to tell the sink its public address before an answer
+    /// goes out without it (the first answers after start, or after the address expired).
     #[serde(with = "humantime_serde_compat")]
     pub gather_timeout: Duration,
     /// No ICE traffic for this long: the viewer is `disconnected`.
     #[serde(with = "humantime_serde_compat")]
     pub disconnect_timeout: Duration,
-    /// Disconnected for this long (or never connected within it): the viewer is removed.
+    /// Disconnected for this long: the viewer is removed.
     #[serde(with = "humantime_serde_compat")]
     pub failed_timeout: Duration,
     /// Where RTP timestamps start: `random` (per viewer, RFC 3550) or `monotonic` (the
@@ -50,7 +62,30 @@ pub struct Config {
     /// Worker threads driving the connections. Unset: one per [`VIEWERS_PER_THREAD`] of
     /// `max_clients`, at most one per core.
     pub threads: Option<usize>,
+    /// Which offers to answer when the camera's H.264 profile is not among the offered ones.
+    pub profile_policy: ProfilePolicy,
+    /// Send the playout-delay header extension (min = max = 0) when the viewer offers it: the
+    /// browser renders each frame as soon as it is decoded, with no smoothing buffer.
+    pub playout_delay: bool,
+    /// RTP packets kept per viewer to answer NACKs from (a power of two, up to 32768): at
+    /// 8 Mbit/s, 1024 packets are about a second.
+    pub nack_window: u16,
 }
+
+/// What to answer when the offer lacks the camera's H.264 profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfilePolicy {
+    /// The best offered format (the camera's profile, else the highest offered with
+    /// packetization-mode 1), sending the camera's stream anyway: software decoders play a
+    /// stream of a profile they did not name. Counted in `webrtc_profile_mismatch_total`.
+    Best,
+    /// Only a format whose profile decodes the camera's; an offer without one is refused (400).
+    Strict,
+}
+
+/// The most pending offers by default (see [`Config::max_pending`]).
+pub const MAX_PENDING_DEFAULT: usize = 32;
 
 /// Viewers one worker thread is sized for when `threads` is unset. Measured: 50 viewers of a
 /// 1080p30 8 Mbit/s stream take a quarter of an x86 server core; a Cortex-A55 is a few times
@@ -71,6 +106,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_clients: 10,
+            max_pending: None,
+            connect_timeout: Duration::from_secs(5),
             stun: Vec::new(),
             bind: vec![IpAddr::from([0, 0, 0, 0])],
             udp_port: 0,
@@ -84,6 +121,9 @@ impl Default for Config {
             rtp_timestamp_origin: TimestampOrigin::Random,
             max_offer_bytes: 64 * 1024,
             threads: None,
+            profile_policy: ProfilePolicy::Best,
+            playout_delay: true,
+            nack_window: 1024,
         }
     }
 }
@@ -121,7 +161,25 @@ impl Config {
                 format_args!("{}: must be between 2 and 10000 frames", self.viewer_queue),
             ));
         }
+        if let Some(pending) = self.max_pending
+            && !(1..=MAX_CLIENTS).contains(&pending)
+        {
+            return Err(Error::config(
+                "max_pending",
+                format_args!("{pending}: must be between 1 and {MAX_CLIENTS}"),
+            ));
+        }
+        if !self.nack_window.is_power_of_two() {
+            return Err(Error::config(
+                "nack_window",
+                format_args!(
+                    "{}: must be a power of two (1024, 2048, ...)",
+                    self.nack_window
+                ),
+            ));
+        }
         for (key, value) in [
+            ("connect_timeout", self.connect_timeout),
             ("gather_timeout", self.gather_timeout),
             ("disconnect_timeout", self.disconnect_timeout),
             ("failed_timeout", self.failed_timeout),
@@ -155,6 +213,12 @@ impl Config {
 }
 
 impl Config {
+    /// Pending offers allowed: `max_pending`, or `max_clients` up to [`MAX_PENDING_DEFAULT`].
+    pub fn pending_limit(&self) -> usize {
+        self.max_pending
+            .unwrap_or_else(|| self.max_clients.min(MAX_PENDING_DEFAULT))
+    }
+
     /// Worker threads for the connections: `threads`, or sized from `max_clients`.
     pub fn worker_threads(&self) -> usize {
         self.threads.unwrap_or_else(|| {
@@ -232,6 +296,10 @@ mod tests {
             (r#"gather_timeout = "soon""#, "gather_timeout"),
             ("bind = []", "bind"),
             ("threads = 0", "threads"),
+            ("max_pending = 0", "max_pending"),
+            (r#"connect_timeout = "0s""#, "connect_timeout"),
+            ("nack_window = 1000", "nack_window"),
+            (r#"profile_policy = "lenient""#, "profile_policy"),
             (r#"bind = ["nowhere"]"#, "bind"),
             ("colour = 1", ""),
         ] {
@@ -259,6 +327,20 @@ mod tests {
                 .worker_threads(),
             3
         );
+    }
+
+    #[test]
+    fn pending_offers_default_to_max_clients_up_to_a_bound() {
+        assert_eq!(parse("max_clients = 10").unwrap().pending_limit(), 10);
+        assert_eq!(parse("max_clients = 200").unwrap().pending_limit(), 32);
+        assert_eq!(
+            parse("max_clients = 200\nmax_pending = 50")
+                .unwrap()
+                .pending_limit(),
+            50
+        );
+        let strict = parse(r#"profile_policy = "strict""#).unwrap();
+        assert_eq!(strict.profile_policy, ProfilePolicy::Strict);
     }
 
     #[test]

@@ -5,46 +5,57 @@
 //! [plugins.streaming]
 //! path = "libsink_webrtc.so"
 //! max_clients = 10          # legacy --max-clients / STREAMING_MAX_CLIENTS
-//! stun = []                 # none needed on a LAN
+//! udp_port = 8555           # one UDP port for every viewer
 //! ```
 //!
 //! Signalling on stackctl's HTTP port: WHEP (`POST /whep`, `PATCH`/`DELETE /whep/<id>`), the
-//! legacy JSON offer (`POST /offer`, `POST /api/webrtc/offer`), and a viewer page at `/`.
-//! Every access unit is cut into RTP payloads once ([`rtp`]) and fanned out to a bounded queue
-//! per viewer ([`hub`]); each viewer's connection ([`session`]) writes its own headers.
+//! legacy JSON offer (`POST /offer`, `POST /api/webrtc/offer`), and a viewer page at `/`
+//! ([`signalling`]). An offer is answered on the thread that took it ([`sessions`], [`peer`]);
+//! the viewer then belongs to one worker thread ([`worker`]), which drives its peer connection
+//! (webrtc-rs's sans-IO core, `rtc`) with no async runtime: batched UDP in and out ([`udp`],
+//! [`route`]), every frame cut into RTP payloads once ([`frame`]) and written to every viewer
+//! in one pass, each viewer fed by its own [`feed`] (the GOP cache first, paced by [`pace`],
+//! then live; the workspace's one IDR gate decides what it skips).
 
-pub mod batch;
+pub mod admission;
 pub mod config;
+pub mod feed;
+pub mod frame;
 pub mod hub;
 pub mod keyframe;
 pub mod metrics;
-pub mod mux;
+pub mod pace;
+pub mod peer;
+pub mod route;
 pub mod sdp;
-pub mod session;
+pub mod sessions;
 pub mod signalling;
+pub mod stun;
 pub mod trim;
+pub mod udp;
+pub mod viewer;
+pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use stackctl_media::monotonic_ns;
 use stackctl_sink_sdk::{Context, Error, Frame, Request, Responder, Sink, export_sink};
 
 pub use crate::config::Config;
-use stackctl_media::monotonic_ns;
-
-use crate::hub::{Hub, Packetized};
+use crate::frame::Packetized;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::session::Sessions;
+use crate::sessions::Sessions;
 
-/// How long `stop` waits for the connections to close.
+/// How long `stop` waits for the workers to close their viewers.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The streaming sink.
 pub struct StreamingSink {
     hub: Arc<Hub>,
     sessions: Arc<Sessions>,
-    runtime: tokio::runtime::Handle,
 }
 
 impl Sink for StreamingSink {
@@ -57,33 +68,23 @@ impl Sink for StreamingSink {
         config.validate()
     }
 
-    fn start(config: Config, ctx: Context) -> Result<Self, Error> {
-        let runtime = ctx.runtime_with_workers(config.worker_threads())?;
+    fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
         let hub = Arc::new(Hub::new(
             Arc::new(Metrics::default()),
             config.max_clients,
+            config.pending_limit(),
             config.viewer_queue,
-            config.gop_cache,
         ));
         tracing::info!(
             max_clients = config.max_clients,
+            max_pending = config.pending_limit(),
             bind = ?config.bind,
+            udp_port = config.udp_port,
             stun = ?config.stun,
             "serving WebRTC viewers"
         );
-        let mux = match config.udp_port {
-            0 => None,
-            port => Some(
-                mux::UdpMux::bind(&config.bind, port, &runtime)
-                    .map_err(|e| Error::config("udp_port", format_args!("{port}: {e}")))?,
-            ),
-        };
-        let sessions = Sessions::new(Arc::clone(&hub), config, runtime.clone(), mux);
-        Ok(Self {
-            hub,
-            sessions,
-            runtime,
-        })
+        let sessions = Sessions::start(Arc::clone(&hub), config)?;
+        Ok(Self { hub, sessions })
     }
 
     fn on_frame(&self, frame: &Frame<'_>) {
@@ -92,27 +93,33 @@ impl Sink for StreamingSink {
         metrics.frames_read.fetch_add(1, Relaxed);
         let age = monotonic_ns().saturating_sub(frame.timestamp_ns());
         metrics.frame_latency_us.store(age / 1000, Relaxed);
-        let Some(packetized) =
-            Packetized::new(frame.data(), frame.sps(), frame.pps(), frame.timestamp_ns())
-        else {
+        if let Some(sps) = frame.sps() {
+            self.hub.camera_sps(sps);
+        }
+        let Some(packetized) = Packetized::new(
+            frame.data(),
+            frame.sps(),
+            frame.pps(),
+            frame.timestamp_ns(),
+            started,
+        ) else {
             metrics.read_errors.fetch_add(1, Relaxed);
             return;
         };
         metrics.frames_processed.fetch_add(1, Relaxed);
-        self.hub.publish(packetized, frame.sps());
+        self.sessions.publish(packetized);
         metrics
             .process_latency_us
             .store(started.elapsed().as_micros() as u64, Relaxed);
     }
 
     fn on_http(&self, request: Request, responder: Responder) {
-        let sessions = Arc::clone(&self.sessions);
-        self.runtime.spawn(async move {
-            let reply = signalling::handle(&sessions, request).await;
-            let mut headers: Vec<(&str, &str)> = vec![("Content-Type", reply.content_type)];
-            headers.extend(reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            responder.respond(reply.status, &headers, &reply.body);
-        });
+        // Answering an offer builds a connection (a millisecond or two, no I/O): done on the
+        // host's thread, which may block.
+        let reply = signalling::handle(&self.sessions, &request);
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", reply.content_type)];
+        headers.extend(reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        responder.respond(reply.status, &headers, &reply.body);
     }
 
     fn metrics(&self) -> String {
@@ -120,13 +127,7 @@ impl Sink for StreamingSink {
     }
 
     fn stop(&self) {
-        let sessions = Arc::clone(&self.sessions);
-        let closed = self
-            .runtime
-            .block_on(async move { tokio::time::timeout(STOP_GRACE, sessions.close_all()).await });
-        if closed.is_err() {
-            tracing::warn!("viewers still closing after {STOP_GRACE:?}; dropping them");
-        }
+        self.sessions.stop(STOP_GRACE);
     }
 }
 

@@ -6,8 +6,53 @@ use std::time::Duration;
 
 use stackctl_sink_sdk::MetricsText;
 
-/// Upper bounds of the time-to-first-frame histogram, in seconds.
-const TTFF_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0];
+/// Upper bounds of the time-to-first-frame and catch-up histograms, in seconds.
+const BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0];
+
+/// A histogram of durations over [`BUCKETS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative).
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    fn render(&self, m: &mut MetricsText, name: &str, help: &str) {
+        let mut cumulative = 0;
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(le, n)| {
+                cumulative += n.load(Relaxed);
+                (*le, cumulative)
+            })
+            .collect();
+        m.histogram(
+            name,
+            help,
+            &buckets,
+            self.sum_us.load(Relaxed) as f64 / 1e6,
+            self.count(),
+        );
+    }
+}
 
 /// Counters shared by the delivery thread, the viewers' tasks and HTTP handlers.
 #[derive(Debug, Default)]
@@ -30,8 +75,16 @@ pub struct Metrics {
     pub process_latency_us: AtomicU64,
     /// Viewers ever accepted.
     pub total_clients: AtomicU64,
-    /// Offers refused because `max_clients` viewers were connected.
+    /// Offers refused (and viewers turned away as they connected) because `max_clients`
+    /// viewers were connected.
     pub rejected_full: AtomicU64,
+    /// Offers refused because `max_pending` offers were waiting for their viewers.
+    pub rejected_busy: AtomicU64,
+    /// Viewers answered with a format of another profile than the camera's.
+    pub profile_mismatch: AtomicU64,
+    /// Frames a worker never got because its queue was full (each of its viewers skips to the
+    /// next IDR).
+    pub worker_frames_lost: AtomicU64,
     /// Offers refused as malformed (bad SDP, no video, wrong content type, too large).
     pub rejected_invalid: AtomicU64,
     /// PLI and FIR requests from viewers.
@@ -46,10 +99,10 @@ pub struct Metrics {
     pub udp_send_calls: AtomicU64,
     /// Sends the kernel refused (their datagrams are lost).
     pub udp_send_errors: AtomicU64,
-    /// Time to first frame: observations per bucket (not cumulative), sum in µs, count.
-    ttff_buckets: [AtomicU64; TTFF_BUCKETS.len()],
-    ttff_sum_us: AtomicU64,
-    ttff_count: AtomicU64,
+    /// From a viewer's offer to its first frame on the wire.
+    pub ttff: Histogram,
+    /// From a viewer's first frame to live (its GOP replayed, frames going out as they come).
+    pub catch_up: Histogram,
 }
 
 /// Live figures the hub adds to the counters when metrics are gathered.
@@ -59,6 +112,8 @@ pub struct Snapshot {
     pub states: Vec<(&'static str, u64)>,
     /// Connected viewers.
     pub active: u64,
+    /// Answered offers whose viewers have not connected yet.
+    pub pending: u64,
     /// Fullest viewer queue, percent.
     pub queue_usage_percent: f64,
     /// Per viewer: id, bytes sent, packets sent, frames dropped, keyframe requests.
@@ -66,17 +121,6 @@ pub struct Snapshot {
 }
 
 impl Metrics {
-    /// Records one viewer's time from its offer to its first frame on the wire.
-    pub fn observe_ttff(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = TTFF_BUCKETS.iter().position(|le| secs <= *le) {
-            self.ttff_buckets[i].fetch_add(1, Relaxed);
-        }
-        self.ttff_sum_us
-            .fetch_add(elapsed.as_micros() as u64, Relaxed);
-        self.ttff_count.fetch_add(1, Relaxed);
-    }
-
     /// The Prometheus text of the counters and of `live`.
     pub fn render(&self, live: &Snapshot) -> String {
         let get = |c: &AtomicU64| c.load(Relaxed);
@@ -151,12 +195,13 @@ impl Metrics {
             "Offers refused, by reason.",
             [
                 (&[("reason", "full")][..], get(&self.rejected_full)),
+                (&[("reason", "busy")][..], get(&self.rejected_busy)),
                 (&[("reason", "invalid")][..], get(&self.rejected_invalid)),
             ],
         )
         .counters(
             "webrtc_viewers_removed_total",
-            "Viewers removed, by reason: closed (DELETE, closed by the viewer, stop) or failed (ICE failed or timed out).",
+            "Viewers removed, by reason: closed (DELETE, closed by the viewer, stop) or failed (ICE failed or timed out, or never connected within connect_timeout).",
             [
                 (&[("reason", "closed")][..], get(&self.removed_closed)),
                 (&[("reason", "failed")][..], get(&self.removed_failed)),
@@ -166,6 +211,21 @@ impl Metrics {
             "webrtc_keyframe_requests_total",
             "PLI and FIR requests from viewers (the camera cannot honour them: counted only).",
             get(&self.keyframe_requests),
+        )
+        .gauge(
+            "webrtc_pending_offers",
+            "Answered offers whose viewers have not connected yet (they do not count against max_clients).",
+            live.pending as f64,
+        )
+        .counter(
+            "webrtc_profile_mismatch_total",
+            "Viewers answered with an H.264 format of another profile than the camera's (its stream is sent all the same).",
+            get(&self.profile_mismatch),
+        )
+        .counter(
+            "webrtc_worker_frames_lost_total",
+            "Frames a worker thread never got because its queue was full (its viewers skip to the next IDR).",
+            get(&self.worker_frames_lost),
         )
         .counter(
             "webrtc_udp_datagrams_sent_total",
@@ -219,21 +279,15 @@ impl Metrics {
             "PLI and FIR requests, per viewer.",
             per(|v| v.4),
         );
-        let mut cumulative = 0;
-        let buckets: Vec<(f64, u64)> = TTFF_BUCKETS
-            .iter()
-            .zip(&self.ttff_buckets)
-            .map(|(le, n)| {
-                cumulative += get(n);
-                (*le, cumulative)
-            })
-            .collect();
-        m.histogram(
+        self.ttff.render(
+            &mut m,
             "webrtc_time_to_first_frame_seconds",
             "From a viewer's offer to its first frame on the wire.",
-            &buckets,
-            get(&self.ttff_sum_us) as f64 / 1e6,
-            get(&self.ttff_count),
+        );
+        self.catch_up.render(
+            &mut m,
+            "webrtc_catch_up_seconds",
+            "From a viewer's first frame to live: the frames since the last IDR replayed, each frame then going out as it comes.",
         );
         m.finish()
     }
@@ -258,9 +312,9 @@ mod tests {
     fn legacy_names_are_typed_and_the_histogram_is_cumulative() {
         let m = Metrics::default();
         m.frames_read.fetch_add(3, Relaxed);
-        m.observe_ttff(Duration::from_millis(80));
-        m.observe_ttff(Duration::from_millis(400));
-        m.observe_ttff(Duration::from_secs(30));
+        m.ttff.observe(Duration::from_millis(80));
+        m.ttff.observe(Duration::from_millis(400));
+        m.ttff.observe(Duration::from_secs(30));
         let live = Snapshot {
             states: vec![("connected", 2), ("connecting", 1)],
             active: 2,

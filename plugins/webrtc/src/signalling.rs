@@ -1,14 +1,13 @@
 //! The HTTP side: WHEP (`POST /whep`, `PATCH` and `DELETE /whep/<id>`), the legacy JSON offer
 //! (`POST /offer`, `POST /api/webrtc/offer`) and the viewer page (`GET /`).
 
-use std::sync::Arc;
-
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use serde::Deserialize;
 use stackctl_sink_sdk::Request;
-use webrtc::peer_connection::RTCIceCandidateInit;
 
-use crate::hub::Refused;
-use crate::session::{Removal, SessionError, Sessions};
+use crate::admission::Refused;
+use crate::hub::Removal;
+use crate::sessions::{SessionError, Sessions};
 
 /// The viewer page, served at `/`.
 pub const VIEWER_PAGE: &str = include_str!("../assets/viewer.html");
@@ -57,7 +56,7 @@ struct JsonOffer {
 }
 
 /// Routes one request.
-pub async fn handle(sessions: &Arc<Sessions>, request: Request) -> Reply {
+pub fn handle(sessions: &Sessions, request: &Request) -> Reply {
     let path = request.path().trim_end_matches('/');
     let method = request.method();
     match (path, method) {
@@ -66,20 +65,20 @@ pub async fn handle(sessions: &Arc<Sessions>, request: Request) -> Reply {
                 .header("Cache-Control", "no-cache")
         }
         ("" | "/index.html", _) => not_allowed("GET"),
-        ("/offer" | "/api/webrtc/offer", "POST") => legacy_offer(sessions, &request).await,
+        ("/offer" | "/api/webrtc/offer", "POST") => legacy_offer(sessions, request),
         ("/offer" | "/api/webrtc/offer", _) => not_allowed("POST"),
-        ("/whep", "POST") => whep_offer(sessions, &request).await,
+        ("/whep", "POST") => whep_offer(sessions, request),
         ("/whep", _) => not_allowed("POST"),
         _ => match path.strip_prefix("/whep/") {
             Some(id) if !id.is_empty() && !id.contains('/') => match method {
                 "DELETE" => {
-                    if sessions.remove(id, Removal::Closed).await {
+                    if sessions.close(id, Removal::Closed) {
                         Reply::new(200, "text/plain", "")
                     } else {
                         Reply::error(404, format_args!("no session {id}"))
                     }
                 }
-                "PATCH" => trickle(sessions, id, &request).await,
+                "PATCH" => trickle(sessions, id, request),
                 _ => not_allowed("PATCH, DELETE"),
             },
             _ => Reply::error(404, format_args!("no route {}", request.path())),
@@ -127,7 +126,7 @@ fn body_text<'a>(request: &'a Request, types: &[&str], max: usize) -> Result<&'a
     std::str::from_utf8(request.body()).map_err(|_| Reply::error(400, "the body is not UTF-8"))
 }
 
-async fn legacy_offer(sessions: &Arc<Sessions>, request: &Request) -> Reply {
+fn legacy_offer(sessions: &Sessions, request: &Request) -> Reply {
     let max = sessions.config().max_offer_bytes;
     let text = match body_text(request, &["application/json", "text/plain"], max) {
         Ok(text) => text,
@@ -154,7 +153,7 @@ async fn legacy_offer(sessions: &Arc<Sessions>, request: &Request) -> Reply {
             ),
         );
     }
-    match sessions.open(offer.sdp).await {
+    match sessions.open(&offer.sdp) {
         Ok(answer) => {
             let body = serde_json::json!({ "type": "answer", "sdp": answer.sdp }).to_string();
             Reply::new(200, "application/json", body)
@@ -163,13 +162,13 @@ async fn legacy_offer(sessions: &Arc<Sessions>, request: &Request) -> Reply {
     }
 }
 
-async fn whep_offer(sessions: &Arc<Sessions>, request: &Request) -> Reply {
+fn whep_offer(sessions: &Sessions, request: &Request) -> Reply {
     let max = sessions.config().max_offer_bytes;
     let text = match body_text(request, &["application/sdp"], max) {
         Ok(text) => text,
         Err(reply) => return rejected(sessions, reply),
     };
-    match sessions.open(text.to_owned()).await {
+    match sessions.open(text) {
         Ok(answer) => {
             let mut reply = Reply::new(201, "application/sdp", answer.sdp)
                 .header("Location", format!("/whep/{}", answer.id))
@@ -184,7 +183,7 @@ async fn whep_offer(sessions: &Arc<Sessions>, request: &Request) -> Reply {
 }
 
 /// `PATCH /whep/<id>`: trickled candidates, as an `application/trickle-ice-sdpfrag`.
-async fn trickle(sessions: &Arc<Sessions>, id: &str, request: &Request) -> Reply {
+fn trickle(sessions: &Sessions, id: &str, request: &Request) -> Reply {
     let text = match body_text(request, &["application/trickle-ice-sdpfrag"], 64 * 1024) {
         Ok(text) => text,
         Err(reply) => return reply,
@@ -199,6 +198,8 @@ async fn trickle(sessions: &Arc<Sessions>, id: &str, request: &Request) -> Reply
             ufrag = Some(u.to_owned());
         } else if let Some(c) = line.strip_prefix("a=")
             && c.starts_with("candidate:")
+            // The sink listens on UDP only (ICE-TCP is not offered): a TCP candidate is no use.
+            && c.split_whitespace().nth(2).is_some_and(|t| t.eq_ignore_ascii_case("udp"))
         {
             candidates.push(RTCIceCandidateInit {
                 candidate: c.to_owned(),
@@ -209,7 +210,7 @@ async fn trickle(sessions: &Arc<Sessions>, id: &str, request: &Request) -> Reply
             });
         }
     }
-    match sessions.add_candidates(id, candidates).await {
+    match sessions.add_candidates(id, candidates) {
         Ok(true) => Reply::new(204, "text/plain", ""),
         Ok(false) => Reply::error(404, format_args!("no session {id}")),
         Err(e) => Reply::error(400, e),
@@ -226,7 +227,9 @@ fn session_error(sessions: &Sessions, e: &SessionError) -> Reply {
     match e {
         SessionError::Offer(_) => rejected(sessions, Reply::error(400, e)),
         SessionError::Refused(Refused::Full(_)) => Reply::error(503, e).header("Retry-After", "5"),
-        SessionError::Refused(Refused::NoVideo) => Reply::error(503, e).header("Retry-After", "1"),
+        SessionError::Refused(Refused::Busy(_) | Refused::NoVideo | Refused::Gone) => {
+            Reply::error(503, e).header("Retry-After", "1")
+        }
         SessionError::WebRtc(_) => Reply::error(500, e),
     }
 }

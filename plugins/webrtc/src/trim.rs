@@ -1,47 +1,14 @@
 //! Giving the memory of departed viewers back to the system.
 //!
-//! A connection allocates on whichever runtime thread runs it, and glibc keeps what those
-//! threads free in per-thread arenas for reuse: after viewers come and go, the process would
-//! keep the footprint of its busiest moment. A second after viewers are removed (once for a
-//! burst of removals), [`Trimmer`] asks glibc to return every arena's free pages.
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::sync::Notify;
-
-/// How long after a removal the trim runs: removals in between share it.
-const DELAY: Duration = Duration::from_secs(1);
-
-/// Trims the heap a while after [`Trimmer::request`]; its task ends with the runtime.
-#[derive(Debug, Clone)]
-pub struct Trimmer(Arc<Notify>);
-
-impl Trimmer {
-    /// Starts the trimming task on `runtime`.
-    pub fn spawn(runtime: &tokio::runtime::Handle) -> Self {
-        let notify = Arc::new(Notify::new());
-        let requests = Arc::clone(&notify);
-        runtime.spawn(async move {
-            loop {
-                requests.notified().await;
-                tokio::time::sleep(DELAY).await;
-                trim();
-            }
-        });
-        Self(notify)
-    }
-
-    /// Asks for a trim (a viewer's connection has been released).
-    pub fn request(&self) {
-        self.0.notify_one();
-    }
-}
+//! A connection allocates on its worker thread, and glibc keeps what a thread frees in that
+//! thread's arena for reuse: after viewers come and go, the process would keep the footprint
+//! of its busiest moment. A second after viewers are removed (once for a burst of removals),
+//! the worker calls [`trim`], which asks glibc to return every arena's free pages.
 
 /// Returns the free memory of every malloc arena to the system.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)] // A libc call.
-fn trim() {
+pub fn trim() {
     // SAFETY: malloc_trim takes no pointer and only touches the allocator's own state, under
     // its locks; it is safe to call from any thread at any time.
     unsafe {
@@ -51,7 +18,7 @@ fn trim() {
 
 /// Other C libraries keep no per-thread arenas to trim.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
+pub fn trim() {}
 
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {

@@ -247,3 +247,108 @@ fn a_viewer_that_vanishes_without_delete_is_removed_when_ice_times_out() {
     }
     stream.stop();
 }
+
+/// A browser's offer whose one candidate answers nothing (the discard port): answered, it never
+/// connects. `n` makes its ICE credentials its own.
+fn squatter_offer(n: usize) -> String {
+    let fingerprint: Vec<String> = (0..32)
+        .map(|i| format!("{:02X}", (i * 7 + n) % 256))
+        .collect();
+    format!(
+        "v=0\r\no=- {n} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+         m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\n\
+         a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n\
+         a=ice-ufrag:sq{n:04}\r\na=ice-pwd:squattersquattersquatter{n:04}\r\n\
+         a=fingerprint:sha-256 {}\r\na=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+         a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack\r\na=rtcp-fb:102 nack pli\r\n\
+         a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n",
+        fingerprint.join(":")
+    )
+}
+
+/// Viewer-slot squatting: offers that never connect hold only pending slots (a separate, small
+/// budget), not `max_clients`, and only until `connect_timeout`; real viewers still get in.
+#[test]
+fn offers_that_never_connect_do_not_lock_viewers_out() {
+    let stream = Streaming::start(
+        "webrtc-squat",
+        &[],
+        "max_clients = 2\nmax_pending = 3\nconnect_timeout = \"2s\"",
+    );
+    let url = stream.url();
+    let rt = runtime();
+    let squat = |n: usize| {
+        let url = url.clone();
+        async move {
+            post_raw(
+                &url,
+                "/whep",
+                "application/sdp",
+                squatter_offer(n).into_bytes(),
+            )
+            .await
+            .expect("an answer")
+        }
+    };
+    let (first, second) = rt.block_on(async {
+        // Two offers that will never connect: answered (they hold pending slots)...
+        for n in 0..2 {
+            let r = squat(n).await;
+            assert_eq!(r.status, 201, "squatter {n}: {}", r.text());
+        }
+        // ...and a real viewer still gets in while they wait: max_clients is 2.
+        let options = ViewerOptions::new(&url);
+        let first = Viewer::connect(&options)
+            .await
+            .expect("a real viewer is answered");
+        first
+            .wait_connected(Duration::from_secs(10))
+            .await
+            .expect("and connects");
+        // The pending budget (3) is small and its own: a third squatter fills it, a fourth
+        // offer is told to come back in a second.
+        let r = squat(2).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let r = squat(3).await;
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(
+            r.json_error()
+                .is_some_and(|e| e.contains("connecting already")),
+            "{}",
+            r.text()
+        );
+        (first, options)
+    });
+    // The squatters are removed after connect_timeout, freeing the pending slots.
+    stream.wait_metric("webrtc_viewers_removed_total{reason=\"failed\"}", 3.0);
+    stream.wait_metric("webrtc_pending_offers", 0.0);
+    assert_eq!(
+        stream.metric("webrtc_offers_rejected_total{reason=\"busy\"}"),
+        Some(1.0)
+    );
+    let mut stream = stream;
+    for _ in 0..3 {
+        stream.up.wait_line(&["viewer never connected: removed"]);
+    }
+    rt.block_on(async {
+        let second = Viewer::connect(&second).await.expect("a second viewer");
+        second
+            .wait_connected(Duration::from_secs(10))
+            .await
+            .expect("connects");
+        // Two connected: full, whatever the pending budget says.
+        let Err(refused) = Viewer::connect(&ViewerOptions::new(&url)).await else {
+            panic!("a third viewer is refused");
+        };
+        assert_eq!(refused.status(), Some(503), "{refused}");
+        assert_eq!(
+            refused.server_message(),
+            Some("maximum clients reached (2)")
+        );
+        second.close().await.expect("close");
+        first.close().await.expect("close");
+    });
+    stream.wait_metric("streaming_active_clients", 0.0);
+    stream.stop();
+}

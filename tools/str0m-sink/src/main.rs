@@ -6,7 +6,7 @@
 //! crate, serves the same WHEP routes, sends the same H.264 (RFC 6184 packetization mode 1,
 //! SPS and PPS in front of every IDR, RTP time = the camera's `CLOCK_MONOTONIC` at 90 kHz like
 //! the sink's `rtp_timestamp_origin = "monotonic"`), so `viewerload` and the streaming bench
-//! (`plugins/webrtc/benches/streaming.rs`, scenario `str0m`) measure both the same way.
+//! (`tools/loadbench --str0m`) measures both the same way.
 //!
 //! The shape is str0m's classic one: one UDP socket for every viewer, one [`str0m::Rtc`] per
 //! viewer, demultiplexed with `Rtc::accepts`, and one thread that waits for a datagram, a frame,

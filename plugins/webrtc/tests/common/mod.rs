@@ -20,8 +20,8 @@ pub struct Streaming {
 }
 
 impl Streaming {
-    /// Starts camsim (`camera_args` added to its own) and the sink (`sink_keys`: TOML lines),
-    /// and waits for the stack to be ready.
+    /// Starts camsim (`camera_args` added to its own) and the sink (`sink_keys`: TOML lines;
+    /// `bind = ["127.0.0.1"]` unless they say otherwise), and waits for the stack to be ready.
     pub fn start(tag: &str, camera_args: &[&str], sink_keys: &str) -> Self {
         let lib = rust_plugin("sink-webrtc");
         let shm = unique_shm(tag);
@@ -49,9 +49,14 @@ args = {args:?}
 
 [plugins.streaming]
 path = {lib}
-bind = ["127.0.0.1"]
+{bind}
 {sink_keys}
 "#,
+            bind = if sink_keys.contains("bind") {
+                ""
+            } else {
+                "bind = [\"127.0.0.1\"]"
+            },
             shm = shm.as_str(),
             camsim = toml_path(&bin("camsim")),
             lib = toml_path(&lib),

@@ -1,0 +1,175 @@
+//! A viewer built on webrtc-rs's sans-IO core (`rtc`) and driven on simulated time: the
+//! offerer of a recvonly H.264 transceiver, with a UDP socket of its own on loopback, that
+//! records the RTP it receives with the simulated instant it got each packet.
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+/// One RTP packet as received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The simulated instant it came.
+    pub at: Instant,
+    /// Its sequence number.
+    pub sequence: u16,
+    /// Its RTP timestamp.
+    pub timestamp: u32,
+    /// Its marker bit.
+    pub marker: bool,
+    /// Its payload's size.
+    pub len: usize,
+}
+
+/// The viewer.
+pub struct Client {
+    pc: RTCPeerConnection,
+    socket: UdpSocket,
+    local: SocketAddr,
+    /// Its connection state.
+    pub state: RTCPeerConnectionState,
+    /// The RTP it received, in order of arrival.
+    pub received: Vec<Received>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    /// A viewer at `now`, and its offer.
+    pub fn new(now: Instant) -> (Self, String) {
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_H264.to_owned(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line:
+                            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                                .to_owned(),
+                        rtcp_feedback: vec![RTCPFeedback {
+                            typ: "nack".to_owned(),
+                            parameter: String::new(),
+                        }],
+                    },
+                    payload_type: 102,
+                },
+                RtpCodecKind::Video,
+            )
+            .unwrap();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(Registry::new())
+            .build(now)
+            .unwrap();
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let local = socket.local_addr().unwrap();
+        let offer = pc.create_offer(None).unwrap();
+        pc.set_local_description(now, offer).unwrap();
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local.ip().to_string(),
+                port: local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .unwrap();
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+            .unwrap();
+        let sdp = pc.local_description().unwrap().sdp;
+        (
+            Self {
+                pc,
+                socket,
+                local,
+                state: RTCPeerConnectionState::New,
+                received: Vec::new(),
+                buf: vec![0; 65536],
+            },
+            sdp,
+        )
+    }
+
+    /// Applies the sink's answer.
+    pub fn answer(&mut self, now: Instant, sdp: String) {
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap())
+            .unwrap();
+    }
+
+    /// Takes the connection's events and the RTP it has for the application.
+    fn take(&mut self, now: Instant) {
+        while let Some(event) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                self.state = state;
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, packet) = message {
+                self.received.push(Received {
+                    at: now,
+                    sequence: packet.header.sequence_number,
+                    timestamp: packet.header.timestamp,
+                    marker: packet.header.marker,
+                    len: packet.payload.len(),
+                });
+            }
+        }
+    }
+
+    /// Sends what it has to send, takes what arrived, fires its timers: at `now`.
+    pub fn pump(&mut self, now: Instant) {
+        if self.pc.poll_timeout().is_some_and(|t| t <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+        self.take(now);
+        while let Ok((n, from)) = self.socket.recv_from(&mut self.buf) {
+            let _ = self.pc.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: self.local,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(&self.buf[..n]),
+            });
+            // Events first: the end of the DTLS handshake installs the SRTP keys the next
+            // datagram may need.
+            self.take(now);
+        }
+        while let Some(out) = self.pc.poll_write() {
+            let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+        }
+    }
+}
