@@ -239,7 +239,12 @@ impl Config {
     /// servers.
     pub fn gathering_servers(&self) -> Vec<String> {
         let mut all = self.stun.clone();
-        for server in self.publish.iter().filter(|p| p.enabled).flat_map(|p| &p.ice_servers) {
+        for server in self
+            .publish
+            .iter()
+            .filter(|p| p.enabled)
+            .flat_map(|p| &p.ice_servers)
+        {
             if server.starts_with("stun:") && !all.contains(server) {
                 all.push(server.clone());
             }
@@ -278,12 +283,12 @@ fn url_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 /// Durations as humantime strings (`"5s"`, `"1m 30s"`).
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, de::Error};
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| D::Error::custom(format!("{text:?}: {e} (e.g. \"5s\", \"500ms\")")))

@@ -20,13 +20,11 @@ use rtc::peer_connection::transport::{
     RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::{
-    RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
-};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use crate::config::Config;
 use crate::hub::{random_bytes, random_u32};
@@ -176,7 +174,9 @@ impl Factory {
         let ufrag = hex(&random_bytes::<6>());
         let mut pc = self.connection(now, media, &ufrag)?;
         let ssrc = random_u32();
-        let sender = pc.add_track(camera_track(ssrc, codec)).map_err(webrtc_err)?;
+        let sender = pc
+            .add_track(camera_track(ssrc, codec))
+            .map_err(webrtc_err)?;
         let description = RTCSessionDescription::offer(offer.to_owned())
             .map_err(|e| OfferError::Malformed(e.to_string()))?;
         pc.set_remote_description(now, description)

@@ -225,8 +225,13 @@ async fn exchange(
             retry_after: header(RETRY_AFTER)
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs),
-            content_type: header(CONTENT_TYPE)
-                .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase()),
+            content_type: header(CONTENT_TYPE).map(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            }),
             body,
         })
     }

@@ -33,7 +33,7 @@ use backoff::Backoff;
 use client::{Client, redact};
 use state::{Action, Input, Log, Machine, Output, Phase};
 
-/// How long an offer may wait for the endpoint's answer.
+/// How long an offer may wait for the endpoint's answer, by default.
 pub const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a session's DELETE may take (on stop, and before offering again).
 pub const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,10 +59,41 @@ pub struct PublishConfig {
     /// `false`: configured but not published.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// How long an offer may wait for the endpoint's answer.
+    #[serde(
+        default = "post_timeout",
+        with = "crate::config::humantime_serde_compat"
+    )]
+    pub timeout: Duration,
+    /// The first delay before offering again after a failure (doubling per failure, with
+    /// jitter).
+    #[serde(
+        default = "backoff_initial",
+        with = "crate::config::humantime_serde_compat"
+    )]
+    pub backoff: Duration,
+    /// The longest delay before offering again.
+    #[serde(
+        default = "backoff_max",
+        with = "crate::config::humantime_serde_compat"
+    )]
+    pub backoff_max: Duration,
 }
 
 fn enabled() -> bool {
     true
+}
+
+fn post_timeout() -> Duration {
+    POST_TIMEOUT
+}
+
+fn backoff_initial() -> Duration {
+    Backoff::default().initial
+}
+
+fn backoff_max() -> Duration {
+    Backoff::default().max
 }
 
 impl std::fmt::Debug for PublishConfig {
@@ -73,6 +104,9 @@ impl std::fmt::Debug for PublishConfig {
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("ice_servers", &self.ice_servers)
             .field("enabled", &self.enabled)
+            .field("timeout", &self.timeout)
+            .field("backoff", &self.backoff)
+            .field("backoff_max", &self.backoff_max)
             .finish()
     }
 }
@@ -84,7 +118,10 @@ impl PublishConfig {
         let url = Url::parse(&self.url).map_err(|e| {
             Error::config(
                 key("url"),
-                format_args!("{:?}: {e} (e.g. \"http://sfu.lan:8889/cam/whip\")", self.url),
+                format_args!(
+                    "{:?}: {e} (e.g. \"http://sfu.lan:8889/cam/whip\")",
+                    self.url
+                ),
             )
         })?;
         match url.scheme() {
@@ -124,12 +161,39 @@ impl PublishConfig {
                  `Authorization: Bearer <token>`)",
             ));
         }
+        for (k, value) in [
+            ("timeout", self.timeout),
+            ("backoff", self.backoff),
+            ("backoff_max", self.backoff_max),
+        ] {
+            if value < Duration::from_millis(10) || value > Duration::from_secs(600) {
+                return Err(Error::config(
+                    key(k),
+                    format_args!(
+                        "{}: must be between 10ms and 10 minutes",
+                        humantime::format_duration(value)
+                    ),
+                ));
+            }
+        }
+        if self.backoff_max < self.backoff {
+            return Err(Error::config(
+                key("backoff_max"),
+                format_args!(
+                    "{}: must be at least backoff ({})",
+                    humantime::format_duration(self.backoff_max),
+                    humantime::format_duration(self.backoff)
+                ),
+            ));
+        }
         for (j, server) in self.ice_servers.iter().enumerate() {
             let scheme = server.split(':').next().unwrap_or_default();
             if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !server.contains(':') {
                 return Err(Error::config(
                     format!("publish[{i}].ice_servers[{j}]"),
-                    format_args!("{server:?}: expected a URL such as \"stun:stun.example.net:3478\""),
+                    format_args!(
+                        "{server:?}: expected a URL such as \"stun:stun.example.net:3478\""
+                    ),
                 ));
             }
         }
@@ -244,7 +308,11 @@ impl Publishers {
                     client,
                     link: Arc::new(Link { tx: tx.clone() }),
                     rx,
-                    machine: Machine::new(Backoff::default()),
+                    timeout: config.timeout,
+                    machine: Machine::new(Backoff {
+                        initial: config.backoff,
+                        max: config.backoff_max,
+                    }),
                     report: Arc::clone(&report),
                     stats: Arc::clone(&stats),
                     current: None,
@@ -257,7 +325,9 @@ impl Publishers {
                         driver.run();
                         let _ = done_tx.send(());
                     })
-                    .map_err(|e| Error::failed(format!("publish[{i}]: cannot start its thread: {e}")))?;
+                    .map_err(|e| {
+                        Error::failed(format!("publish[{i}]: cannot start its thread: {e}"))
+                    })?;
                 tracing::info!(url = %shown, "publishing the camera over WHIP");
                 Some((handle, done_rx))
             } else {
@@ -333,8 +403,11 @@ impl Publishers {
             return String::new();
         }
         let reports: Vec<Report> = self.list.iter().map(|p| lock(&p.report).clone()).collect();
-        let labels: Vec<[(&str, &str); 1]> =
-            self.list.iter().map(|p| [("url", p.shown.as_str())]).collect();
+        let labels: Vec<[(&str, &str); 1]> = self
+            .list
+            .iter()
+            .map(|p| [("url", p.shown.as_str())])
+            .collect();
         let mut m = MetricsText::new();
         m.gauges(
             "whip_publish_state",
@@ -370,6 +443,7 @@ struct Driver {
     shown: String,
     token: Option<String>,
     gather_timeout: Duration,
+    timeout: Duration,
     sessions: Arc<Sessions>,
     client: Client,
     link: Arc<Link>,
@@ -406,7 +480,9 @@ impl Driver {
             let wait = self
                 .machine
                 .retry_at()
-                .map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(now));
+                .map_or(Duration::from_secs(3600), |t| {
+                    t.saturating_duration_since(now)
+                });
             let out = match self.rx.recv_timeout(wait) {
                 Ok(Signal::Connected(key)) if self.is_current(key) => {
                     self.machine.on(Instant::now(), jitter(), Input::Connected)
@@ -461,7 +537,9 @@ impl Driver {
             .client
             .delete(&url, self.token.as_deref(), DELETE_TIMEOUT)
         {
-            Ok(status) => tracing::debug!(resource = %redact(&url), %status, "WHIP session deleted"),
+            Ok(status) => {
+                tracing::debug!(resource = %redact(&url), %status, "WHIP session deleted")
+            }
             Err(e) => tracing::debug!(resource = %redact(&url), "WHIP session not deleted: {e}"),
         }
     }
@@ -482,20 +560,20 @@ impl Driver {
         );
         let worker = self.sessions.publication_worker();
         let candidates = self.sessions.candidates(worker, self.gather_timeout);
-        let built = match self.sessions.factory().offer(
-            Instant::now(),
-            &fmtp,
-            PAYLOAD_TYPE,
-            &candidates,
-        ) {
-            Ok(built) => built,
-            Err(e) => return refused(format!("cannot build the offer: {e}")),
-        };
+        let built =
+            match self
+                .sessions
+                .factory()
+                .offer(Instant::now(), &fmtp, PAYLOAD_TYPE, &candidates)
+            {
+                Ok(built) => built,
+                Err(e) => return refused(format!("cannot build the offer: {e}")),
+            };
         let reply = match self.client.post_offer(
             &self.url,
             self.token.as_deref(),
             &built.answer,
-            POST_TIMEOUT,
+            self.timeout,
         ) {
             Ok(reply) => reply,
             Err(e) => return refused(e.to_string()),
@@ -612,7 +690,11 @@ mod tests {
         assert!(check(r#"url = "http://sfu.lan:8889/cam/whip""#).is_ok());
         for (text, key, value) in [
             (r#"url = "sfu.lan/whip""#, "publish[2].url", "sfu.lan/whip"),
-            (r#"url = "https://sfu.lan/whip""#, "publish[2].url", "https is not supported"),
+            (
+                r#"url = "https://sfu.lan/whip""#,
+                "publish[2].url",
+                "https is not supported",
+            ),
             (r#"url = "rtmp://sfu.lan/live""#, "publish[2].url", "rtmp"),
             (
                 "url = \"http://sfu.lan/whip\"\ntoken = \"a b\"",
@@ -638,7 +720,10 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("key=k") && !shown.contains(":p@"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("key=k") && !shown.contains(":p@"),
+            "{shown}"
+        );
     }
 
     #[test]

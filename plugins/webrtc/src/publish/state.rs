@@ -215,7 +215,12 @@ impl Machine {
             Input::Stop => {
                 self.phase = Phase::Stopped;
                 self.retry_at = None;
-                let actions = self.resource.take().map(Action::Delete).into_iter().collect();
+                let actions = self
+                    .resource
+                    .take()
+                    .map(Action::Delete)
+                    .into_iter()
+                    .collect();
                 let log = self.log(Log::Info("stopped".to_owned()));
                 Output { actions, log }
             }
@@ -282,7 +287,12 @@ impl Machine {
         self.phase = Phase::Retrying;
         self.retry_at = Some(now + delay);
         self.live_since = None;
-        let actions = self.resource.take().map(Action::Delete).into_iter().collect();
+        let actions = self
+            .resource
+            .take()
+            .map(Action::Delete)
+            .into_iter()
+            .collect();
         self.error = Some(error.clone());
         let log = self.log(Log::Warn(format!(
             "{error}; offering again in {:.1} s, and after every failure with a growing delay (logged again when the reason changes)",
@@ -363,23 +373,39 @@ mod tests {
             (0, Some(answered(1)), (Connecting, vec![], false, None)),
             (1, Some(Input::Connected), (Live, vec![], true, None)),
             // Lost after 5 s live: DELETE the old session, back off from the start.
-            (6, Some(lost()), (Retrying, vec![delete(1)], true, Some(0.5))),
+            (
+                6,
+                Some(lost()),
+                (Retrying, vec![delete(1)], true, Some(0.5)),
+            ),
             (6, None, (Retrying, vec![], false, Some(0.5))),
             (7, None, (Offering, vec![Action::Post], false, None)),
             (7, Some(answered(2)), (Connecting, vec![], false, None)),
             (8, Some(Input::Connected), (Live, vec![], true, None)),
             // Lost again soon (logged: it was live): the back-off grows (2 s, half of it with
             // jitter 0).
-            (9, Some(lost()), (Retrying, vec![delete(2)], true, Some(1.0))),
+            (
+                9,
+                Some(lost()),
+                (Retrying, vec![delete(2)], true, Some(1.0)),
+            ),
             (10, None, (Offering, vec![Action::Post], false, None)),
             (10, Some(answered(3)), (Connecting, vec![], false, None)),
             (10, Some(Input::Connected), (Live, vec![], true, None)),
             // Lost after a stable minute: the back-off starts afresh.
-            (70, Some(lost()), (Retrying, vec![delete(3)], true, Some(0.5))),
+            (
+                70,
+                Some(lost()),
+                (Retrying, vec![delete(3)], true, Some(0.5)),
+            ),
             // Stopping while retrying: nothing to delete.
             (70, Some(Input::Stop), (Stopped, vec![], true, None)),
             (71, None, (Stopped, vec![], false, None)),
-            (71, Some(answered(4)), (Stopped, vec![delete(4)], false, None)),
+            (
+                71,
+                Some(answered(4)),
+                (Stopped, vec![delete(4)], false, None),
+            ),
         ]);
     }
 
@@ -389,7 +415,10 @@ mod tests {
         let mut steps = Vec::new();
         let mut t = 0;
         // 503s: the delays double up to the 30 s ceiling (jitter 0: half of it), logged once.
-        for (i, want) in [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0].iter().enumerate() {
+        for (i, want) in [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+            .iter()
+            .enumerate()
+        {
             steps.push((
                 t,
                 Some(refused("503 Service Unavailable")),
@@ -437,7 +466,11 @@ mod tests {
                 (Retrying, vec![delete(1)], true, Some(0.5)),
             ),
             // Late news of a connection already given up: ignored.
-            (5, Some(Input::Connected), (Retrying, vec![], false, Some(0.5))),
+            (
+                5,
+                Some(Input::Connected),
+                (Retrying, vec![], false, Some(0.5)),
+            ),
             (6, None, (Offering, vec![Action::Post], false, None)),
             (6, Some(answered(2)), (Connecting, vec![], false, None)),
             // Stopped while connecting: its session is deleted.
