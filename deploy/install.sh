@@ -87,7 +87,7 @@ fi
 BIN=$PREFIX/bin/stackctl
 PLUGIN_DIR=$PREFIX/lib/stackctl/plugins
 # The sinks this checkout builds. Other plugins in PLUGIN_DIR are the operator's: left alone.
-PLUGINS="libsink_webrtc.so libsink_recorder.so"
+PLUGINS="libsink_webrtc.so libsink_recorder.so libsink_rtsp.so"
 # Not under PREFIX: stackctl looks for /etc/stackctl/stackctl.toml, and the unit names it.
 CONF_DIR=/etc/stackctl
 CONF=$CONF_DIR/stackctl.toml

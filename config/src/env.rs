@@ -15,7 +15,7 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("STREAMING_HOST", "http.host"),
     ("STREAMING_PORT", "http.port"),
     ("METRICS_PORT", "metrics.port"),
-    ("PPROF_PORT", "legacy.pprof_port"),
+    ("PPROF_PORT", "profiling.port"),
     ("STREAMING_MAX_CLIENTS", "streaming.max_clients"),
     ("STREAMING_SHM", "source.shm"),
     ("RECORDING_PATH", "recording.path"),

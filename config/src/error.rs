@@ -42,6 +42,16 @@ pub enum ConfigError {
         /// Where it came from.
         origin: Origin,
     },
+    /// A key that must be there and is not (a plugin section's `path`).
+    #[error("{key}: missing ({what}), from {origin}")]
+    Missing {
+        /// The key, dotted.
+        key: String,
+        /// What it should hold.
+        what: String,
+        /// Where the table that lacks it came from.
+        origin: Origin,
+    },
     /// A value that is not valid for its key: wrong type, bad duration, port or threshold out
     /// of range, unknown enumeration value, a probe with zero or several kinds...
     #[error("{key} = {value}: {problem}, from {origin}")]
@@ -102,6 +112,7 @@ impl ConfigError {
     pub fn key(&self) -> Option<&str> {
         match self {
             Self::UnknownKey { key, .. }
+            | Self::Missing { key, .. }
             | Self::Invalid { key, .. }
             | Self::Reference { key, .. }
             | Self::Dependency { key, .. }
@@ -115,6 +126,7 @@ impl ConfigError {
         match self {
             Self::Source { origin, .. }
             | Self::UnknownKey { origin, .. }
+            | Self::Missing { origin, .. }
             | Self::Invalid { origin, .. }
             | Self::Reference { origin, .. }
             | Self::Dependency { origin, .. }

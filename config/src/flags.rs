@@ -9,40 +9,140 @@ use crate::tree::{KeyPath, MAX_KEY_DEPTH, Tree, split_key};
 
 /// The command-line flags that touch the configuration, as the binary's argument parser
 /// filled them. `None`/`false` means "not given".
+///
+/// With the `clap` feature this is also the flags' declaration: `stackctl` flattens it into
+/// the arguments of `up`, `config`, `check` and `plugins`, so each flag is declared once, here,
+/// with its help text beside the key it sets.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Flags {
-    /// `--skip-build` → `build.skip = true`.
-    pub skip_build: bool,
-    /// `--no-detector` → `services.yolo_detector_daemon.enabled = false` (a warning if there is
-    /// no such service).
-    pub no_detector: bool,
-    /// `--no-monitor` → `services.web_monitor.enabled = false` (a warning if there is no such
-    /// service).
-    pub no_monitor: bool,
-    /// `--no-streaming` → `streaming.enabled = false`.
-    pub no_streaming: bool,
-    /// `--monitor-host` → `monitor.host`.
-    pub monitor_host: Option<String>,
-    /// `--monitor-port` → `monitor.port`.
-    pub monitor_port: Option<u16>,
-    /// `--streaming-port` → `http.port`.
-    pub streaming_port: Option<u16>,
-    /// `--metrics-port` → `metrics.port`.
-    pub metrics_port: Option<u16>,
-    /// `--pprof-port` → `legacy.pprof_port`.
-    pub pprof_port: Option<u16>,
-    /// `--max-clients` → `streaming.max_clients`.
-    pub max_clients: Option<u32>,
-    /// `--yolo-model` → `detector.model`.
-    pub yolo_model: Option<String>,
-    /// `--score-thres` → `detector.score_threshold`.
-    pub score_thres: Option<f64>,
-    /// `--nms-thres` → `detector.nms_threshold`.
-    pub nms_thres: Option<f64>,
     /// Each `--set key.path=value`, in order; the value is parsed as a TOML value when it
     /// parses (`8082`, `true`, `["a","b"]`), else taken as a string. Applied after the other
     /// flags.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "set",
+            value_name = "KEY=VALUE",
+            help = "Set any configuration key, e.g. `--set services.web_monitor.enabled=false` (repeatable)"
+        )
+    )]
     pub sets: Vec<String>,
+    /// `--skip-build` → `build.skip = true`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, help = "Do not run the services' build commands")
+    )]
+    pub skip_build: bool,
+    /// `--no-detector` → `services.yolo_detector_daemon.enabled = false` (a warning if there is
+    /// no such service).
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            help = "Do not start the YOLO detector (services.yolo_detector_daemon)"
+        )
+    )]
+    pub no_detector: bool,
+    /// `--no-monitor` → `services.web_monitor.enabled = false` (a warning if there is no such
+    /// service).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, help = "Do not start the web monitor (services.web_monitor)")
+    )]
+    pub no_monitor: bool,
+    /// `--no-streaming` → `streaming.enabled = false`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, help = "Do not stream (streaming.enabled = false)")
+    )]
+    pub no_streaming: bool,
+    /// `--monitor-host` → `monitor.host`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "HOST",
+            help = "Web monitor listen address (monitor.host)"
+        )
+    )]
+    pub monitor_host: Option<String>,
+    /// `--monitor-port` → `monitor.port`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "PORT", help = "Web monitor port (monitor.port)")
+    )]
+    pub monitor_port: Option<u16>,
+    /// `--streaming-port` → `http.port`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "PORT",
+            help = "stackctl's HTTP port: signalling, recording, health, status (http.port)"
+        )
+    )]
+    pub streaming_port: Option<u16>,
+    /// `--metrics-port` → `metrics.port`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "PORT",
+            help = "Separate metrics port, 0 for none (metrics.port)"
+        )
+    )]
+    pub metrics_port: Option<u16>,
+    /// `--pprof-port` → `profiling.port`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "PORT",
+            help = "CPU profiles for `go tool pprof` on 127.0.0.1:PORT, 0 for none (profiling.port)"
+        )
+    )]
+    pub pprof_port: Option<u16>,
+    /// `--max-clients` → `streaming.max_clients`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "N",
+            help = "Most simultaneous viewers (streaming.max_clients)"
+        )
+    )]
+    pub max_clients: Option<u32>,
+    /// `--yolo-model` → `detector.model`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "MODEL",
+            help = "YOLO model: v8n, v11n or v13n (detector.model)"
+        )
+    )]
+    pub yolo_model: Option<String>,
+    /// `--score-thres` → `detector.score_threshold`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "T",
+            help = "Detection score threshold, 0 to 1 (detector.score_threshold)"
+        )
+    )]
+    pub score_thres: Option<f64>,
+    /// `--nms-thres` → `detector.nms_threshold`.
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long,
+            value_name = "T",
+            help = "Non-maximum suppression threshold, 0 to 1 (detector.nms_threshold)"
+        )
+    )]
+    pub nms_thres: Option<f64>,
 }
 
 /// One parsed `--set`.
@@ -113,11 +213,7 @@ pub(crate) fn apply(tree: &mut Tree, flags: &Flags, sets: &[Set]) -> Vec<String>
             "--metrics-port",
             flags.metrics_port.map(int),
         ),
-        (
-            "legacy.pprof_port",
-            "--pprof-port",
-            flags.pprof_port.map(int),
-        ),
+        ("profiling.port", "--pprof-port", flags.pprof_port.map(int)),
         (
             "streaming.max_clients",
             "--max-clients",

@@ -11,8 +11,8 @@
 //! 4. the command-line [`Flags`], then each `--set key.path=value`.
 //!
 //! It then types the result ([`Config`]), expands `{dotted.key}` references in the services'
-//! fields and validates everything, reporting **all** errors at once ([`ConfigErrors`]), each
-//! with its key, value and origin. A [`Loaded`] configuration can print itself as TOML
+//! fields, reads the plugin sections' host keys ([`PluginSection`]) and validates everything,
+//! reporting **all** errors at once ([`ConfigErrors`]), each with its key, value and origin. A [`Loaded`] configuration can print itself as TOML
 //! ([`Loaded::to_toml`]) and tell where each value came from ([`Loaded::explain`]).
 //!
 //! It reads nothing but the configuration file: the environment and the uid are inputs.
@@ -44,6 +44,7 @@
 //! # Ok::<(), stackctl_config::ConfigErrors>(())
 //! ```
 
+pub mod alias;
 mod duration;
 mod env;
 mod error;
@@ -55,6 +56,7 @@ mod graph;
 mod interpolate;
 mod load;
 mod origin;
+mod plugins;
 mod port;
 mod schema;
 mod tree;
@@ -68,10 +70,11 @@ pub use flags::Flags;
 pub use graph::DependencyCycle;
 pub use load::{Loaded, Sources, load};
 pub use origin::Origin;
+pub use plugins::{DEFAULT_QUEUE, MAX_QUEUE, PluginSection};
 pub use schema::{
     Backoff, BuildCommand, BuildConfig, Config, ControlConfig, DETECTOR_SERVICE,
     DependencyCondition, DetectorConfig, HttpConfig, LegacyConfig, LogConfig, LogFormat,
-    MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, Probe, ProbeKind, RecordingConfig,
-    RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig, ToolsConfig,
-    YoloModel,
+    MONITOR_SERVICE, MetricsConfig, MonitorConfig, OnFailure, Probe, ProbeKind, ProfilingConfig,
+    RecordingConfig, RestartPolicy, ServiceConfig, ShmGuard, Signal, SourceConfig, StreamingConfig,
+    ToolsConfig, YoloModel,
 };

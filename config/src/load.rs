@@ -9,9 +9,10 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::file::{self, SEARCH_PATH};
 use crate::flags::{self, Flags};
 use crate::origin::Origin;
+use crate::plugins::PluginSection;
 use crate::schema::{Config, ControlConfig};
 use crate::tree::Tree;
-use crate::{extract, interpolate, validate};
+use crate::{extract, interpolate, plugins, validate};
 
 /// Everything a configuration is made from. Nothing is read from the process: the caller
 /// passes the environment and the effective uid.
@@ -54,6 +55,8 @@ pub struct Loaded {
     /// Things worth telling the user that are not errors (e.g. `--no-detector` with no detector
     /// service). Not printed by this crate.
     pub warnings: Vec<String>,
+    /// The `[plugins.NAME]` sections, their host keys read and checked, in name order.
+    pub plugins: Vec<PluginSection>,
     /// The merged values, before typing, with their origins.
     pub(crate) tree: Tree,
 }
@@ -97,13 +100,15 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigErrors> {
     let config = extract::extract(&mut tree, &mut errors).map(|mut config| {
         let failed = interpolate::interpolate(&mut config, &tree, &mut errors);
         validate::validate(&config, &tree, &failed, &mut errors);
-        config
+        let plugins = plugins::sections(&config, &tree, &mut errors);
+        (config, plugins)
     });
     match config {
-        Some(config) if errors.is_empty() => Ok(Loaded {
+        Some((config, plugins)) if errors.is_empty() => Ok(Loaded {
             config,
             file: file.map(|f| f.path),
             warnings,
+            plugins,
             tree,
         }),
         _ => {

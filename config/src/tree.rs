@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use toml::{Table, Value};
 
+use crate::alias;
 use crate::origin::Origin;
 
 /// A path of keys from the root: `["services", "web", "args"]`.
@@ -78,11 +79,23 @@ impl Tree {
         value: Value,
         origin: &dyn Fn(&[String]) -> Origin,
     ) {
+        if let Some(new) = alias::target(path) {
+            let at = origin(path);
+            return self.merge(&new, value, &|_| at.clone());
+        }
         match value {
             Value::Table(src)
-                if path.is_empty() || matches!(self.get(path), Some(Value::Table(_))) =>
+                if path.is_empty()
+                    || matches!(self.get(path), Some(Value::Table(_)))
+                    || alias::is_parent(path) =>
             {
-                for (key, child) in src {
+                // Old names first, so that the new name wins within one layer.
+                let (old, new): (Vec<_>, Vec<_>) = src.into_iter().partition(|(key, _)| {
+                    let mut p = path.to_vec();
+                    p.push(key.clone());
+                    alias::target(&p).is_some() || alias::is_parent(&p)
+                });
+                for (key, child) in old.into_iter().chain(new) {
                     let mut child_path = path.to_vec();
                     child_path.push(key);
                     self.merge(&child_path, child, origin);
@@ -95,6 +108,7 @@ impl Tree {
     /// Merges the value written as `text` (parsed as a TOML value when it parses, else taken
     /// as a string) at `path`, with one origin.
     pub(crate) fn merge_text(&mut self, path: &[String], text: &str, origin: &Origin) {
+        let path = &alias::target(path).unwrap_or_else(|| path.to_vec());
         let value = parse_value(text);
         let parsed = !value.is_str();
         self.merge(path, value, &|_| origin.clone());

@@ -111,6 +111,11 @@ pub(crate) fn validate(
         c.not_empty(&["control", "group"], group);
     }
     c.not_empty(&["http", "host"], &config.http.host);
+    c.not_empty(&["profiling", "host"], &config.profiling.host);
+    if config.profiling.max_duration < Duration::from_secs(1) {
+        let d = quote(&duration::format(config.profiling.max_duration));
+        c.fail(&["profiling", "max_duration"], d, "must be at least 1s");
+    }
     c.not_empty(&["monitor", "host"], &config.monitor.host);
     c.fraction(
         &["detector", "score_threshold"],

@@ -176,7 +176,10 @@ fn the_scripts_defaults() {
     assert_eq!((c.monitor.host.as_str(), c.monitor.port), ("0.0.0.0", 8080));
     assert_eq!((c.http.host.as_str(), c.http.port), ("0.0.0.0", 8081));
     assert_eq!(c.metrics.port, 9090);
-    assert_eq!(c.legacy.pprof_port, 6060);
+    assert_eq!(
+        (c.profiling.host.as_str(), c.profiling.port),
+        ("127.0.0.1", 6060)
+    );
     assert_eq!(c.streaming.max_clients, 10);
     assert!(c.streaming.enabled);
     assert_eq!(c.detector.model, YoloModel::V11n);
@@ -208,7 +211,11 @@ fn the_sink_plugins_replace_the_go_server() {
     assert_eq!(recording["format"].as_str(), Some("mp4"));
     assert_eq!(recording["mode"].as_str(), Some("manual"));
     assert!(!recording.contains_key("dir"));
-    assert_eq!(c.plugins.len(), 2);
+    // And RTSP, on the port NVRs expect.
+    let rtsp = &c.plugins["rtsp"];
+    assert_eq!(rtsp["path"].as_str(), Some("libsink_rtsp.so"));
+    assert_eq!(rtsp["port"].as_integer(), Some(8554));
+    assert_eq!(c.plugins.len(), 3);
 }
 
 /// Every variable of the script (legacy-stack.md §3), with a value other than its default,
@@ -220,7 +227,7 @@ const SCRIPT_ENV: [(&str, &str, &str); 13] = [
     ("STREAMING_HOST", "127.0.0.1", "http.host"),
     ("STREAMING_PORT", "8091", "http.port"),
     ("METRICS_PORT", "9100", "metrics.port"),
-    ("PPROF_PORT", "6061", "legacy.pprof_port"),
+    ("PPROF_PORT", "6061", "profiling.port"),
     ("YOLO_MODEL", "v8n", "detector.model"),
     ("YOLO_SCORE_THRESHOLD", "0.4", "detector.score_threshold"),
     ("YOLO_NMS_THRESHOLD", "0.5", "detector.nms_threshold"),
@@ -316,7 +323,7 @@ fn every_script_flag_works() {
     );
     assert_eq!(c.http.port, 8181);
     assert_eq!(c.metrics.port, 0);
-    assert_eq!(c.legacy.pprof_port, 6070);
+    assert_eq!(c.profiling.port, 6070);
     assert_eq!(c.streaming.max_clients, 4);
     assert_eq!(
         args(&loaded, DETECTOR),

@@ -10,10 +10,13 @@
 //! each run, default 10).
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{percentile, thread_cpu_ns};
 use stackctl_core::bus::{Bus, SubscribeOptions};
 use stackctl_core::layout::{FrameHeader, PixelFormat, Timespec};
 use stackctl_core::shm::{
@@ -29,25 +32,6 @@ fn access_unit(idr: bool, seed: u64) -> Vec<u8> {
     let mut au = vec![0, 0, 0, 1, nal];
     au.extend((0..len).map(|i| 0x10 | ((i as u64 ^ seed).wrapping_mul(31) as u8 & 0x7f)));
     au
-}
-
-/// CPU time of the thread named `name` in this process, in nanoseconds.
-fn thread_cpu_ns(name: &str) -> Option<u64> {
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path();
-        let comm = std::fs::read_to_string(path.join("comm")).ok()?;
-        if comm.trim() == name {
-            let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
-            return stat.split_whitespace().next()?.parse().ok();
-        }
-    }
-    None
-}
-
-/// The `p` quantile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
 }
 
 struct Run {
@@ -101,7 +85,7 @@ fn run(guard: TornReadGuard, seconds: u64, subscribe: bool) -> Run {
 
     // Skip the first second: attach, page faults, the pacer learning the period.
     std::thread::sleep(Duration::from_secs(1));
-    let cpu_start = thread_cpu_ns("shm-source").expect("source thread");
+    let cpu_start = thread_cpu_ns("shm-reader").expect("source thread");
     let wall_start = Instant::now();
     let mut latencies = Vec::new();
     while !stop.load(Ordering::SeqCst) {
@@ -117,7 +101,7 @@ fn run(guard: TornReadGuard, seconds: u64, subscribe: bool) -> Run {
             None => std::thread::sleep(Duration::from_millis(100)),
         }
     }
-    let cpu = thread_cpu_ns("shm-source").expect("source thread") - cpu_start;
+    let cpu = thread_cpu_ns("shm-reader").expect("source thread") - cpu_start;
     let wall = wall_start.elapsed();
     let mut copy_us = writer_thread.join().expect("writer");
     copy_us.sort_unstable();

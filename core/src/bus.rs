@@ -18,6 +18,21 @@
 //! A subscriber created with [`StartAt::NextIdr`] starts out lagging, which is how a new viewer
 //! or a new recording begins cleanly at a keyframe.
 //!
+//! # Detections
+//!
+//! The detector's results travel on the same bus ([`Bus::publish_detections`]), never
+//! disturbing frame subscribers. Two ways to receive them:
+//! - [`Bus::subscribe_detections`]: results only, as soon as they are published (server-sent
+//!   events, a latest-result cache);
+//! - [`Bus::subscribe_items`]: frames *and* results on one queue ([`BusItem`]), in timestamp
+//!   order: a result comes right after the frame it belongs to (the last frame whose camera
+//!   timestamp is not later than its own). A result published before that frame is held until
+//!   the frame is published, or for at most [`DETECTION_HOLD`] (a result of a frame that never
+//!   comes, or a detector on another clock). Frames are never held back for results, so a
+//!   result that arrives after later frames follows them. Frames on an item queue obey the IDR
+//!   gate as on a frame queue; a result that finds the queue full is dropped and counted
+//!   ([`SubscriberStats::detections_dropped`]), without a gap.
+//!
 //! ```
 //! use stackctl_core::bus::{Bus, StartAt, SubscribeOptions};
 //!
@@ -32,10 +47,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use stackctl_media::gate::{Admit, IdrGate};
 
+use crate::detections::Detections;
 use crate::frame::Frame;
+use stackctl_media::clock::monotonic_ns;
+
+mod order;
+
+use order::Held;
+
+/// The longest a result waits on item queues for the frame it belongs to.
+pub const DETECTION_HOLD: Duration = Duration::from_millis(500);
+
+/// What an item subscription ([`Bus::subscribe_items`]) receives.
+#[derive(Debug, Clone)]
+pub enum BusItem {
+    /// A frame.
+    Frame(Arc<Frame>),
+    /// A result of the detector.
+    Detections(Arc<Detections>),
+}
 
 /// Where a new subscriber starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +121,10 @@ pub struct SubscriberStats {
     pub dropped: AtomicU64,
     /// How many times it fell behind (each gap costs the rest of a GOP).
     pub gaps: AtomicU64,
+    /// Detector results queued for it (detection and item subscribers).
+    pub detections_delivered: AtomicU64,
+    /// Detector results it did not get: its queue was full.
+    pub detections_dropped: AtomicU64,
 }
 
 /// A point-in-time copy of [`SubscriberStats`].
@@ -112,27 +149,140 @@ impl SubscriberStats {
     }
 }
 
+/// A subscriber's queue, by what it carries.
+enum Tx {
+    Frames(Sender<Arc<Frame>>),
+    Items(Sender<BusItem>),
+    Detections(Sender<Arc<Detections>>),
+}
+
 struct Slot {
     id: u64,
     name: Arc<str>,
-    tx: Sender<Arc<Frame>>,
+    tx: Tx,
     /// Joining (from the start with [`StartAt::NextIdr`]), live, or skipping after a drop.
     gate: IdrGate,
     stats: Arc<SubscriberStats>,
 }
 
+impl Slot {
+    /// Offers a frame (frame and item queues); false once the subscription is gone.
+    fn offer_frame(&mut self, frame: &Arc<Frame>, report: &mut PublishReport) -> bool {
+        if matches!(self.tx, Tx::Detections(_)) {
+            return true;
+        }
+        if let Admit::Skip { counted } = self.gate.offer(frame.is_idr()) {
+            if counted {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                report.dropped += 1;
+            }
+            return true;
+        }
+        let sent = match &self.tx {
+            Tx::Frames(tx) => tx.try_send(frame.clone()).map_err(|e| e.is_full()),
+            Tx::Items(tx) => tx
+                .try_send(BusItem::Frame(frame.clone()))
+                .map_err(|e| e.is_full()),
+            Tx::Detections(_) => return true,
+        };
+        match sent {
+            Ok(()) => {
+                self.gate.delivered();
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                report.delivered += 1;
+                true
+            }
+            Err(true) => {
+                let lost = self.gate.rejected();
+                if lost.new_gap {
+                    self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(subscriber = %self.name, "queue full: skipping to the next IDR");
+                }
+                if lost.counted {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    report.dropped += 1;
+                }
+                true
+            }
+            // The subscription was dropped between its Drop and our lock: forget it.
+            Err(false) => false,
+        }
+    }
+
+    /// Offers a result to a detection queue (`items` false) or an item queue (`items` true);
+    /// false once the subscription is gone.
+    fn offer_detections(
+        &mut self,
+        d: &Arc<Detections>,
+        items: bool,
+        report: &mut PublishReport,
+    ) -> bool {
+        let sent = match (&self.tx, items) {
+            (Tx::Detections(tx), false) => tx.try_send(d.clone()).map_err(|e| e.is_full()),
+            (Tx::Items(tx), true) => tx
+                .try_send(BusItem::Detections(d.clone()))
+                .map_err(|e| e.is_full()),
+            _ => return true,
+        };
+        match sent {
+            Ok(()) => {
+                self.stats
+                    .detections_delivered
+                    .fetch_add(1, Ordering::Relaxed);
+                report.delivered += 1;
+                true
+            }
+            Err(true) => {
+                self.stats
+                    .detections_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                report.dropped += 1;
+                true
+            }
+            Err(false) => false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+    /// Results waiting on item queues for their frame.
+    held: Held,
+    /// The latest frame timestamp published (ns).
+    last_frame_ns: u64,
+}
+
+impl State {
+    /// Releases what the hold lets go at `now` to the item queues.
+    fn release_ready(&mut self, now: u64) {
+        let ready = self.held.release(self.last_frame_ns, now);
+        self.release(ready);
+    }
+
+    /// Offers results released from the hold to the item queues, in order.
+    fn release(&mut self, ready: Vec<Arc<Detections>>) {
+        for d in ready {
+            let mut report = PublishReport::default();
+            self.slots
+                .retain_mut(|slot| slot.offer_detections(&d, true, &mut report));
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    slots: Mutex<Vec<Slot>>,
+    state: Mutex<State>,
     next_id: AtomicU64,
     published: AtomicU64,
+    published_detections: AtomicU64,
 }
 
 impl Inner {
-    fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // The lock is only held for pushes that cannot panic; a poisoned lock still holds a
         // consistent list.
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -168,7 +318,23 @@ impl Bus {
 
     /// Adds a subscriber. It receives frames published from now on, per `opts`.
     pub fn subscribe(&self, opts: SubscribeOptions) -> Subscription {
-        let (tx, rx) = crossbeam_channel::bounded(opts.capacity);
+        self.add(opts, Tx::Frames)
+    }
+
+    /// Adds a subscriber to the detector's results only: each result as soon as it is
+    /// published. `opts.start` does not apply.
+    pub fn subscribe_detections(&self, opts: SubscribeOptions) -> Subscription<Arc<Detections>> {
+        self.add(opts, Tx::Detections)
+    }
+
+    /// Adds a subscriber to frames and results on one queue, in timestamp order (see the
+    /// module docs); frames as for [`Bus::subscribe`].
+    pub fn subscribe_items(&self, opts: SubscribeOptions) -> Subscription<BusItem> {
+        self.add(opts, Tx::Items)
+    }
+
+    fn add<T>(&self, opts: SubscribeOptions, tx: impl FnOnce(Sender<T>) -> Tx) -> Subscription<T> {
+        let (sender, rx) = crossbeam_channel::bounded(opts.capacity);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(SubscriberStats::default());
         let name: Arc<str> = opts.name.into();
@@ -176,10 +342,10 @@ impl Bus {
             StartAt::Next => IdrGate::live(),
             StartAt::NextIdr => IdrGate::joining(),
         };
-        self.inner.slots().push(Slot {
+        self.inner.state().slots.push(Slot {
             id,
             name: name.clone(),
-            tx,
+            tx: tx(sender),
             gate,
             stats: stats.clone(),
         });
@@ -192,48 +358,61 @@ impl Bus {
         }
     }
 
-    /// Offers `frame` to every subscriber without ever blocking.
+    /// Offers `frame` to every subscriber without ever blocking; then releases the results
+    /// held for it to the item queues.
     pub fn publish(&self, frame: Arc<Frame>) -> PublishReport {
         self.inner.published.fetch_add(1, Ordering::Relaxed);
         let mut report = PublishReport::default();
-        let idr = frame.is_idr();
-        self.inner.slots().retain_mut(|slot| {
-            if let Admit::Skip { counted } = slot.gate.offer(idr) {
-                if counted {
-                    slot.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    report.dropped += 1;
-                }
-                return true;
-            }
-            match slot.tx.try_send(frame.clone()) {
-                Ok(()) => {
-                    slot.gate.delivered();
-                    slot.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    report.delivered += 1;
-                    true
-                }
-                Err(TrySendError::Full(_)) => {
-                    let lost = slot.gate.rejected();
-                    if lost.new_gap {
-                        slot.stats.gaps.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(subscriber = %slot.name, "queue full: skipping to the next IDR");
-                    }
-                    if lost.counted {
-                        slot.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        report.dropped += 1;
-                    }
-                    true
-                }
-                // The subscription was dropped between its Drop and our lock: forget it.
-                Err(TrySendError::Disconnected(_)) => false,
-            }
-        });
+        let mut state = self.inner.state();
+        state
+            .slots
+            .retain_mut(|slot| slot.offer_frame(&frame, &mut report));
+        let ts = frame.meta().timestamp_ns;
+        state.last_frame_ns = state.last_frame_ns.max(ts);
+        if !state.held.is_empty() {
+            state.release_ready(monotonic_ns());
+        }
         report
     }
 
-    /// Number of live subscribers.
+    /// Offers a result of the detector to every detection subscriber at once, and to every
+    /// item subscriber after the frame it belongs to (see the module docs). Never blocks.
+    /// The report counts detection subscribers only (item subscribers may get it later).
+    pub fn publish_detections(&self, detections: Arc<Detections>) -> PublishReport {
+        self.inner
+            .published_detections
+            .fetch_add(1, Ordering::Relaxed);
+        let mut report = PublishReport::default();
+        let mut state = self.inner.state();
+        state
+            .slots
+            .retain_mut(|slot| slot.offer_detections(&detections, false, &mut report));
+        if !state.slots.iter().any(|s| matches!(s.tx, Tx::Items(_))) {
+            return report;
+        }
+        if detections.timestamp_ns <= state.last_frame_ns && state.held.is_empty() {
+            state.release(vec![detections]);
+        } else {
+            let now = monotonic_ns();
+            state.held.push(detections, now);
+            state.release_ready(now);
+        }
+        report
+    }
+
+    /// Releases results held longer than [`DETECTION_HOLD`] to the item queues. The detection
+    /// source's thread calls it between results, so a result whose frame never comes is not
+    /// held forever on a bus without frames.
+    pub fn release_detections(&self) {
+        let mut state = self.inner.state();
+        if !state.held.is_empty() {
+            state.release_ready(monotonic_ns());
+        }
+    }
+
+    /// Number of live subscribers (of every kind).
     pub fn subscriber_count(&self) -> usize {
-        self.inner.slots().len()
+        self.inner.state().slots.len()
     }
 
     /// Frames published so far.
@@ -241,10 +420,17 @@ impl Bus {
         self.inner.published.load(Ordering::Relaxed)
     }
 
+    /// Detector results published so far.
+    pub fn published_detections(&self) -> u64 {
+        self.inner.published_detections.load(Ordering::Relaxed)
+    }
+
     /// Disconnects every subscriber: each receives what is already queued, then
     /// [`RecvError::Closed`].
     pub fn close(&self) {
-        self.inner.slots().clear();
+        let mut state = self.inner.state();
+        state.slots.clear();
+        state.held = Held::default();
     }
 }
 
@@ -259,16 +445,18 @@ pub enum RecvError {
     Closed,
 }
 
-/// One consumer's end of the bus. Dropping it unsubscribes.
-pub struct Subscription {
+/// One consumer's end of the bus: frames by default, or `Arc<Detections>`
+/// ([`Bus::subscribe_detections`]) or [`BusItem`]s ([`Bus::subscribe_items`]). Dropping it
+/// unsubscribes.
+pub struct Subscription<T = Arc<Frame>> {
     id: u64,
     name: Arc<str>,
-    rx: Receiver<Arc<Frame>>,
+    rx: Receiver<T>,
     stats: Arc<SubscriberStats>,
     bus: Weak<Inner>,
 }
 
-impl std::fmt::Debug for Subscription {
+impl<T> std::fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("name", &self.name)
@@ -278,19 +466,19 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
-impl Subscription {
+impl<T> Subscription<T> {
     /// The name given at subscribe time.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Blocks until a frame arrives or the bus closes.
-    pub fn recv(&self) -> Result<Arc<Frame>, RecvError> {
+    /// Blocks until a frame (or item) arrives or the bus closes.
+    pub fn recv(&self) -> Result<T, RecvError> {
         self.rx.recv().map_err(|_| RecvError::Closed)
     }
 
     /// Blocks at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<Frame>, RecvError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
         self.rx.recv_timeout(timeout).map_err(|e| match e {
             RecvTimeoutError::Timeout => RecvError::Empty,
             RecvTimeoutError::Disconnected => RecvError::Closed,
@@ -298,7 +486,7 @@ impl Subscription {
     }
 
     /// Returns a queued frame, if any, without blocking.
-    pub fn try_recv(&self) -> Result<Arc<Frame>, RecvError> {
+    pub fn try_recv(&self) -> Result<T, RecvError> {
         self.rx.try_recv().map_err(|e| match e {
             TryRecvError::Empty => RecvError::Empty,
             TryRecvError::Disconnected => RecvError::Closed,
@@ -316,10 +504,10 @@ impl Subscription {
     }
 }
 
-impl Drop for Subscription {
+impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
         if let Some(inner) = self.bus.upgrade() {
-            inner.slots().retain(|slot| slot.id != self.id);
+            inner.state().slots.retain(|slot| slot.id != self.id);
         }
     }
 }

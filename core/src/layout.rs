@@ -1,4 +1,4 @@
-//! The board's frame-ring segment, byte for byte.
+//! The board's shared-memory segments, byte for byte: the frame ring and the detections.
 //!
 //! These `#[repr(C)]` types mirror the camera daemon's `shared_memory.h` (LP64, identical on
 //! x86-64 and aarch64). Their sizes and offsets are asserted at compile time below, and
@@ -158,6 +158,60 @@ pub const fn slot_of(counter: u32) -> usize {
     counter as usize % RING_SLOTS
 }
 
+/// Most detections one result holds (`MAX_DETECTIONS`).
+pub const MAX_DETECTIONS: usize = 10;
+
+/// Bytes of a class name, NUL terminator included (`char class_name[32]`).
+pub const CLASS_NAME_LEN: usize = 32;
+
+/// A box in picture pixels (`BoundingBox`): top-left corner, width, height.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BoundingBox {
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub w: i32,
+    /// Height.
+    pub h: i32,
+}
+
+/// One detection as the detector writes it (`Detection`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RawDetection {
+    /// The class, NUL-terminated (UTF-8 expected, not guaranteed).
+    pub class_name: [u8; CLASS_NAME_LEN],
+    /// The detector's confidence, 0..=1 expected.
+    pub confidence: f32,
+    /// Where.
+    pub bbox: BoundingBox,
+}
+
+/// The detections segment, `/pet_camera_detections` (`LatestDetectionResult`): the latest
+/// result only. The writer fills the fields, then increments `version`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LatestDetectionResult {
+    /// The camera frame the result belongs to.
+    pub frame_number: u64,
+    /// Its time on `CLOCK_MONOTONIC`.
+    pub timestamp: Timespec,
+    /// Entries of `detections` in use, 0..=10 expected.
+    pub num_detections: i32,
+    /// The detections.
+    pub detections: [RawDetection; MAX_DETECTIONS],
+    /// Incremented after each update (`volatile uint32_t`).
+    pub version: u32,
+}
+
+/// Size of the detections segment: 552 bytes.
+pub const DETECTION_SEGMENT_SIZE: usize = size_of::<LatestDetectionResult>();
+/// Offset of `version` in the detections segment.
+pub const DETECTION_VERSION_OFFSET: usize = offset_of!(LatestDetectionResult, version);
+
 // The contract with `shared_memory.h` (legacy-stack.md §1). A change here breaks the board.
 const _: () = {
     assert!(size_of::<Timespec>() == 16);
@@ -176,6 +230,21 @@ const _: () = {
     assert!(FRAME_INTERVAL_OFFSET == 4);
     assert!(FRAMES_OFFSET == 8);
     assert!(SEGMENT_SIZE == 93_313_448);
+};
+
+// The detections segment (legacy-stack.md §2).
+const _: () = {
+    assert!(size_of::<BoundingBox>() == 16);
+    assert!(offset_of!(RawDetection, class_name) == 0);
+    assert!(offset_of!(RawDetection, confidence) == 32);
+    assert!(offset_of!(RawDetection, bbox) == 36);
+    assert!(size_of::<RawDetection>() == 52);
+    assert!(offset_of!(LatestDetectionResult, frame_number) == 0);
+    assert!(offset_of!(LatestDetectionResult, timestamp) == 8);
+    assert!(offset_of!(LatestDetectionResult, num_detections) == 24);
+    assert!(offset_of!(LatestDetectionResult, detections) == 28);
+    assert!(DETECTION_VERSION_OFFSET == 548);
+    assert!(DETECTION_SEGMENT_SIZE == 552);
 };
 
 #[cfg(test)]

@@ -6,11 +6,18 @@
 use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use stackctl_core::layout::{FrameHeader, FrameSlot, SharedFrameBuffer, Timespec};
+use stackctl_core::layout::{
+    BoundingBox, FrameHeader, FrameSlot, LatestDetectionResult, RawDetection, SharedFrameBuffer,
+    Timespec,
+};
 
 fn c_layout() -> HashMap<String, usize> {
-    let dir = std::env::temp_dir().join(format!("stackctl-layout-{}", std::process::id()));
+    // One directory per call: the tests run in parallel and each removes its own.
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("stackctl-layout-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let exe = dir.join("board_layout");
     let target = env!("STACKCTL_BUILD_TARGET");
@@ -40,6 +47,18 @@ fn c_layout() -> HashMap<String, usize> {
         .filter_map(|line| line.rsplit_once(' '))
         .map(|(k, v)| (k.to_owned(), v.parse().expect("a number")))
         .collect()
+}
+
+/// Every `(C expression, Rust value)` pair equals what the C program printed.
+fn assert_agree(c: &HashMap<String, usize>, rust: &[(&str, usize)]) {
+    for &(name, value) in rust {
+        assert_eq!(
+            c.get(name),
+            Some(&value),
+            "{name}: C says {:?}, Rust says {value}",
+            c.get(name)
+        );
+    }
 }
 
 #[test]
@@ -82,16 +101,56 @@ fn rust_and_c_agree_on_every_size_and_offset() {
         ),
         ("sizeof(SharedFrameBuffer)", size_of::<SharedFrameBuffer>()),
     ];
-    for (name, value) in rust {
-        assert_eq!(
-            c.get(name),
-            Some(&value),
-            "{name}: C says {:?}, Rust says {value}",
-            c.get(name)
-        );
-    }
+    assert_agree(&c, &rust);
     // The detection segment's documented numbers (legacy-stack.md §2), checked on the C side so
     // the header used here is known to be the board's.
     assert_eq!(c["sizeof(LatestDetectionResult)"], 552);
     assert_eq!(c["offsetof(LatestDetectionResult, version)"], 548);
+}
+
+#[test]
+fn the_detection_segment_agrees_with_c_too() {
+    let c = c_layout();
+    let rust = [
+        ("sizeof(BoundingBox)", size_of::<BoundingBox>()),
+        ("offsetof(BoundingBox, x)", offset_of!(BoundingBox, x)),
+        ("offsetof(BoundingBox, y)", offset_of!(BoundingBox, y)),
+        ("offsetof(BoundingBox, w)", offset_of!(BoundingBox, w)),
+        ("offsetof(BoundingBox, h)", offset_of!(BoundingBox, h)),
+        ("sizeof(Detection)", size_of::<RawDetection>()),
+        (
+            "offsetof(Detection, class_name)",
+            offset_of!(RawDetection, class_name),
+        ),
+        (
+            "offsetof(Detection, confidence)",
+            offset_of!(RawDetection, confidence),
+        ),
+        ("offsetof(Detection, bbox)", offset_of!(RawDetection, bbox)),
+        (
+            "sizeof(LatestDetectionResult)",
+            size_of::<LatestDetectionResult>(),
+        ),
+        (
+            "offsetof(LatestDetectionResult, frame_number)",
+            offset_of!(LatestDetectionResult, frame_number),
+        ),
+        (
+            "offsetof(LatestDetectionResult, timestamp)",
+            offset_of!(LatestDetectionResult, timestamp),
+        ),
+        (
+            "offsetof(LatestDetectionResult, num_detections)",
+            offset_of!(LatestDetectionResult, num_detections),
+        ),
+        (
+            "offsetof(LatestDetectionResult, detections)",
+            offset_of!(LatestDetectionResult, detections),
+        ),
+        (
+            "offsetof(LatestDetectionResult, version)",
+            offset_of!(LatestDetectionResult, version),
+        ),
+    ];
+    assert_agree(&c, &rust);
 }

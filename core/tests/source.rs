@@ -167,3 +167,52 @@ fn a_replaced_segment_is_read_to_its_end_before_the_new_writer() {
     assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 1);
     drop(old);
 }
+
+/// Issue 14, item 7: a reader that was waiting for the segment, and attaches after the writer
+/// has published its first frame (write_index 1), must deliver that frame (the IDR), not start
+/// at the second one.
+#[test]
+fn a_reader_that_waited_reads_a_new_segment_from_its_first_frame() {
+    let name = format!("/stackctl-source-waited-{}", std::process::id());
+    let mut cfg = SourceConfig::new(&name);
+    cfg.start = StartPosition::Next;
+    let mut source = ShmSource::new(cfg);
+    let stop = AtomicBool::new(false);
+    let waited = source.wait_for_segment(Some(Duration::from_millis(20)), &stop);
+    assert!(waited.is_err(), "no segment yet: {waited:?}");
+
+    let writer = ShmWriter::create(&name).expect("create segment");
+    let mut f = Fixture {
+        name,
+        writer,
+        source,
+        stop,
+        next_number: 0,
+    };
+    let first = f.publish(PixelFormat::H264);
+    assert_eq!(f.writer.write_index(), 1);
+    f.source
+        .wait_for_segment(Some(Duration::from_secs(5)), &f.stop)
+        .expect("attach");
+    f.publish(PixelFormat::H264);
+    assert_eq!(f.next(), first, "the first frame of the new segment");
+    assert_eq!(f.next(), first + 1);
+    assert_eq!(f.source.stats().lost.load(Ordering::Relaxed), 0);
+    assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 0);
+}
+
+/// A reader that finds the segment already there starts with the next frame, as configured:
+/// the frames written before it attached are history, not news.
+#[test]
+fn a_reader_that_finds_the_segment_starts_with_the_next_frame() {
+    let mut f = Fixture::new("present");
+    // Fixture::new attached before anything was written; a second reader attaches now.
+    f.publish(PixelFormat::H264);
+    let mut late = ShmSource::new(SourceConfig::new(&f.name));
+    late.wait_for_segment(Some(Duration::from_secs(5)), &f.stop)
+        .expect("attach");
+    let next = f.publish(PixelFormat::H264);
+    f.publish(PixelFormat::H264);
+    let frame = late.next_frame(&f.stop).expect("read").expect("a frame");
+    assert_eq!(frame.meta().frame_number, next);
+}

@@ -47,54 +47,16 @@ pub enum Command {
     Shm(ShmCommand),
 }
 
-/// Where the configuration comes from, and the legacy launch script's options.
+/// Where the configuration comes from, and the legacy launch script's options (declared once,
+/// in `stackctl_config::Flags`).
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConfigFlags {
     /// Configuration file [default: ./stackctl.toml, then /etc/stackctl/stackctl.toml].
     #[arg(long, short, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Set any configuration key, e.g. `--set services.web_monitor.enabled=false` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// Do not run the services' build commands.
-    #[arg(long)]
-    pub skip_build: bool,
-    /// Do not start the YOLO detector (services.yolo_detector_daemon).
-    #[arg(long)]
-    pub no_detector: bool,
-    /// Do not start the web monitor (services.web_monitor).
-    #[arg(long)]
-    pub no_monitor: bool,
-    /// Do not stream (streaming.enabled = false).
-    #[arg(long)]
-    pub no_streaming: bool,
-    /// Web monitor listen address (monitor.host).
-    #[arg(long, value_name = "HOST")]
-    pub monitor_host: Option<String>,
-    /// Web monitor port (monitor.port).
-    #[arg(long, value_name = "PORT")]
-    pub monitor_port: Option<u16>,
-    /// stackctl's HTTP port: signalling, recording, health, status (http.port).
-    #[arg(long, value_name = "PORT")]
-    pub streaming_port: Option<u16>,
-    /// Separate metrics port, 0 for none (metrics.port).
-    #[arg(long, value_name = "PORT")]
-    pub metrics_port: Option<u16>,
-    /// Accepted for compatibility with the launch script; nothing listens on it.
-    #[arg(long, value_name = "PORT")]
-    pub pprof_port: Option<u16>,
-    /// Most simultaneous viewers (streaming.max_clients).
-    #[arg(long, value_name = "N")]
-    pub max_clients: Option<u32>,
-    /// YOLO model: v8n, v11n or v13n (detector.model).
-    #[arg(long, value_name = "MODEL")]
-    pub yolo_model: Option<String>,
-    /// Detection score threshold, 0 to 1 (detector.score_threshold).
-    #[arg(long, value_name = "T")]
-    pub score_thres: Option<f64>,
-    /// Non-maximum suppression threshold, 0 to 1 (detector.nms_threshold).
-    #[arg(long, value_name = "T")]
-    pub nms_thres: Option<f64>,
+    /// The flags that set configuration keys.
+    #[command(flatten)]
+    pub flags: stackctl_config::Flags,
 }
 
 /// Arguments of `stackctl up`.

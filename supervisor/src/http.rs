@@ -19,12 +19,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use stackctl_core::shm::SourceStats;
 use stackctl_media::clock::monotonic_ns;
-use stackctl_plugin_abi as abi;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::plugins::PluginHost;
 use crate::status::StackStatus;
+use stackctl_plugin_host::{HttpError, Plugin, PluginHost};
 
 /// Which routes a listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +40,6 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body accepted (SDP offers are a few kB).
 pub const BODY_LIMIT: usize = 1 << 20;
-/// How long a plugin may take to answer before the client gets a 504.
-const PLUGIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames older than this mean the stream has stopped (the night rate is 2 fps).
 const STALE_AFTER: Duration = Duration::from_secs(3);
 
@@ -149,6 +146,7 @@ async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Resp
 fn metrics(status: &StackStatus, ctx: &Context) -> Response<Full<Bytes>> {
     match crate::metrics::render(status) {
         Ok(mut text) => {
+            text.push_str(&crate::disk::metrics());
             if let Some(plugins) = &ctx.plugins {
                 text.push_str(&plugins.metrics());
             }
@@ -208,11 +206,9 @@ fn health(ctx: &Context) -> Response<Full<Bytes>> {
     json(code, &body)
 }
 
-/// Hands a request to a plugin and waits for its answer (which it may give later).
-async fn to_plugin(
-    req: Request<Incoming>,
-    plugin: &Arc<crate::plugins::Plugin>,
-) -> Response<Full<Bytes>> {
+/// Reads a request's body (within [`BODY_LIMIT`] and [`BODY_TIMEOUT`]) and hands the request
+/// to a plugin, which may answer later (a 504 after the host's timeout).
+async fn to_plugin(req: Request<Incoming>, plugin: &Arc<Plugin>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body =
         match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
@@ -233,71 +229,12 @@ async fn to_plugin(
             }
             Ok(Ok(collected)) => collected.to_bytes(),
         };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let (id, answer) = plugin.ctx.expect_response();
-    let method = parts.method.as_str().to_owned();
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().unwrap_or("").to_owned();
-    let call = plugin.clone();
-    // A plugin's on_http should not block, but if it does it blocks a blocking-pool thread, not
-    // the server.
-    let accepted = tokio::task::spawn_blocking(move || {
-        let c_headers: Vec<abi::Header> = headers
-            .iter()
-            .map(|(k, v)| abi::Header {
-                name: abi::Str::new(k),
-                value: abi::Str::new(v),
-            })
-            .collect();
-        let request = abi::HttpRequest {
-            struct_size: std::mem::size_of::<abi::HttpRequest>() as u32,
-            reserved: 0,
-            id,
-            method: abi::Str::new(&method),
-            path: abi::Str::new(&path),
-            query: abi::Str::new(&query),
-            headers: c_headers.as_ptr(),
-            header_count: c_headers.len(),
-            body: body.as_ptr(),
-            body_len: body.len(),
-        };
-        call.on_http(&request)
-    })
-    .await
-    .unwrap_or(false);
-    if !accepted {
-        plugin.ctx.forget(id);
-        return json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("plugin {} failed", plugin.name),
-        );
-    }
-    match tokio::time::timeout(PLUGIN_TIMEOUT, answer).await {
-        Ok(Ok(answer)) => {
-            let mut response = Response::new(Full::new(Bytes::from(answer.body)));
-            *response.status_mut() =
-                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            for (name, value) in answer.headers {
-                if let (Ok(name), Ok(value)) = (
-                    header::HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(&value),
-                ) {
-                    response.headers_mut().append(name, value);
-                }
-            }
-            response
+    match plugin.http(Request::from_parts(parts, body)).await {
+        Ok(answer) => answer.map(|body| Full::new(Bytes::from(body))),
+        Err(e @ HttpError::Failed(_)) => {
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
-        _ => {
-            plugin.ctx.forget(id);
-            json_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                &format!("plugin {} did not answer in time", plugin.name),
-            )
-        }
+        Err(e @ HttpError::TimedOut(_)) => json_error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
     }
 }
 

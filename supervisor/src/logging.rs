@@ -28,8 +28,6 @@ use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::up::ConfigError;
-
 /// How the log is written: the configuration's format, and whether standard error is the
 /// journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +48,31 @@ impl Style {
     }
 }
 
+/// `RUST_LOG` or `log.level` is not a `tracing` filter.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} = {value:?}: not a log filter: {error}")]
+pub struct FilterError {
+    /// `RUST_LOG` or `log.level`.
+    key: &'static str,
+    /// The filter as given.
+    value: String,
+    /// What is wrong with it.
+    error: tracing_subscriber::filter::ParseError,
+}
+
 /// Installs the global subscriber: `RUST_LOG` if set (it wins, so a one-off debug run needs no
 /// edit of the file), else `level` (the configuration's `log.level`), else `info`.
-pub fn init(level: Option<&str>, style: Style) -> Result<(), ConfigError> {
+pub fn init(level: Option<&str>, style: Style) -> Result<(), FilterError> {
+    let parse = |key, value: &str| {
+        EnvFilter::try_new(value).map_err(|error| FilterError {
+            key,
+            value: value.to_owned(),
+            error,
+        })
+    };
     let filter = match std::env::var("RUST_LOG") {
-        Ok(env) if !env.is_empty() => EnvFilter::try_new(&env)
-            .map_err(|e| ConfigError(format!("RUST_LOG = {env:?}: not a log filter: {e}")))?,
-        _ => {
-            let level = level.unwrap_or("info");
-            EnvFilter::try_new(level)
-                .map_err(|e| ConfigError(format!("log.level = {level:?}: not a log filter: {e}")))?
-        }
+        Ok(env) if !env.is_empty() => parse("RUST_LOG", &env)?,
+        _ => parse("log.level", level.unwrap_or("info"))?,
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,30 +1,25 @@
 //! `stackctl`: one program in place of the board's launch script.
 
 mod cli;
+mod commands;
 mod control;
-mod ctl;
+mod disk;
 mod http;
 mod logging;
 mod metrics;
 mod notify;
-mod plan;
-mod probe;
 mod process;
+mod profiling;
 mod service;
-mod shm;
-mod shm_clean;
 mod signals;
 mod status;
-mod up;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use stackctl::plugins;
 use stackctl_config::LogFormat;
 
 use crate::cli::{Cli, Command, ShmCommand};
-use crate::control::Request;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,7 +29,8 @@ fn main() -> ExitCode {
     let logging = if is_up {
         Ok(())
     } else {
-        logging::init(None, logging::Style::detect(LogFormat::Text)).map_err(Into::into)
+        logging::init(None, logging::Style::detect(LogFormat::Text))
+            .map_err(|e| commands::ConfigError::from(e).into())
     };
     let result = logging.and_then(|()| run(cli.command));
     match result {
@@ -48,8 +44,8 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("stackctl: {err:#}");
             }
-            if err.downcast_ref::<up::ConfigError>().is_some() {
-                ExitCode::from(up::CONFIG_ERROR)
+            if err.downcast_ref::<commands::ConfigError>().is_some() {
+                ExitCode::from(commands::CONFIG_ERROR)
             } else {
                 ExitCode::FAILURE
             }
@@ -59,50 +55,50 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Shm(ShmCommand::Inspect(args)) => shm::inspect::run(&args),
-        Command::Shm(ShmCommand::Tap(args)) => shm::tap::run(&args),
-        Command::Config(args) => up::show(&args),
-        Command::Check(flags) => up::check(&flags),
-        Command::Plugins(flags) => up::list_plugins(&flags),
+        Command::Shm(ShmCommand::Inspect(args)) => commands::shm_inspect::run(&args),
+        Command::Shm(ShmCommand::Tap(args)) => commands::shm_tap::run(&args),
+        Command::Config(args) => commands::config::run(&args),
+        Command::Check(flags) => commands::check::run(&flags),
+        Command::Plugins(flags) => commands::plugins::run(&flags),
         Command::Up(args) => {
-            let loaded = up::load(&args.config)?;
+            let loaded = commands::load(&args.config)?;
             // The flag beats the file (and its variable), as every flag does.
             let format = args.log_format.map_or(loaded.config.log.format, Into::into);
             logging::init(
                 Some(&loaded.config.log.level),
                 logging::Style::detect(format),
-            )?;
+            )
+            .map_err(commands::ConfigError::from)?;
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");
             }
-            block_on(up::up(loaded))
+            block_on(commands::up::run(loaded))
         }
-        Command::Status(args) => control(&args.socket, Request::Status, args.json),
-        Command::Restart(a) => control(&a.socket, Request::Restart { service: a.service }, false),
-        Command::Stop(a) => control(&a.socket, Request::Stop { service: a.service }, false),
-        Command::Start(a) => control(&a.socket, Request::Start { service: a.service }, false),
-        Command::Down(socket) => control(&socket, Request::Down, false),
-        Command::Logs(a) => {
-            let request = Request::Logs {
-                service: a.service,
-                lines: a.lines,
-                follow: a.follow,
-            };
-            control(&a.socket, request, false)
-        }
+        control => block_on(ask_up(control)),
     }
 }
 
-/// Runs a control command against the running `stackctl up`.
-fn control(socket: &cli::SocketArgs, request: Request, json: bool) -> anyhow::Result<ExitCode> {
-    let path = up::socket_path(socket)?;
-    block_on(ctl::run(&path, request, json))
+/// The commands that talk to the running `stackctl up` over its control socket.
+async fn ask_up(command: Command) -> anyhow::Result<ExitCode> {
+    use commands::service::Action;
+    match command {
+        Command::Status(args) => commands::status::run(&args).await,
+        Command::Restart(args) => commands::service::run(Action::Restart, &args).await,
+        Command::Stop(args) => commands::service::run(Action::Stop, &args).await,
+        Command::Start(args) => commands::service::run(Action::Start, &args).await,
+        Command::Down(socket) => commands::down::run(&socket).await,
+        Command::Logs(args) => commands::logs::run(&args).await,
+        // `run` hands only the commands above to this function.
+        other => unreachable!("{other:?} does not talk to up"),
+    }
 }
 
 /// One thread is plenty for a supervisor: its work is waiting.
 fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The supervisor's own loop runs on the main thread (`stackctl` in a profile).
+        .thread_name("supervisor-io")
         .build()
         .map_err(anyhow::Error::from)?
         .block_on(future)

@@ -106,7 +106,7 @@ pub struct StackStatus {
     pub rss_bytes: u64,
     /// The sink plugins.
     #[serde(default)]
-    pub plugins: Vec<crate::plugins::PluginStatus>,
+    pub plugins: Vec<stackctl_plugin_host::PluginStatus>,
     /// The camera source, when plugins need one.
     #[serde(default)]
     pub source: Option<SourceStatus>,

@@ -18,9 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stackctl_media::clock::monotonic_ns;
 use stackctl_tests::media::{self, ffmpeg_says, have_ffmpeg, probe};
-use stackctl_tests::plugins::{
-    http_get, http_json, http_post, poll, rust_plugin, status, workspace_root,
-};
+use stackctl_tests::plugins::{http_get, http_json, http_post, poll, rust_plugin, workspace_root};
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, free_port, kill};
 use stackctl_tests::{bin, unique_shm};
 use up_common::service;
@@ -36,12 +34,16 @@ const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// The demo's NV12 segment name, replaced by a unique one in the test's copy of the file.
 const DEMO_NV12: &str = "/demo_active_frame";
 
+/// The demo's detections segment, replaced the same way.
+const DEMO_DETECTIONS: &str = "/demo_detections";
+
 #[test]
 fn the_demo_streams_records_and_survives_a_camera_kill() {
     let webrtc = rust_plugin("sink-webrtc");
     let recorder = rust_plugin("sink-recorder");
     let stream_shm = unique_shm("demo-stream");
     let nv12_shm = unique_shm("demo-nv12");
+    let detections_shm = unique_shm("demo-detections");
     let demo = workspace_root().join("config").join("demo.toml");
     let text = std::fs::read_to_string(&demo).expect("config/demo.toml");
     // The NV12 name has no configuration key of its own (the camera's and the detector's
@@ -51,7 +53,11 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
         text.matches(DEMO_NV12).count() >= 3,
         "demo.toml names {DEMO_NV12} in the camera's args and clean_shm and the detector's args"
     );
-    let stack = Stack::new(&text.replace(DEMO_NV12, nv12_shm.as_str()));
+    let stack = Stack::new(
+        &text
+            .replace(DEMO_NV12, nv12_shm.as_str())
+            .replace(DEMO_DETECTIONS, detections_shm.as_str()),
+    );
     let recordings = stack.path().join("recordings");
     let port = free_port();
     let sets = [
@@ -66,6 +72,8 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
         format!("plugins.streaming.path={}", webrtc.display()),
         format!("plugins.recording.path={}", recorder.display()),
         format!("plugins.recording.dir={}", recordings.display()),
+        // The demo's RTSP port may be taken on this machine.
+        format!("plugins.rtsp.port={}", free_port()),
         // RECORDING_PATH in the environment would beat the plugin's own key; a flag beats both.
         format!("recording.path={}", recordings.display()),
         // RTP timestamps on the camera's clock, so the viewer can tell when a frame was
@@ -83,7 +91,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     // The line to click.
     up.first_line(&[&format!("viewer page: http://127.0.0.1:{port}/")]);
     up.first_event("detector", ": ready");
-    let before = status(&stack);
+    let before = stack.status();
     let (camera, detector) = (service(&before, "camera"), service(&before, "detector"));
     for s in [camera, detector] {
         assert_eq!(s["state"], "ready", "{before:#}");
@@ -148,7 +156,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     up.nth_event("detector", ": started", 2);
     up.nth_event("detector", ": ready", 2);
     let after = poll("both services ready again", EVENT_TIMEOUT, || {
-        let s = status(&stack);
+        let s = stack.status();
         let ready = ["camera", "detector"]
             .iter()
             .all(|n| service(&s, n)["state"] == "ready");

@@ -201,3 +201,31 @@ fn check_refuses_a_plugin_of_another_abi() {
     );
     eprintln!("{stderr}");
 }
+
+#[test]
+fn check_reports_bad_plugin_keys_with_their_origin_among_the_other_errors() {
+    let stack = Stack::new("");
+    let text = "[http]\nport = 0\n\n[plugins.stats]\npath = \"libsink_stats.so\"\nqueue = 0\n\
+                required = \"yes\"\n\n[plugins.nopath]\nwindow = 1\n";
+    std::fs::write(stack.config_file(), text).expect("write the configuration");
+    let file = stack.config_file().display().to_string();
+    let out = stack.stackctl(&["check"]);
+    let stderr = assert_fails_with(
+        &out,
+        2,
+        &[
+            "http.port = 0: not a port (1..=65535)",
+            &format!(
+                "plugins.stats.queue = 0: expected a number of frames, 1 to 10000, from {file} line 6"
+            ),
+            &format!(
+                "plugins.stats.required = \"yes\": expected true or false, from {file} line 7"
+            ),
+            &format!(
+                "plugins.nopath.path: missing (the plugin's file, e.g. \"libsink_nopath.so\"), from {file} line 9"
+            ),
+        ],
+        "check with bad plugin keys",
+    );
+    eprintln!("{stderr}");
+}

@@ -5,7 +5,7 @@
 
 use stackctl_tests::plugins::{
     camera_config, complete_lines, http_get, http_json, meta_plugin, plugin, poll, probe_frames,
-    probe_plugin, rust_plugin, status, toml_path, wait_lines,
+    probe_plugin, rust_plugin, toml_path, wait_lines,
 };
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack};
@@ -119,7 +119,7 @@ output = {out}
             "a gap in the meta sink's frames: {:?} then {:?} (source: {})",
             pair[0],
             pair[1],
-            status(&stack)["source"]
+            stack.status()["source"]
         );
         assert!(
             pair[1].timestamp_ns > pair[0].timestamp_ns,
@@ -178,7 +178,7 @@ output = {out}
     assert_eq!(health["recording"], false, "{health:#}");
 
     // The status: both running, with their ABI, version, routes and counters.
-    let st = status(&stack);
+    let st = stack.status();
     let stats = plugin(&st, "stats");
     assert_eq!(stats["state"], "running", "{st:#}");
     assert_eq!(stats["abi"], "1.0", "{st:#}");
@@ -240,7 +240,7 @@ output = {probe_out}
     // Past a whole ring (30 frames) three times: every slot is reused.
     let lines = wait_lines(&meta_out, 120, |_| true);
     let probe = probe_frames(&wait_lines(&probe_out, 120, |l| l.starts_with("F ")));
-    let st = status(&stack);
+    let st = stack.status();
     up.terminate();
 
     let wrong: Vec<String> = probe

@@ -12,8 +12,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::Path;
 
 use stackctl_tests::plugins::{
-    camera_config, complete_lines, plugin, probe_frames, probe_plugin, status, toml_path,
-    wait_lines,
+    camera_config, complete_lines, plugin, probe_frames, probe_plugin, toml_path, wait_lines,
 };
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::Stack;
@@ -92,7 +91,7 @@ retain = {RETAIN}
     let is_frame = |l: &str| l.starts_with("F ");
     wait_lines(&left_out, 90, is_frame);
     wait_lines(&right_out, 90, is_frame);
-    let st = status(&stack);
+    let st = stack.status();
     for name in ["left", "right"] {
         assert_eq!(plugin(&st, name)["state"], "running", "{st:#}");
     }
@@ -163,7 +162,7 @@ retain = 1
     up.first_line(&["plugin started", "plugin=keeper"]);
     // A release per frame but the last: wait for 60 of them.
     wait_lines(&out, 60, |l| l.starts_with("R "));
-    let st = status(&stack);
+    let st = stack.status();
     assert_eq!(plugin(&st, "keeper")["state"], "running", "{st:#}");
     up.terminate();
 

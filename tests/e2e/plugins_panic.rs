@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stackctl_tests::plugins::{
     camera_config, complete_lines, http_get, http_json, plugin, plugin_status, poll, probe_frames,
-    probe_plugin, rust_plugin, status, toml_path, two_probes,
+    probe_plugin, rust_plugin, toml_path, two_probes,
 };
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, field, pid_exists};
@@ -61,7 +61,7 @@ panic_after = {PANIC_AFTER}
     assert!(detached.contains("panic"), "{detached}");
 
     let at_failure = stats_frames(port);
-    let st = status(&stack);
+    let st = stack.status();
     let p = plugin(&st, "panicky");
     assert_eq!(p["state"], "failed", "{st:#}");
     assert!(
@@ -126,7 +126,7 @@ fn a_plugin_that_fails_is_stopped_when_detached() {
         detached.contains("on_frame returned a failure"),
         "{detached}"
     );
-    let st = status(&stack);
+    let st = stack.status();
     assert_eq!(plugin(&st, "failing")["state"], "failed", "{st:#}");
     assert_eq!(plugin(&st, "failing")["frames"], 10, "{st:#}");
     assert_eq!(plugin(&st, "other")["state"], "running", "{st:#}");

@@ -5,7 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use stackctl_tests::plugins::{
-    camera_config, http_json, plugin, poll, probe_plugin, rust_plugin, status, toml_path,
+    camera_config, http_json, plugin, poll, probe_plugin, rust_plugin, toml_path,
 };
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack};
@@ -99,7 +99,7 @@ windw = 5
             .filter(|&n| n > first)
             .ok_or_else(|| now.to_string())
     });
-    let st = status(&stack);
+    let st = stack.status();
     eprintln!("plugins: {}", st["plugins"]);
     assert_eq!(plugin(&st, "stats")["state"], "running", "{st:#}");
     for (name, why) in [

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use stackctl_tests::plugins::{
-    ProbeFrame, complete_lines, plugin, plugin_counter, poll, probe_frames, probe_plugin, status,
+    ProbeFrame, complete_lines, plugin, plugin_counter, poll, probe_frames, probe_plugin,
     two_probes,
 };
 use stackctl_tests::unique_shm;
@@ -82,7 +82,7 @@ fn a_plugin_stuck_in_on_frame_delays_no_other_plugin() {
             Err(format!("{n} U lines, waiting for {}", done + 2))
         }
     });
-    let st = status(&stack);
+    let st = stack.status();
     up.terminate();
 
     let blocker = plugin(&st, "blocker");

@@ -206,7 +206,7 @@ fn timeout_stop_covers_the_ordered_stop_of_the_shipped_configuration() {
         .iter()
         .filter(|(k, _)| k.starts_with("plugins.") && k.ends_with(".path"))
         .count();
-    assert_eq!((stops.len(), plugins), (3, 2), "{config:?}");
+    assert_eq!((stops.len(), plugins), (3, 3), "{config:?}");
     let worst = stops
         .iter()
         .map(|t| *t + Duration::from_secs(6))
@@ -295,7 +295,11 @@ fn stackctl_check_passes_the_shipped_configuration_on_a_checkout() {
         );
     }
     // Each sink is either found (built beside stackctl) or named in a warning.
-    for file in ["libsink_webrtc.so", "libsink_recorder.so"] {
+    for file in [
+        "libsink_webrtc.so",
+        "libsink_recorder.so",
+        "libsink_rtsp.so",
+    ] {
         let beside = bin("stackctl").with_file_name(file).exists();
         let warned = err
             .lines()

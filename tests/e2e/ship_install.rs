@@ -129,12 +129,20 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The sinks this checkout builds and `install.sh` installs.
+const SINKS: &[&str] = &[
+    "libsink_webrtc.so",
+    "libsink_recorder.so",
+    "libsink_rtsp.so",
+];
+
 /// What a full install under `/usr` holds, with modes.
 fn full_install() -> BTreeMap<String, u32> {
     [
         ("usr/bin/stackctl", 0o755),
         ("usr/lib/stackctl/plugins/libsink_webrtc.so", 0o644),
         ("usr/lib/stackctl/plugins/libsink_recorder.so", 0o644),
+        ("usr/lib/stackctl/plugins/libsink_rtsp.so", 0o644),
         (SHIPPED_CONFIG, 0o644),
         ("usr/lib/systemd/system/stackctl.service", 0o644),
         ("usr/share/stackctl/stackctl.toml", 0o644),
@@ -146,11 +154,7 @@ fn full_install() -> BTreeMap<String, u32> {
 
 #[test]
 fn installs_the_binary_plugins_configuration_and_unit() {
-    let setup = Setup::new(&[
-        "libsink_webrtc.so",
-        "libsink_recorder.so",
-        "libsink_stats.so",
-    ]);
+    let setup = Setup::new(&[SINKS, &["libsink_stats.so"]].concat());
     let said = setup.run_ok(&[]);
     // Exactly these files: not the example plugin that happened to be in the build directory.
     assert_eq!(setup.files(), full_install(), "{said}");
@@ -184,7 +188,7 @@ fn installs_the_binary_plugins_configuration_and_unit() {
 
 #[test]
 fn destdir_from_the_environment_and_a_missing_plugin_tolerated() {
-    let setup = Setup::new(&["libsink_webrtc.so"]);
+    let setup = Setup::new(&["libsink_webrtc.so", "libsink_rtsp.so"]);
     let out = Command::new("sh")
         .arg(setup.dir.path().join("src/deploy/install.sh"))
         .arg("--build-dir")
@@ -207,7 +211,7 @@ fn destdir_from_the_environment_and_a_missing_plugin_tolerated() {
 
 #[test]
 fn no_binary_no_install() {
-    let setup = Setup::new(&["libsink_webrtc.so", "libsink_recorder.so"]);
+    let setup = Setup::new(SINKS);
     std::fs::remove_file(setup.build().join("stackctl")).unwrap();
     let out = setup.run(&[]);
     assert!(!out.status.success());
@@ -221,7 +225,7 @@ fn no_binary_no_install() {
 
 #[test]
 fn an_edited_configuration_is_kept_and_the_new_default_written_beside_it() {
-    let setup = Setup::new(&["libsink_webrtc.so", "libsink_recorder.so"]);
+    let setup = Setup::new(SINKS);
     setup.run_ok(&[]);
     let conf = setup.dest(SHIPPED_CONFIG);
 
@@ -260,7 +264,7 @@ fn an_edited_configuration_is_kept_and_the_new_default_written_beside_it() {
 
 #[test]
 fn an_unedited_configuration_is_upgraded() {
-    let setup = Setup::new(&["libsink_webrtc.so", "libsink_recorder.so"]);
+    let setup = Setup::new(SINKS);
     setup.run_ok(&[]);
     let mut newer = read(&setup.source_config());
     newer.extend_from_slice(b"\n# a newer default\n");
@@ -274,7 +278,7 @@ fn an_unedited_configuration_is_upgraded() {
 
 #[test]
 fn uninstall_removes_everything_but_an_edited_configuration() {
-    let setup = Setup::new(&["libsink_webrtc.so", "libsink_recorder.so"]);
+    let setup = Setup::new(SINKS);
     setup.run_ok(&[]);
     // The operator's own plugin, dropped next to ours: not ours to remove.
     let theirs = setup.dest("usr/lib/stackctl/plugins/libsink_mine.so");
@@ -299,7 +303,7 @@ fn uninstall_removes_everything_but_an_edited_configuration() {
     assert!(said.contains("kept /etc/stackctl/stackctl.toml"), "{said}");
 
     // Without edits, nothing at all is left, directories included.
-    let setup = Setup::new(&["libsink_webrtc.so", "libsink_recorder.so"]);
+    let setup = Setup::new(SINKS);
     setup.run_ok(&[]);
     setup.run_ok(&["--uninstall"]);
     assert!(setup.files().is_empty(), "{:?}", setup.files());
@@ -310,7 +314,7 @@ fn uninstall_removes_everything_but_an_edited_configuration() {
 
 #[test]
 fn another_prefix_gets_its_own_paths_in_the_unit() {
-    let setup = Setup::new(&["libsink_webrtc.so", "libsink_recorder.so"]);
+    let setup = Setup::new(SINKS);
     let said = setup.run_ok(&["--prefix", "/usr/local"]);
     let files = setup.files();
     for path in [

@@ -1,15 +1,9 @@
-//! What the `up_*` tests share beyond `stackctl_tests::up`: reading `stackctl status --json`.
+//! What the `up_*` tests share beyond `stackctl_tests::up`: a service's entry in `stackctl status
+//! --json`.
 #![allow(dead_code)] // Each test file uses a part.
 
 use serde_json::Value;
 use stackctl_tests::up::Stack;
-
-/// `stackctl status --json` of the running `up`.
-pub fn status(stack: &Stack) -> Value {
-    let text = stack.ctl_ok(&["status", "--json"]);
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{text}"))
-}
 
 /// One service's entry in a status.
 pub fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -21,7 +15,7 @@ pub fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
 
 /// A service's entry in the current status.
 pub fn service_status(stack: &Stack, name: &str) -> Value {
-    service(&status(stack), name).clone()
+    service(&stack.status(), name).clone()
 }
 
 /// A service's current state: `ready`, `stopped`...

@@ -5,12 +5,12 @@
 
 mod up_common;
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 
+use stackctl_tests::plugins::http_get;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, Stray, pid_of, wait_gone};
 
-use up_common::{service, service_status, status};
+use up_common::{service, service_status};
 
 /// Two services: `talker` prints three lines, then sleeps; `idler` sleeps.
 fn two_services() -> Stack {
@@ -39,7 +39,7 @@ fn status_json_has_every_field() {
     let talker_pid = pid_of(&up.wait_event("talker", ": started"));
     up.first_line(&["stack ready"]);
     let _stray = Stray(talker_pid);
-    let status = status(&stack);
+    let status = stack.status();
     for key in [
         "version",
         "pid",
@@ -291,7 +291,7 @@ fn a_second_up_on_the_same_socket_is_refused() {
         "the second up started services:\n{log}"
     );
     // The first one is untouched, socket included.
-    assert_eq!(status(&stack)["phase"], "ready");
+    assert_eq!(stack.status()["phase"], "ready");
     up.terminate();
 }
 
@@ -352,24 +352,6 @@ ready = { file = "slow.ready", interval = "50ms" }
     assert_eq!(up.wait_exit(), Some(0), "{}", up.log());
 }
 
-/// A `GET` over plain HTTP/1.1; returns the status line and the body.
-fn http_get(port: u16, path: &str) -> (String, String) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(EVENT_TIMEOUT))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read the answer");
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status_line = head.lines().next().unwrap_or_default().to_owned();
-    (status_line, body.to_owned())
-}
-
 #[test]
 fn http_serves_metrics_and_status() {
     let stack = Stack::new(
@@ -394,8 +376,8 @@ backoff = { initial = "50ms", jitter = 0.0 }
     up.wait_event("flaky", ": ready");
     up.first_line(&["stack ready"]);
 
-    let (head, metrics) = http_get(port, "/metrics");
-    assert!(head.contains(" 200"), "{head}\n{metrics}");
+    let (code, metrics) = http_get(port, "/metrics");
+    assert_eq!(code, 200, "{metrics}");
     for needle in [
         "stackctl_service_up{service=\"steady\"} 1",
         "stackctl_service_up{service=\"flaky\"} 1",
@@ -410,8 +392,8 @@ backoff = { initial = "50ms", jitter = 0.0 }
         );
     }
 
-    let (head, body) = http_get(port, "/api/status");
-    assert!(head.contains(" 200"), "{head}\n{body}");
+    let (code, body) = http_get(port, "/api/status");
+    assert_eq!(code, 200, "{body}");
     let status: serde_json::Value = serde_json::from_str(&body).expect("/api/status is JSON");
     assert_eq!(status["phase"], "ready", "{status:#}");
     assert_eq!(service(&status, "flaky")["restarts"], 1, "{status:#}");

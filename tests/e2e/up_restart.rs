@@ -7,7 +7,7 @@ mod up_common;
 
 use stackctl_tests::up::{Stack, pid_of, seconds_between, wait_gone};
 
-use up_common::{service, status};
+use up_common::service;
 
 #[test]
 fn a_crashing_service_is_restarted_with_exponential_backoff() {
@@ -54,7 +54,7 @@ restart_window = "60s"
             "pid {pid} reused at once: {pids:?}"
         );
     }
-    let status = status(&stack);
+    let status = stack.status();
     let restarts = service(&status, "crasher")["restarts"]
         .as_u64()
         .expect("restarts");
@@ -127,7 +127,7 @@ fn a_crash_loop_with_on_failure_stop_stack_stops_the_others_and_keeps_up_running
     wait_gone(pid_of(&steady));
 
     // `up` is still there to be asked.
-    let status = status(&stack);
+    let status = stack.status();
     assert_eq!(status["phase"], "stopped", "{status:#}");
     assert_eq!(service(&status, "crasher")["state"], "failed", "{status:#}");
     let detail = service(&status, "crasher")["detail"]
@@ -165,7 +165,7 @@ backoff = { initial = "50ms", jitter = 0.0 }
     let second = pid_of(&up.wait_event("beating", ": started"));
     assert_ne!(first, second);
     wait_gone(first);
-    let s = service(&status(&stack), "beating").clone();
+    let s = service(&stack.status(), "beating").clone();
     assert!(s["restarts"].as_u64() >= Some(1), "{s:#}");
     up.terminate();
 }
@@ -208,7 +208,7 @@ depends_on = { source = "ready" }
         restarted_source < restarted_sink,
         "the sink came back before its source:\n{log}"
     );
-    let status = status(&stack);
+    let status = stack.status();
     assert_eq!(service(&status, "sink")["restarts"], 1, "{status:#}");
     up.terminate();
 }
@@ -228,7 +228,7 @@ max_restarts = 1
     let line = up.wait_event("segv", "restarting in");
     assert!(line.contains("killed by SIGSEGV"), "{line}");
     up.wait_event("segv", ": failed");
-    let s = service(&status(&stack), "segv").clone();
+    let s = service(&stack.status(), "segv").clone();
     assert_eq!(s["state"], "failed", "{s:#}");
     assert_eq!(s["last_exit_code"], 139, "{s:#}");
     up.terminate();

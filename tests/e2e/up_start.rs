@@ -8,7 +8,7 @@ mod up_common;
 use stackctl_tests::up::{Stack, pid_of, wait_gone};
 use stackctl_tests::{bin, unique_shm};
 
-use up_common::{service, status};
+use up_common::service;
 
 #[test]
 fn a_dependent_starts_only_once_its_dependency_is_ready() {
@@ -86,7 +86,7 @@ depends_on = { base = "ready" }
     // Its process is stopped, not left running unready.
     wait_gone(pid_of(&started));
 
-    let status = status(&stack);
+    let status = stack.status();
     let base = service(&status, "base");
     let app = service(&status, "app");
     assert_eq!(base["state"], "failed", "{status:#}");
@@ -243,7 +243,7 @@ depends_on = { migrate = "completed" }
     let seen = up.wait_event("app", "output: app:");
     assert!(seen.contains("app: migrated"), "{seen}\n{}", up.log());
     up.first_line(&["stack ready"]);
-    let status = status(&stack);
+    let status = stack.status();
     assert_eq!(
         service(&status, "migrate")["state"],
         "completed",

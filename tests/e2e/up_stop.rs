@@ -12,7 +12,7 @@ use stackctl_tests::up::{
     Stack, Stray, pid_exists, pid_of, proc_status, seconds_between, wait_dead, wait_gone,
 };
 
-use up_common::{service, service_status, status};
+use up_common::{service, service_status};
 
 #[test]
 fn a_service_ignoring_sigterm_is_killed_after_its_stop_timeout() {
@@ -142,7 +142,7 @@ command = "./trapper.sh"
     stack.ctl_ok(&["stop", "trapper"]);
     let stopped = up.wait_event("trapper", ": stopped");
     assert!(stopped.contains("exited with code 143"), "{stopped}");
-    let status = status(&stack);
+    let status = stack.status();
     let s = service(&status, "trapper");
     assert_eq!(s["state"], "stopped", "{status:#}");
     assert_eq!(s["last_exit_code"], 143, "{status:#}");

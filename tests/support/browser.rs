@@ -259,18 +259,7 @@ impl Browser {
 
     /// [`Browser::evaluate`], with what `js` threw as the error.
     pub fn try_evaluate(&mut self, js: &str) -> Result<Value, String> {
-        let reply = self.page_command(
-            "Runtime.evaluate",
-            json!({"expression": js, "returnByValue": true, "awaitPromise": true}),
-        );
-        if let Some(details) = reply.get("exceptionDetails") {
-            let what = details["exception"]["description"]
-                .as_str()
-                .or_else(|| details["text"].as_str())
-                .unwrap_or("an exception");
-            return Err(what.to_owned());
-        }
-        Ok(reply["result"]["value"].clone())
+        self.evaluate_within(js, COMMAND_TIMEOUT)
     }
 
     /// Waits until the JavaScript expression `js` is truthy in the page, and returns its value.
@@ -296,7 +285,9 @@ impl Browser {
 }})"#,
             ms = timeout.as_millis()
         );
-        let reply = self.evaluate_within(&script, timeout + COMMAND_TIMEOUT);
+        let reply = self
+            .evaluate_within(&script, timeout + COMMAND_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{what}: the waiting script threw {e}"));
         if reply["ok"] == true {
             return reply["value"].clone();
         }
@@ -331,16 +322,25 @@ impl Browser {
         tail(&self.stderr)
     }
 
-    fn evaluate_within(&mut self, js: &str, timeout: Duration) -> Value {
+    /// The value of `js` in the page (a promise awaited), or what it threw; Chromium has
+    /// `timeout` to answer.
+    ///
+    /// # Panics
+    /// When Chromium does not answer in time.
+    fn evaluate_within(&mut self, js: &str, timeout: Duration) -> Result<Value, String> {
         let params = json!({"expression": js, "returnByValue": true, "awaitPromise": true});
         let session = self.session.clone();
         let reply = self
             .command_within(Some(&session), "Runtime.evaluate", params, timeout)
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.stderr_tail()));
+            .unwrap_or_else(|e| panic!("{e}\nchromium:\n{}", self.stderr_tail()));
         if let Some(details) = reply.get("exceptionDetails") {
-            panic!("evaluating {js:?}: {details}");
+            let what = details["exception"]["description"]
+                .as_str()
+                .or_else(|| details["text"].as_str())
+                .unwrap_or("an exception");
+            return Err(what.to_owned());
         }
-        reply["result"]["value"].clone()
+        Ok(reply["result"]["value"].clone())
     }
 
     fn page_command(&mut self, method: &str, params: Value) -> Value {

@@ -177,15 +177,21 @@ pub fn toml_path(path: &Path) -> String {
 /// A configuration's `[source]` and `[services.camera]`: camsim publishing 320x240 at 30 fps
 /// (an IDR every 30 frames) into `shm`, which stackctl reads for its plugins.
 pub fn camera_config(shm: &ShmName) -> String {
-    format!(
-        r#"
-[source]
-shm = "{name}"
+    camera_config_with(shm, &[])
+}
 
-[services.camera]
-command = {camsim}
-args = ["--shm", "{name}", "--size", "320x240", "--fps", "30"]
-"#,
+/// [`camera_config`] with more camsim arguments; `--size` and `--fps` among them replace the
+/// defaults.
+pub fn camera_config_with(shm: &ShmName, extra: &[&str]) -> String {
+    let mut args: Vec<&str> = vec!["--shm", shm.as_str()];
+    for (flag, value) in [("--size", "320x240"), ("--fps", "30")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, value]);
+        }
+    }
+    args.extend(extra);
+    format!(
+        "\n[source]\nshm = \"{name}\"\n\n[services.camera]\ncommand = {camsim}\nargs = {args:?}\n",
         name = shm.as_str(),
         camsim = toml_path(&bin("camsim")),
     )
@@ -213,44 +219,120 @@ pub fn two_probes(
     (stack, first_out, other_out)
 }
 
-/// `GET path` on 127.0.0.1:`port` over HTTP/1.1; returns the status code and the body.
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub code: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// A header's value (`name` in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    ///
+    /// # Panics
+    /// When it is not JSON, with the status and the body.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.code,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The body as text (lossily).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request with an empty body to 127.0.0.1:`port` (`Connection: close`), the
+/// target sent as it is, unnormalised, with the extra `headers`.
 ///
 /// # Panics
 /// When the server does not answer a well-formed response within [`EVENT_TIMEOUT`].
-pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    http_request(port, "GET", path)
-}
-
-/// `POST path` with an empty body; returns the status code and the body.
-///
-/// # Panics
-/// As [`http_get`].
-pub fn http_post(port: u16, path: &str) -> (u16, String) {
-    http_request(port, "POST", path)
-}
-
-fn http_request(port: u16, method: &str, path: &str) -> (u16, String) {
+pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
     stream
         .set_read_timeout(Some(EVENT_TIMEOUT))
         .expect("set a read timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut answer = String::new();
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n"
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
     stream
-        .read_to_string(&mut answer)
-        .unwrap_or_else(|e| panic!("{method} {path}: reading the answer: {e}"));
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
+        .write_all(req.as_bytes())
+        .unwrap_or_else(|e| panic!("{method} {target}: sending the request: {e}"));
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {target}: reading the answer: {e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no status line in {answer:?}"));
-    (code, body.to_owned())
+        .unwrap_or_else(|| panic!("{method} {target}: no status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        code,
+        headers,
+        body,
+    }
+}
+
+/// `GET path` on 127.0.0.1:`port` over HTTP/1.1; returns the status code and the body.
+///
+/// # Panics
+/// As [`request`].
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let answer = request(port, "GET", path, &[]);
+    (answer.code, answer.text())
+}
+
+/// `POST path` with an empty body; returns the status code and the body.
+///
+/// # Panics
+/// As [`request`].
+pub fn http_post(port: u16, path: &str) -> (u16, String) {
+    let answer = request(port, "POST", path, &[]);
+    (answer.code, answer.text())
+}
+
+/// `GET path`, for a body that need not be text (a profile); returns the status code and the
+/// body's bytes.
+///
+/// # Panics
+/// As [`request`].
+pub fn http_get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let answer = request(port, "GET", path, &[]);
+    (answer.code, answer.body)
 }
 
 /// `GET path`, which must answer 200 with JSON.
@@ -258,13 +340,6 @@ pub fn http_json(port: u16, path: &str) -> Value {
     let (code, body) = http_get(port, path);
     assert_eq!(code, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path} is not JSON ({e}): {body}"))
-}
-
-/// `stackctl status --json` of the running `up`.
-pub fn status(stack: &Stack) -> Value {
-    let text = stack.ctl_ok(&["status", "--json"]);
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{text}"))
 }
 
 /// One plugin's entry in a status.
@@ -277,7 +352,7 @@ pub fn plugin<'a>(status: &'a Value, name: &str) -> &'a Value {
 
 /// A plugin's entry in the current status.
 pub fn plugin_status(stack: &Stack, name: &str) -> Value {
-    plugin(&status(stack), name).clone()
+    plugin(&stack.status(), name).clone()
 }
 
 /// A counter of a plugin's entry in the current status (`frames`, `dropped`).

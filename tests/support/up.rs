@@ -145,6 +145,16 @@ impl Stack {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `stackctl status --json` of the running `up`.
+    ///
+    /// # Panics
+    /// When the command fails or its output is not JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let text = self.ctl_ok(&["status", "--json"]);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{text}"))
+    }
+
     /// Starts `stackctl up` with extra `args` and environment.
     pub fn up(&self, args: &[&str], env: &[(&str, &str)]) -> Up {
         let mut cmd = Command::new(bin("stackctl"));

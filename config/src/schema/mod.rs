@@ -18,7 +18,7 @@ pub use enums::{
 pub use probe::{Probe, ProbeKind};
 pub use sections::{
     BuildConfig, ControlConfig, DetectorConfig, HttpConfig, LegacyConfig, LogConfig, MetricsConfig,
-    MonitorConfig, RecordingConfig, SourceConfig, StreamingConfig, ToolsConfig,
+    MonitorConfig, ProfilingConfig, RecordingConfig, SourceConfig, StreamingConfig, ToolsConfig,
 };
 pub use service::{Backoff, BuildCommand, ServiceConfig};
 
@@ -53,8 +53,11 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// `[tools]`.
     pub tools: ToolsConfig,
-    /// `[legacy]`.
+    /// `[legacy]`: accepted in files, never written out (its key is read as `profiling.port`).
+    #[serde(skip_serializing)]
     pub legacy: LegacyConfig,
+    /// `[profiling]`.
+    pub profiling: ProfilingConfig,
     /// `[source]`.
     pub source: SourceConfig,
     /// `[build]`.

@@ -201,18 +201,37 @@ impl Default for ToolsConfig {
     }
 }
 
-/// `[legacy]`: settings of the legacy script kept so that its flags and variables still parse.
+/// `[legacy]`: the legacy script's settings that have no key of their own. Its one key,
+/// `pprof_port`, is read as `profiling.port` (see [`crate::alias`]), so the section is empty
+/// once loaded; it stays in the schema so that files which still have it load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyConfig {}
+
+/// `[profiling]`: the CPU profiler's HTTP listener, `GET /debug/pprof/profile`, in place of
+/// the Go server's pprof port (`legacy.pprof_port`, `PPROF_PORT` and `--pprof-port` set
+/// `port`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct LegacyConfig {
-    /// The Go server's pprof port. Accepted for compatibility; nothing listens on it.
-    #[serde(deserialize_with = "crate::port::deserialize")]
-    pub pprof_port: u16,
+pub struct ProfilingConfig {
+    /// The port; 0 (the default) turns profiling off: nothing listens and nothing samples.
+    #[serde(deserialize_with = "crate::port::or_zero")]
+    pub port: u16,
+    /// The address to listen on: loopback unless opened on purpose, because a profile shows
+    /// the program's insides and costs CPU while it runs.
+    pub host: String,
+    /// The longest profile one request may ask for (`?seconds=N` above it is refused).
+    #[serde(with = "crate::duration")]
+    pub max_duration: Duration,
 }
 
-impl Default for LegacyConfig {
+impl Default for ProfilingConfig {
     fn default() -> Self {
-        Self { pprof_port: 6060 }
+        Self {
+            port: 0,
+            host: "127.0.0.1".into(),
+            max_duration: Duration::from_secs(60),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use stackctl_config::{ConfigError, Origin, load};
 
-use crate::{LEGACY, env, errors, file, line_of, sources, sources_with};
+use crate::{LEGACY, env, errors, file, sources, sources_with};
 
 const BAD_FILE: &str = r#"[http]
 port = 70000
@@ -45,8 +45,7 @@ depends_on = { a = "started" }
 #[test]
 fn every_error_in_a_file_with_its_line() {
     let f = file(BAD_FILE);
-    let p = f.path.display().to_string();
-    let at = |needle: &str| format!("from {p} line {}", line_of(BAD_FILE, needle));
+    let at = |needle: &str| f.origin_at(BAD_FILE, needle);
     let want = [
         format!(
             "detector.model = \"v9n\": expected one of \"v8n\", \"v11n\", \"v13n\", {}",
@@ -216,8 +215,7 @@ clean_shm = ["/ok_*", "no_slash"]
 build = [[]]
 "#;
     let f = file(text);
-    let p = f.path.display().to_string();
-    let at = |needle: &str| format!("from {p} line {}", line_of(text, needle));
+    let at = |needle: &str| f.origin_at(text, needle);
     assert_eq!(
         errors(&sources_with(&f)),
         [

@@ -152,6 +152,8 @@ fn to_toml_round_trips() {
     s.flags.sets = vec![
         "services.camera.args=[\"{{not a reference}}\", \"}}\"]".into(),
         "plugins.webrtc.ice = { port = 8555, hosts = [\"a\"] }".into(),
+        // A plugin section needs its `path` (a configuration error without one).
+        "plugins.webrtc.path=/usr/lib/stackctl/plugins/libsink_webrtc.so".into(),
         "control.group=video".into(),
     ];
     let first = ok(&s);

@@ -3,9 +3,11 @@
 // Helpers outside `#[test]` functions panic on purpose, as tests do.
 #![allow(clippy::unwrap_used)]
 
+mod alias;
 mod errors;
 mod explain;
 mod interpolation;
+mod plugins;
 mod precedence;
 mod robustness;
 
@@ -31,6 +33,18 @@ pub fn sources() -> Sources {
 pub struct File {
     _dir: TempDir,
     pub path: PathBuf,
+}
+
+impl File {
+    /// `from PATH line N`: the origin of the value on the first line of `text` (this file's
+    /// contents) that contains `needle`.
+    pub fn origin_at(&self, text: &str, needle: &str) -> String {
+        format!(
+            "from {} line {}",
+            self.path.display(),
+            line_of(text, needle)
+        )
+    }
 }
 
 pub fn file(text: &str) -> File {

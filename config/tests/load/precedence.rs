@@ -71,7 +71,7 @@ fn every_legacy_variable_lands_on_its_key() {
         ("STREAMING_HOST", "::", "http.host", "\"::\""),
         ("STREAMING_PORT", "8091", "http.port", "8091"),
         ("METRICS_PORT", "0", "metrics.port", "0"),
-        ("PPROF_PORT", "6061", "legacy.pprof_port", "6061"),
+        ("PPROF_PORT", "6061", "profiling.port", "6061"),
         ("STREAMING_MAX_CLIENTS", "3", "streaming.max_clients", "3"),
         (
             "STREAMING_SHM",
@@ -161,7 +161,7 @@ fn every_flag_lands_on_its_key() {
         ),
         (
             |f| f.pprof_port = Some(9004),
-            "legacy.pprof_port",
+            "profiling.port",
             "9004",
             "--pprof-port",
         ),

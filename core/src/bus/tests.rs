@@ -1,6 +1,8 @@
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::*;
+use crate::detections::Detections;
 use crate::frame::{Frame, FrameMeta};
 
 /// A minimal but real access unit: an IDR slice or a non-IDR slice.
@@ -152,4 +154,109 @@ fn what_any_subscriber_receives_is_always_a_decodable_chain() {
     );
     assert_eq!(counts.delivered as usize, received.len());
     assert_eq!(counts.delivered + counts.dropped, 5_000);
+}
+
+fn result(frame_number: u64) -> Arc<Detections> {
+    Arc::new(Detections {
+        frame_number,
+        timestamp_ns: frame_number * 33_333_333,
+        version: frame_number as u32 + 1,
+        received_ns: 0,
+        generation: 0,
+        items: Vec::new(),
+    })
+}
+
+/// Item queues as (kind, frame number) pairs: 'F' a frame, 'D' a result.
+fn drain_items(sub: &Subscription<BusItem>) -> Vec<(char, u64)> {
+    std::iter::from_fn(|| sub.try_recv().ok())
+        .map(|item| match item {
+            BusItem::Frame(f) => ('F', f.meta().frame_number),
+            BusItem::Detections(d) => ('D', d.frame_number),
+        })
+        .collect()
+}
+
+#[test]
+fn frame_subscribers_never_see_results_and_result_subscribers_never_see_frames() {
+    let bus = Bus::new();
+    let frames = bus.subscribe(SubscribeOptions::new("frames"));
+    let results = bus.subscribe_detections(SubscribeOptions::new("results"));
+    bus.publish(frame(0, true));
+    let r = result(0);
+    let report = bus.publish_detections(r.clone());
+    assert_eq!(report.delivered, 1);
+    bus.publish(frame(1, false));
+    assert_eq!(drain(&frames), vec![(0, true), (1, false)]);
+    let got = results.try_recv().expect("a result");
+    assert!(Arc::ptr_eq(&got, &r), "shared, not copied");
+    assert_eq!(results.try_recv().err(), Some(RecvError::Empty));
+    assert_eq!(bus.published(), 2);
+    assert_eq!(bus.published_detections(), 1);
+    assert_eq!(
+        results.stats().detections_delivered.load(Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn item_queues_carry_results_right_after_their_frame() {
+    let bus = Bus::new();
+    let items = bus.subscribe_items(SubscribeOptions::new("items").capacity(64));
+    bus.publish(frame(0, true));
+    // The detector is quicker than the encoder: the result of frame 1 comes before frame 1.
+    bus.publish_detections(result(1));
+    bus.publish(frame(1, false));
+    // ... and slower for frame 2: its result comes after frame 3.
+    bus.publish(frame(2, false));
+    bus.publish(frame(3, false));
+    bus.publish_detections(result(2));
+    bus.publish_detections(result(3));
+    bus.publish(frame(4, false));
+    assert_eq!(
+        drain_items(&items),
+        [
+            ('F', 0),
+            ('F', 1),
+            ('D', 1),
+            ('F', 2),
+            ('F', 3),
+            ('D', 2),
+            ('D', 3),
+            ('F', 4)
+        ]
+    );
+}
+
+#[test]
+fn a_result_whose_frame_never_comes_is_released_after_the_hold() {
+    let bus = Bus::new();
+    let items = bus.subscribe_items(SubscribeOptions::new("items"));
+    let mut late = (*result(0)).clone();
+    // A detector whose clock is an hour ahead of the camera's.
+    late.timestamp_ns = monotonic_ns() + 3_600_000_000_000;
+    bus.publish_detections(Arc::new(late));
+    bus.release_detections();
+    assert!(drain_items(&items).is_empty(), "held for its frame");
+    std::thread::sleep(DETECTION_HOLD);
+    bus.release_detections();
+    assert_eq!(drain_items(&items), [('D', 0)]);
+}
+
+#[test]
+fn a_full_item_queue_drops_results_without_a_gap_in_frames() {
+    let bus = Bus::new();
+    let items = bus.subscribe_items(SubscribeOptions::new("items").capacity(2));
+    bus.publish(frame(0, true));
+    bus.publish(frame(1, false));
+    bus.publish_detections(result(0));
+    assert_eq!(items.stats().detections_dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(items.stats().snapshot().gaps, 0);
+    assert_eq!(drain_items(&items), [('F', 0), ('F', 1)]);
+    bus.publish(frame(2, false));
+    assert_eq!(
+        drain_items(&items),
+        [('F', 2)],
+        "frames go on without a gap"
+    );
 }

@@ -6,11 +6,15 @@
 //!   restarts;
 //! - [`guard`]: the torn-read guard (the writer publishes the index before it copies);
 //! - [`pacer`]: when to look at the index, since the writer signals nothing;
+//! - [`late`]: noticing a camera that delivers fewer frames than it announces;
 //! - [`snapshot`]: every slot header at once, for diagnostics and readiness probes;
+//! - [`newest`]: the newest complete frame, for readers of the latest picture (NV12);
 //! - [`run`]: a source on its own thread feeding a [`crate::bus::Bus`];
 //! - [`writer`]: the board's writer protocol, for the simulated camera and tests.
 
 pub mod guard;
+pub mod late;
+pub mod newest;
 pub mod pacer;
 pub mod run;
 pub mod segment;
@@ -19,6 +23,7 @@ pub mod source;
 pub mod writer;
 
 pub use guard::TornReadGuard;
+pub use newest::{Complete, newest_complete};
 pub use pacer::PacerConfig;
 pub use run::SourceHandle;
 pub use segment::{Segment, SegmentId};
@@ -39,6 +44,19 @@ pub enum ShmError {
          bytes: it was not written by a compatible camera daemon"
     )]
     WrongSize {
+        /// Segment name.
+        name: String,
+        /// Its size.
+        actual: u64,
+        /// The layout's size.
+        expected: u64,
+    },
+    /// The segment exists but is not the detector's `LatestDetectionResult`.
+    #[error(
+        "shared memory segment {name} is {actual} bytes, but the detector's result \
+         (LatestDetectionResult) is {expected} bytes: it was not written by a compatible detector"
+    )]
+    WrongDetectionSize {
         /// Segment name.
         name: String,
         /// Its size.

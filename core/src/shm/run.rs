@@ -31,7 +31,7 @@ impl SourceHandle {
         let stats = source.stats();
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("shm-source".into())
+            .name("shm-reader".into())
             .spawn(move || {
                 let result = run(&mut source, &bus, open_timeout, &flag);
                 bus.close();

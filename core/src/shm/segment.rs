@@ -68,6 +68,32 @@ pub fn open_fd(name: &str) -> Result<Option<(OwnedFd, SegmentId)>, ShmError> {
     Ok(Some((fd, id)))
 }
 
+/// Maps segment `name` read-only if it is exactly `size` bytes; `wrong_size` makes the error
+/// for any other size. [`ShmError::NotFound`] when there is no such segment.
+///
+/// The caller takes on the contract in the module docs: no reference into the mapping, ever.
+pub(crate) fn map_read_only(
+    name: &str,
+    size: usize,
+    wrong_size: impl FnOnce(u64) -> ShmError,
+) -> Result<(Mmap, SegmentId), ShmError> {
+    let (fd, id) = open_fd(name)?.ok_or_else(|| ShmError::NotFound(name.to_owned()))?;
+    if id.size != size as u64 {
+        return Err(wrong_size(id.size));
+    }
+    let file = File::from(fd);
+    // SAFETY: the mapping is read-only and shared with a writer that modifies it concurrently;
+    // the callers uphold that by never creating references into it (see the module docs). The
+    // size was checked just above, so every offset a caller computes from its layout lies
+    // inside the mapping.
+    let map =
+        unsafe { MmapOptions::new().len(size).map(&file) }.map_err(|source| ShmError::Open {
+            name: name.to_owned(),
+            source,
+        })?;
+    Ok((map, id))
+}
+
 /// Looks up the identity of whatever segment carries `name` now, without mapping it.
 pub fn current_id(name: &str) -> Result<Option<SegmentId>, ShmError> {
     Ok(open_fd(name)?.map(|(_, id)| id))
@@ -87,24 +113,10 @@ impl Segment {
     /// Fails with [`ShmError::NotFound`] when it does not exist and [`ShmError::WrongSize`] when
     /// its size is not the board's layout.
     pub fn open(name: &str) -> Result<Self, ShmError> {
-        let (fd, id) = open_fd(name)?.ok_or_else(|| ShmError::NotFound(name.to_owned()))?;
-        if id.size != SEGMENT_SIZE as u64 {
-            return Err(ShmError::WrongSize {
-                name: name.to_owned(),
-                actual: id.size,
-                expected: SEGMENT_SIZE as u64,
-            });
-        }
-        let file = File::from(fd);
-        // SAFETY: the mapping is read-only and shared with a writer that modifies it
-        // concurrently; this module upholds that by never creating references into it (see the
-        // module docs). The size was checked just above, so every offset this type computes from
-        // the layout lies inside the mapping.
-        let map = unsafe { MmapOptions::new().len(SEGMENT_SIZE).map(&file) }.map_err(|source| {
-            ShmError::Open {
-                name: name.to_owned(),
-                source,
-            }
+        let (map, id) = map_read_only(name, SEGMENT_SIZE, |actual| ShmError::WrongSize {
+            name: name.to_owned(),
+            actual,
+            expected: SEGMENT_SIZE as u64,
         })?;
         Ok(Self {
             name: name.to_owned(),

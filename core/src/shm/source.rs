@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::ShmError;
 use super::guard::{DISCONTINUITY_WAIT, Previous, SlotRead, TornReadGuard, read_frame};
+use super::late::LateWatch;
 use super::pacer::{Pacer, PacerConfig};
 use super::segment::{Segment, current_id};
 use crate::frame::{Frame, FrameMeta};
@@ -101,6 +102,12 @@ pub struct SourceStats {
     pub last_frame_ns: AtomicU64,
     /// True once an SPS and a PPS have been seen (a decoder can start at the next IDR).
     pub has_params: std::sync::atomic::AtomicBool,
+    /// Windows of two seconds (or more) in which the camera delivered fewer than 85 % of the
+    /// frames its `frame_interval_ms` announces (see [`crate::shm::late`]).
+    pub late_windows: AtomicU64,
+    /// The rate measured over the last window judged late, in thousandths of a frame per
+    /// second (0 before any).
+    pub late_fps_milli: AtomicU64,
 }
 
 /// Reads frames from one named segment. Not thread-safe by design: one owner, one thread.
@@ -124,6 +131,9 @@ pub struct ShmSource {
     generation: u32,
     stats: Arc<SourceStats>,
     last_identity_check: Instant,
+    /// True once a look for the segment found nothing: a segment that appears later is a new
+    /// stream, read from its first frame (its writer may have written one or two already).
+    waited: bool,
     gone_logged: bool,
     /// Since when the name belongs to a new writer: it is followed once the old segment's last
     /// frames are read (a restart right after a write would otherwise lose them), or after
@@ -134,6 +144,9 @@ pub struct ShmSource {
     /// The last frame delivered while the writer was still on it: checked again once the
     /// writer has moved on.
     audit: Option<Arc<Frame>>,
+    late: LateWatch,
+    /// Late windows are logged at most this often.
+    late_warn: WarnLimiter,
 }
 
 impl ShmSource {
@@ -153,11 +166,14 @@ impl ShmSource {
             generation: 0,
             stats: Arc::default(),
             last_identity_check: Instant::now(),
+            waited: false,
             gone_logged: false,
             replaced: None,
             warn: WarnLimiter::new(Duration::from_secs(5)),
             epoch: Instant::now(),
             audit: None,
+            late: LateWatch::default(),
+            late_warn: WarnLimiter::new(Duration::from_secs(30)),
         }
     }
 
@@ -212,7 +228,10 @@ impl ShmSource {
                 self.attach(seg, self.seg.is_some());
                 Ok(true)
             }
-            Err(ShmError::NotFound(_)) | Err(ShmError::WrongSize { actual: 0, .. }) => Ok(false),
+            Err(ShmError::NotFound(_)) | Err(ShmError::WrongSize { actual: 0, .. }) => {
+                self.waited = true;
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -221,6 +240,11 @@ impl ShmSource {
         let w = seg.write_index();
         if restarted {
             self.begin_new_stream(w);
+        } else if self.waited {
+            // Waited for it: everything its writer wrote is new to us, down to the first frame
+            // (the IDR a decoder needs), which the writer may have published between our last
+            // look and this one.
+            self.start_of_stream(w);
         } else {
             match self.cfg.start {
                 StartPosition::Next => {
@@ -255,11 +279,23 @@ impl ShmSource {
     fn begin_new_stream(&mut self, w: u32) {
         self.generation = self.generation.wrapping_add(1);
         self.stats.restarts.fetch_add(1, Ordering::Relaxed);
-        self.next = w.wrapping_sub(w.min(RING_SLOTS as u32 - 1));
+        self.start_of_stream(w);
+        self.pacer.reset();
+    }
+
+    /// Reads a stream whose writer counter is `w` from its first frame, or from the oldest one
+    /// still in the ring when the writer is more than a ring ahead (the others are lost).
+    fn start_of_stream(&mut self, w: u32) {
+        let keep = RING_SLOTS as u32 - 1;
+        if w > keep {
+            self.stats
+                .lost
+                .fetch_add(u64::from(w - keep), Ordering::Relaxed);
+        }
+        self.next = w.wrapping_sub(w.min(keep));
         self.last_ts = 0;
         self.last_number = None;
         self.audit = None;
-        self.pacer.reset();
     }
 
     /// Blocks until the next H.264 frame. `Ok(None)` once `stop` is set. Waits for the segment
@@ -457,7 +493,30 @@ impl ShmSource {
         self.stats
             .has_params
             .store(params.is_some(), Ordering::Relaxed);
+        self.watch_rate(meta.timestamp_ns);
         Some(Frame::new(meta, data.into_boxed_slice(), info, params))
+    }
+
+    /// Feeds the late-camera watch and warns (at most every 30 s) about a late window.
+    fn watch_rate(&mut self, timestamp_ns: u64) {
+        let interval = self.seg.as_ref().map_or(0, Segment::frame_interval_ms);
+        let Some(late) = self.late.on_frame(timestamp_ns, interval) else {
+            return;
+        };
+        self.stats.late_windows.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .late_fps_milli
+            .store((late.measured_fps * 1000.0) as u64, Ordering::Relaxed);
+        let name = &self.cfg.name;
+        self.late_warn.warn("late", |n| {
+            tracing::warn!(segment = %name, measured_fps = format!("{:.1}", late.measured_fps),
+                announced_fps = late.announced_fps, frame_interval_ms = late.frame_interval_ms,
+                suppressed = n,
+                "the camera runs late: {name} delivers {:.1} frames per second, below the {} its \
+                 frame_interval_ms ({}) announces; every viewer and recording lags with it (an \
+                 overloaded machine, or camsim built without nasm: see the README)",
+                late.measured_fps, late.announced_fps, late.frame_interval_ms)
+        });
     }
 
     fn malformed(&mut self, sequence: u32, why: &str) {

@@ -70,27 +70,11 @@ impl ShmWriter {
     /// Creates a segment of an arbitrary size: only for tests that need a wrong one.
     /// Frames cannot be published into a segment smaller than the layout.
     pub fn create_sized(name: &str, size: usize) -> Result<Self, ShmError> {
-        let open_err = |source: std::io::Error| ShmError::Open {
-            name: name.to_owned(),
-            source,
-        };
-        let fd = shm_open(
-            name,
-            OFlag::O_CREAT | OFlag::O_RDWR,
-            Mode::from_bits_truncate(0o666),
-        )
-        .map_err(|e| open_err(e.into()))?;
-        let len = i64::try_from(size).map_err(|_| open_err(Errno::EINVAL.into()))?;
-        ftruncate(&fd, len).map_err(|e| open_err(e.into()))?;
-        let file = File::from(fd);
-        // SAFETY: we map exactly the length we just set with ftruncate. Other processes may map
-        // it too; this type only touches it through raw pointers (atomic for the index).
-        let map = unsafe { MmapOptions::new().len(size).map_mut(&file) }.map_err(open_err)?;
         // A fresh tmpfs file reads as zeros already: no need for the board's memset, which would
         // only fault in all 93 MB.
         Ok(Self {
             name: name.to_owned(),
-            map,
+            map: create_mapped(name, size)?,
             staging: vec![0; SLOT_SIZE],
         })
     }
@@ -201,12 +185,38 @@ impl ShmWriter {
 
     /// Removes the name, like the camera daemon does when it stops. Readers keep their mapping.
     pub fn unlink(&self) -> Result<(), ShmError> {
-        match shm_unlink(self.name.as_str()) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(ShmError::Open {
-                name: self.name.clone(),
-                source: e.into(),
-            }),
-        }
+        unlink(&self.name)
+    }
+}
+
+/// Creates (or opens) segment `name` with mode 0666 as the board's writers do (`shm_open`
+/// with `O_CREAT`, `ftruncate` to `size`), and maps it writable.
+pub(crate) fn create_mapped(name: &str, size: usize) -> Result<MmapMut, ShmError> {
+    let open_err = |source: std::io::Error| ShmError::Open {
+        name: name.to_owned(),
+        source,
+    };
+    let fd = shm_open(
+        name,
+        OFlag::O_CREAT | OFlag::O_RDWR,
+        Mode::from_bits_truncate(0o666),
+    )
+    .map_err(|e| open_err(e.into()))?;
+    let len = i64::try_from(size).map_err(|_| open_err(Errno::EINVAL.into()))?;
+    ftruncate(&fd, len).map_err(|e| open_err(e.into()))?;
+    let file = File::from(fd);
+    // SAFETY: we map exactly the length we just set with ftruncate. Other processes may map it
+    // too; the callers touch it only through raw pointers (atomics for the counters).
+    unsafe { MmapOptions::new().len(size).map_mut(&file) }.map_err(open_err)
+}
+
+/// Removes segment `name` (readers keep their mappings); a missing one is fine.
+pub(crate) fn unlink(name: &str) -> Result<(), ShmError> {
+    match shm_unlink(name) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(ShmError::Open {
+            name: name.to_owned(),
+            source: e.into(),
+        }),
     }
 }

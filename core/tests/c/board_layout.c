@@ -60,7 +60,18 @@ int main(void) {
     SHOW(offsetof(SharedFrameBuffer, frame_interval_ms));
     SHOW(offsetof(SharedFrameBuffer, frames));
     SHOW(sizeof(SharedFrameBuffer));
+    SHOW(sizeof(BoundingBox));
+    SHOW(offsetof(BoundingBox, x));
+    SHOW(offsetof(BoundingBox, y));
+    SHOW(offsetof(BoundingBox, w));
+    SHOW(offsetof(BoundingBox, h));
+    SHOW(sizeof(Detection));
+    SHOW(offsetof(Detection, class_name));
+    SHOW(offsetof(Detection, confidence));
+    SHOW(offsetof(Detection, bbox));
     SHOW(sizeof(LatestDetectionResult));
+    SHOW(offsetof(LatestDetectionResult, frame_number));
+    SHOW(offsetof(LatestDetectionResult, timestamp));
     SHOW(offsetof(LatestDetectionResult, num_detections));
     SHOW(offsetof(LatestDetectionResult, detections));
     SHOW(offsetof(LatestDetectionResult, version));

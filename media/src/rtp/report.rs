@@ -19,7 +19,7 @@ use super::clock::rtp_timestamp;
 use super::ext::ntp_of_unix_ns;
 
 /// The RTCP packet type of a sender report.
-pub const RTCP_SR: u8 = 200;
+pub use super::sender_report::RTCP_SR;
 
 /// NTP and RTP time of the instant both clocks were read: `now_monotonic_ns` on
 /// `CLOCK_MONOTONIC`, `now_unix_ns` on the wall clock, for a stream with RTP origin `origin`.

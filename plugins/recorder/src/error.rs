@@ -42,7 +42,8 @@ pub enum RecordError {
 fn hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENOSPC) => {
-            " (disk full; recording stopped, the file is kept up to its last complete fragment)"
+            " (disk full; recording stopped, the file is kept up to its last complete fragment, or \
+             removed if no frame made it)"
         }
         Some(libc::EDQUOT) => " (quota exceeded; recording stopped)",
         Some(libc::EROFS) => " (read-only file system; recording stopped)",

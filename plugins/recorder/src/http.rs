@@ -10,10 +10,11 @@
 //!
 //! A download name must be a recorder file name exactly (`names.rs`), which excludes `/`, `.`
 //! components, `%`, NUL and anything else; the file is opened with `O_NOFOLLOW` and must be a
-//! regular file, so a symlink planted in the directory is not followed.
+//! regular file with one link on the directory's own file system, so neither a symlink nor a
+//! hard link (nor a mount) planted in the directory under a recorder-style name is served.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -205,21 +206,23 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeAsk {
     }
 }
 
-/// Opens a recording for reading: own name only, no symlink, a regular file.
+/// Opens a recording for reading: own name only, no symlink, and one of the recorder's own
+/// files ([`retention::is_own_file`], checked on the opened descriptor, so the name cannot be
+/// swapped between the check and the read).
 fn open_recording(dir: &Path, name: &str) -> Result<(File, u64, RecordingName), Answer> {
+    let not_found = || Answer::error(404, "no such recording");
     let Some(parsed) = RecordingName::parse(name) else {
-        return Err(Answer::error(404, "no such recording"));
+        return Err(not_found());
     };
+    let dir_dev = std::fs::metadata(dir).map_err(|_| not_found())?.dev();
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(dir.join(parsed.file_name()))
-        .map_err(|_| Answer::error(404, "no such recording"))?;
-    let meta = file
-        .metadata()
-        .map_err(|_| Answer::error(404, "no such recording"))?;
-    if !meta.file_type().is_file() {
-        return Err(Answer::error(404, "no such recording"));
+        .map_err(|_| not_found())?;
+    let meta = file.metadata().map_err(|_| not_found())?;
+    if !retention::is_own_file(&meta, dir_dev) {
+        return Err(not_found());
     }
     Ok((file, meta.len(), parsed))
 }
@@ -392,6 +395,12 @@ mod tests {
             dir.path().join("recording_20250101_000002.mp4"),
         )
         .expect("symlink");
+        // A file elsewhere (on the same file system), hard-linked in under a recorder name.
+        let outside = tempfile::tempdir().expect("tempdir");
+        let secret = outside.path().join("secret");
+        std::fs::write(&secret, b"TOP-SECRET").expect("write");
+        std::fs::hard_link(&secret, dir.path().join("recording_20250101_000003.h264"))
+            .expect("hard link");
         let get = |path: &str, range: Option<&str>| handle(&f, "GET", path, range);
 
         let small = get("/recordings/recording_20250101_000001.h264", None);
@@ -437,6 +446,7 @@ mod tests {
             "/recordings/recording_20250101_000000.mp4/",
             "/recordings/recording_20250101_000000.mp4%00",
             "/recordings/recording_20250101_000002.mp4",
+            "/recordings/recording_20250101_000003.h264",
             "/recordings/recording_20250101_000009.mp4",
             "/recordings/.",
         ] {

@@ -1,12 +1,14 @@
 //! Retention: which recordings to delete, oldest first, and deleting them.
 //!
 //! Only regular files whose name is the recorder's own (`recording_YYYYMMDD_HHMMSS[_N].ext`)
-//! in its own directory are ever considered, and never the file being written. Rules, each
+//! in its own directory, with one link and on the directory's file system, are ever considered, and never the file being written. Rules, each
 //! optional: `max_age` (by last modification: a recording is kept that long after it ended),
 //! `max_total_bytes` (all recordings together, the current one included, though it is never
 //! deleted), `min_free_bytes` (free space of the file system, from `statvfs`). The order is the
 //! time in the name, then the collision suffix.
 
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -63,8 +65,18 @@ impl Reason {
     }
 }
 
-/// The recordings in `dir` (own names, regular files, not following symlinks), oldest first.
+/// Whether a file the directory `dir_dev` lists (with this metadata, not following a symlink)
+/// can be one the recorder wrote: a regular file, with one link, on the directory's own file
+/// system. A recorder-style name is not enough: a symlink, a hard link to a file elsewhere (say
+/// `/etc/passwd`) or a file mounted over the name would otherwise be listed, served and
+/// deleted as a recording.
+pub fn is_own_file(meta: &Metadata, dir_dev: u64) -> bool {
+    meta.file_type().is_file() && meta.nlink() == 1 && meta.dev() == dir_dev
+}
+
+/// The recordings in `dir` (own names, own files: [`is_own_file`]), oldest first.
 pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
+    let dir_dev = std::fs::metadata(dir)?.dev();
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
@@ -73,7 +85,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
         };
         // `DirEntry::metadata` does not follow symlinks: a link is not a regular file.
         let Ok(meta) = entry.metadata() else { continue };
-        if !meta.file_type().is_file() {
+        if !is_own_file(&meta, dir_dev) {
             continue;
         }
         out.push(Entry {

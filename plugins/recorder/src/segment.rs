@@ -163,7 +163,7 @@ impl<F: AccessUnit> Session<F> {
     pub fn stop(&mut self) -> Result<(), RecordError> {
         if let Some(w) = self.writer.take() {
             if !w.started() {
-                w.remove_if_empty();
+                // Dropping a writer that holds no frame removes its file.
                 return Ok(());
             }
             let summary = w.finish(None)?;

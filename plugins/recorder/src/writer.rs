@@ -6,7 +6,8 @@
 //! that ends on a fragment boundary (or, at worst, in the middle of the last `write`, which the
 //! kernel completes for a regular file unless the process dies inside it). A failed write is
 //! undone with `ftruncate` back to the end of the last complete fragment, so a disk-full error
-//! leaves a file that plays to its end.
+//! leaves a file that plays to its end; a file without a single frame is removed when its
+//! writer goes (see the `Drop` impl).
 //!
 //! Sample timing comes from the capture timestamps (90 kHz ticks, see `timeline.rs`); the last
 //! held frame's duration is known when the next frame arrives, and at a clean end it takes the
@@ -260,13 +261,6 @@ impl<F: AccessUnit> FileWriter<F> {
         }
     }
 
-    /// Removes the file if it holds nothing (a recording stopped before its first IDR).
-    pub fn remove_if_empty(self) {
-        if self.committed == 0 && self.pending.is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-
     fn write_init(&mut self, frame: &F) -> Result<(), RecordError> {
         let (sps, pps) = params_of(frame).unwrap_or_default();
         let (width, height) = SpsInfo::parse(&sps).map_or((0, 0), |info| (info.width, info.height));
@@ -401,6 +395,17 @@ impl<F: AccessUnit> FileWriter<F> {
                     source,
                 })
             }
+        }
+    }
+}
+
+impl<F> Drop for FileWriter<F> {
+    /// A file that no frame made it into is no recording: at most an MP4 header (`ftyp` +
+    /// `moov`) that no player opens. It goes, whether the recording stopped before its first
+    /// IDR or its first fragment failed to fit on a full disk.
+    fn drop(&mut self) {
+        if self.frames == 0 {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -557,6 +562,30 @@ mod tests {
             std::fs::read(dir.path().join(&summary.name)).expect("read"),
             expected
         );
+    }
+
+    #[test]
+    fn a_file_whose_first_fragment_fails_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = writer(dir.path(), Format::Mp4, 10);
+        w.push(unit(0, true, true)).expect("push");
+        assert!(w.committed > 0, "the init segment is on disk");
+        // The first fragment cannot be written (as on a full disk).
+        w.file = File::open(&w.path).expect("reopen read-only");
+        w.push(unit(33, false, false)).expect_err("write fails");
+        let path = w.path.clone();
+        assert!(path.exists(), "kept while its writer lives");
+        drop(w);
+        assert!(!path.exists(), "a file with no frame is removed");
+        // One with frames stays.
+        let mut w = writer(dir.path(), Format::Mp4, 10);
+        w.push(unit(0, true, true)).expect("push");
+        w.push(unit(33, false, false)).expect("push");
+        let path = w.path.clone();
+        w.file = File::open(&path).expect("reopen read-only");
+        w.push(unit(67, false, false)).expect_err("write fails");
+        drop(w);
+        assert!(path.exists(), "a file with a frame is kept");
     }
 
     #[test]

@@ -11,10 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::{
-    camera, decodes_cleanly, have_ffmpeg, metric, probe, recording, request, status, wait_status,
+    Recording, decodes_cleanly, have_ffmpeg, metric, probe, request, status, wait_status,
 };
 use stackctl_tests::plugins::{plugin_status, poll};
-use stackctl_tests::unique_shm;
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack};
 
 /// `stackctl up` run inside `unshare -m` after mounting a tmpfs (with `options`) on `dir`;
@@ -110,17 +109,13 @@ fn a_full_disk_stops_the_recording_visibly_and_keeps_what_was_written() {
     if !have_ffmpeg("disk full") || !can_unshare("disk full") {
         return;
     }
-    let shm = unique_shm("rec-full");
     let dir = tempfile::tempdir().expect("tempdir");
     let rec = dir.path().join("rec");
     std::fs::create_dir(&rec).expect("mkdir");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &["--fps", "30"]),
-        recording(&rec, "mode = \"continuous\"\nfragment_duration = 0.1")
-    ));
-    let port = stack.http_port().expect("port");
-    let ns = up_in_namespace(&stack, &rec, "size=1m");
+    let keys = "mode = \"continuous\"\nfragment_duration = 0.1";
+    let recording = Recording::new("rec-full", &["--fps", "30"], &rec, keys);
+    let (stack, port) = (&recording.stack, recording.port);
+    let ns = up_in_namespace(stack, &rec, "size=1m");
     wait_http(port, &ns);
     let st = wait_status(port, "the disk-full error", |s| !s["error"].is_null());
     eprintln!("status: {st}");
@@ -136,7 +131,7 @@ fn a_full_disk_stops_the_recording_visibly_and_keeps_what_was_written() {
     assert_eq!(health.code, 200, "{}", health.text());
     assert_eq!(health.json()["recording"], false);
     assert_eq!(
-        plugin_status(&stack, "recording")["state"],
+        plugin_status(stack, "recording")["state"],
         "running",
         "the plugin carries on"
     );
@@ -171,17 +166,12 @@ fn a_read_only_directory_is_reported_and_the_stack_runs_on() {
     if !can_unshare("read-only dir") {
         return;
     }
-    let shm = unique_shm("rec-ro");
     let dir = tempfile::tempdir().expect("tempdir");
     let rec = dir.path().join("rec");
     std::fs::create_dir(&rec).expect("mkdir");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &[]),
-        recording(&rec, "mode = \"continuous\"")
-    ));
-    let port = stack.http_port().expect("port");
-    let ns = up_in_namespace(&stack, &rec, "ro,size=1m");
+    let recording = Recording::new("rec-ro", &[], &rec, "mode = \"continuous\"");
+    let port = recording.port;
+    let ns = up_in_namespace(&recording.stack, &rec, "ro,size=1m");
     wait_http(port, &ns);
     let st = wait_status(port, "the read-only error", |s| !s["error"].is_null());
     eprintln!("status: {st}");
@@ -214,18 +204,12 @@ fn a_read_only_directory_is_reported_and_the_stack_runs_on() {
 /// status and metrics show it, the stack carries on.
 #[test]
 fn a_directory_that_cannot_be_created_is_reported() {
-    let shm = unique_shm("rec-nodir");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("plain");
     std::fs::write(&file, b"not a directory").expect("write");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &[]),
-        recording(&file.join("rec"), "")
-    ));
-    let port = stack.http_port().expect("port");
-    let mut up = stack.up(&[], &[]);
-    up.first_line(&["stack ready"]);
+    let stack = Recording::new("rec-nodir", &[], &file.join("rec"), "");
+    let port = stack.port;
+    let mut up = stack.up();
     let start = request(port, "POST", "/api/recording/start", &[]);
     assert_eq!(start.code, 500, "{}", start.text());
     let message = start.json()["error"].as_str().unwrap().to_owned();
@@ -249,22 +233,14 @@ fn a_directory_that_cannot_be_created_is_reported() {
 /// refused without reading it.
 #[test]
 fn downloads_serve_ranges_and_refuse_names_outside_the_directory() {
-    let shm = unique_shm("rec-dl");
     let dir = tempfile::tempdir().expect("tempdir");
     let rec = dir.path().join("rec");
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, b"TOP-SECRET").expect("write");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &[]),
-        recording(
-            &rec,
-            "max_response_bytes = \"64KiB\"\nfragment_duration = 0.1"
-        )
-    ));
-    let port = stack.http_port().expect("port");
-    let mut up = stack.up(&[], &[]);
-    up.first_line(&["stack ready"]);
+    let keys = "max_response_bytes = \"64KiB\"\nfragment_duration = 0.1";
+    let stack = Recording::new("rec-dl", &[], &rec, keys);
+    let port = stack.port;
+    let mut up = stack.up();
     assert_eq!(request(port, "POST", "/start", &[]).code, 200);
     wait_status(port, "more than 100 kB", |s| {
         s["bytes_written"].as_u64() > Some(100_000)
@@ -376,7 +352,6 @@ fn touch(path: &Path, len: usize, age: Duration) {
 /// logged with name, size and reason; foreign files, directories and symlinks untouched.
 #[test]
 fn retention_deletes_the_oldest_own_recordings_only() {
-    let shm = unique_shm("rec-ret");
     let dir = tempfile::tempdir().expect("tempdir");
     let rec = dir.path().join("rec");
     std::fs::create_dir(&rec).expect("mkdir");
@@ -413,18 +388,14 @@ fn retention_deletes_the_oldest_own_recordings_only() {
     std::os::unix::fs::symlink(&outside, rec.join("recording_20200101_000004.mp4"))
         .expect("symlink");
 
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &[]),
-        recording(&rec, "max_age = \"1day\"\nmax_total_bytes = 250000")
-    ));
-    let port = stack.http_port().expect("port");
-    let mut up = stack.up(&[], &[]);
+    let keys = "max_age = \"1day\"\nmax_total_bytes = 250000";
+    let stack = Recording::new("rec-ret", &[], &rec, keys);
+    let port = stack.port;
+    let mut up = stack.up();
     let mut lines = Vec::new();
     for name in old.iter().chain(&recent[..2]) {
         lines.push(up.first_line(&["retention: deleted recording", name]));
     }
-    up.first_line(&["stack ready"]);
     for line in &lines {
         eprintln!("{line}");
     }

@@ -6,11 +6,10 @@
 mod common;
 
 use common::{
-    Answer, camera, decodes_cleanly, find, have_ffmpeg, metric, probe, recording, recordings,
-    request, starts_with_params_and_idr, status, wait_status,
+    Answer, Recording, decodes_cleanly, find, have_ffmpeg, metric, probe, recordings, request,
+    starts_with_params_and_idr, status, wait_status,
 };
-use stackctl_tests::unique_shm;
-use stackctl_tests::up::{Stack, Stray, field, kill};
+use stackctl_tests::up::{Stray, field, kill};
 
 fn post(port: u16, path: &str) -> Answer {
     request(port, "POST", path, &[])
@@ -18,22 +17,19 @@ fn post(port: u16, path: &str) -> Answer {
 
 /// Manual recording of a few seconds in `format`: one file that plays, as `/status` said.
 fn record_manually(format: &str) {
-    let shm = unique_shm(&format!("rec-{format}"));
     let dir = tempfile::tempdir().expect("tempdir");
     let rec_dir = dir.path().join("rec");
     let dump = dir.path().join("camsim.h264");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &["--dump", dump.to_str().unwrap()]),
-        recording(
-            &rec_dir,
-            &format!("format = \"{format}\"\nfragment_duration = 0.25")
-        )
-    ));
-    let port = stack.http_port().expect("port");
-    let mut up = stack.up(&[], &[]);
+    let keys = format!("format = \"{format}\"\nfragment_duration = 0.25");
+    let stack = Recording::new(
+        &format!("rec-{format}"),
+        &["--dump", dump.to_str().unwrap()],
+        &rec_dir,
+        &keys,
+    );
+    let port = stack.port;
+    let mut up = stack.up();
     up.first_line(&["plugin started", "plugin=recording"]);
-    up.first_line(&["stack ready"]);
 
     // Idle: the legacy fields, nothing recorded, not recording.
     let idle = status(port);
@@ -165,22 +161,21 @@ fn a_start_mid_gop_waits_for_an_idr_and_brings_its_own_sps_pps() {
         return;
     }
     for format in ["h264", "mp4"] {
-        let shm = unique_shm("rec-midgop");
         let dir = tempfile::tempdir().expect("tempdir");
-        let stack = Stack::new(&format!(
-            "{}{}",
-            camera(&shm, &["--gop", "90", "--params", "first"]),
-            recording(dir.path(), &format!("format = \"{format}\""))
-        ));
-        let port = stack.http_port().expect("port");
-        let mut up = stack.up(&[], &[]);
-        up.first_line(&["stack ready"]);
+        let rec = Recording::new(
+            "rec-midgop",
+            &["--gop", "90", "--params", "first"],
+            dir.path(),
+            &format!("format = \"{format}\""),
+        );
+        let (port, stack) = (rec.port, &rec.stack);
+        let mut up = rec.up();
         // Past camsim's first IDR (the only one with in-band parameter sets), mid-GOP.
         stackctl_tests::plugins::poll(
             "frames past the first GOP",
             stackctl_tests::up::EVENT_TIMEOUT,
             || {
-                let n = stackctl_tests::plugins::plugin_counter(&stack, "recording", "frames");
+                let n = stackctl_tests::plugins::plugin_counter(stack, "recording", "frames");
                 if n > 100 { Ok(n) } else { Err(n.to_string()) }
             },
         );
@@ -214,21 +209,17 @@ fn raw_segments_are_cut_on_idrs_and_lose_or_repeat_nothing() {
     if !have_ffmpeg("raw segments") {
         return;
     }
-    let shm = unique_shm("rec-seg");
     let dir = tempfile::tempdir().expect("tempdir");
     let dump = dir.path().join("camsim.h264");
     let rec_dir = dir.path().join("rec");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &["--dump", dump.to_str().unwrap()]),
-        recording(
-            &rec_dir,
-            "format = \"h264\"\nmode = \"continuous\"\nsegment_duration = 1"
-        )
-    ));
-    let port = stack.http_port().expect("port");
-    let mut up = stack.up(&[], &[]);
-    up.first_line(&["stack ready"]);
+    let stack = Recording::new(
+        "rec-seg",
+        &["--dump", dump.to_str().unwrap()],
+        &rec_dir,
+        "format = \"h264\"\nmode = \"continuous\"\nsegment_duration = 1",
+    );
+    let port = stack.port;
+    let mut up = stack.up();
     let st = wait_status(port, "three segments", |s| {
         s["segments"].as_u64() >= Some(3)
     });
@@ -268,19 +259,15 @@ fn mp4_segments_by_size_add_up_to_every_frame() {
     if !have_ffmpeg("mp4 segments") {
         return;
     }
-    let shm = unique_shm("rec-segmp4");
     let dir = tempfile::tempdir().expect("tempdir");
-    let stack = Stack::new(&format!(
-        "{}{}",
-        camera(&shm, &[]),
-        recording(
-            dir.path(),
-            "segment_bytes = \"100KB\"\nfragment_duration = 0.2"
-        )
-    ));
-    let port = stack.http_port().expect("port");
-    let mut up = stack.up(&[], &[]);
-    up.first_line(&["stack ready"]);
+    let stack = Recording::new(
+        "rec-segmp4",
+        &[],
+        dir.path(),
+        "segment_bytes = \"100KB\"\nfragment_duration = 0.2",
+    );
+    let port = stack.port;
+    let mut up = stack.up();
     assert_eq!(post(port, "/start").code, 200);
     wait_status(port, "three segments", |s| {
         s["segments"].as_u64() >= Some(3)
@@ -310,25 +297,17 @@ fn a_file_survives_kill_9_of_stackctl() {
         return;
     }
     for format in ["mp4", "h264"] {
-        let shm = unique_shm("rec-kill");
         let dir = tempfile::tempdir().expect("tempdir");
-        let stack = Stack::new(&format!(
-            "{}{}",
-            camera(&shm, &[]),
-            recording(
-                dir.path(),
-                &format!("format = \"{format}\"\nmode = \"continuous\"\nfragment_duration = 0.1")
-            )
-        ));
-        let port = stack.http_port().expect("port");
-        let mut up = stack.up(&[], &[]);
+        let keys = format!("format = \"{format}\"\nmode = \"continuous\"\nfragment_duration = 0.1");
+        let stack = Recording::new("rec-kill", &[], dir.path(), &keys);
+        let port = stack.port;
+        let mut up = stack.up();
         let started = up.first_event("camera", ": started");
         let camsim = Stray(
             field(&started, "pid")
                 .and_then(|p| p.parse().ok())
                 .expect("camera pid"),
         );
-        up.first_line(&["stack ready"]);
         wait_status(port, "a few fragments", |s| {
             s["frame_count"].as_u64() >= Some(100)
         });

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::plan::{Check, ProbePlan, ServicePlan};
-use crate::probe::{ProbeState, attempt};
 use crate::process::{Exit, ExitClass, LogRing, Reaper, classify};
+use crate::service::probe::{ProbeError, ProbeState, attempt};
 
 /// What a run reports.
 #[derive(Debug)]
@@ -20,15 +20,93 @@ pub enum RunEvent {
     /// The process runs with this pid.
     Started(u32),
     /// A build command failed, or the process could not be spawned.
-    StartFailed(String),
+    StartFailed(StartFailure),
     /// The readiness probe passed (or there is none).
     Ready,
     /// The readiness probe gave up.
-    NotReady(String),
-    /// The liveness probe failed too many times in a row.
-    Unhealthy(String),
+    NotReady(NotReady),
+    /// The liveness probe failed too many times in a row (the last failure).
+    Unhealthy(CheckError),
     /// The process ended; `None` if it could not be reaped after SIGKILL.
     Exited(Option<Exit>, ExitClass),
+}
+
+/// Why a run never got its process started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartFailure {
+    /// A build step did not succeed.
+    #[error("build step `{step}` {error}")]
+    Build {
+        /// The step's name (`service/buildN`).
+        step: String,
+        /// How it failed.
+        error: CommandError,
+    },
+    /// The service's program could not be spawned.
+    #[error("cannot start {}: {error}", program.display())]
+    Spawn {
+        /// The program.
+        program: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// How a command run to its end (a build step, an exec probe) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// It could not be spawned.
+    #[error("could not start: {0}")]
+    Spawn(std::io::Error),
+    /// It ran longer than its limit (and was killed).
+    #[error("took longer than {0:?}")]
+    TimedOut(Duration),
+    /// It ended otherwise than with exit code 0.
+    #[error("{0}")]
+    Failed(Exit),
+}
+
+/// Why one probe attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A probe that looks from outside.
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    /// An exec probe's command.
+    #[error(transparent)]
+    Exec(#[from] CommandError),
+}
+
+/// Why the readiness probe gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// A `log` probe: the service's output ended before the line came.
+    #[error("its output ended")]
+    OutputEnded,
+    /// A `log` probe: no matching line in time.
+    #[error("no line matching /{pattern}/ within {timeout:?}")]
+    NoLine {
+        /// The pattern.
+        pattern: String,
+        /// The probe's timeout.
+        timeout: Duration,
+    },
+    /// `retries` attempts failed.
+    #[error("{failures} attempts failed, the last: {last}")]
+    Retries {
+        /// How many.
+        failures: u32,
+        /// The last failure.
+        last: CheckError,
+    },
+    /// The probe's timeout passed.
+    #[error("not ready within {timeout:?}: {last}")]
+    TimedOut {
+        /// The probe's timeout.
+        timeout: Duration,
+        /// The last failure.
+        last: CheckError,
+    },
 }
 
 /// A report from run `generation` of service `index`.
@@ -101,7 +179,7 @@ async fn run(
         });
     };
     if !plan.clean_shm.is_empty() {
-        match crate::shm_clean::clean(&plan.clean_shm) {
+        match crate::service::shm_clean::clean(&plan.clean_shm) {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!(service = %plan.name, ?removed, "removed stale shared memory")
             }
@@ -121,11 +199,11 @@ async fn run(
                     return;
                 }
             };
-            if let Err(why) = outcome {
-                report(RunEvent::StartFailed(format!(
-                    "build step `{}` {why}",
-                    step.name
-                )));
+            if let Err(error) = outcome {
+                report(RunEvent::StartFailed(StartFailure::Build {
+                    step: step.name.clone(),
+                    error,
+                }));
                 return;
             }
         }
@@ -134,11 +212,11 @@ async fn run(
     let log_lines = logs.subscribe();
     let mut child = match ctx.reaper.spawn(&plan.spec, logs.clone()).await {
         Ok(child) => child,
-        Err(e) => {
-            report(RunEvent::StartFailed(format!(
-                "cannot start {}: {e}",
-                plan.spec.program.display()
-            )));
+        Err(error) => {
+            report(RunEvent::StartFailed(StartFailure::Spawn {
+                program: plan.spec.program.clone(),
+                error,
+            }));
             return;
         }
     };
@@ -177,22 +255,22 @@ async fn run_to_completion(
     spec: &crate::process::ProcessSpec,
     logs: Arc<LogRing>,
     timeout: Option<Duration>,
-) -> Result<(), String> {
+) -> Result<(), CommandError> {
     let child = reaper
         .spawn(spec, logs)
         .await
-        .map_err(|e| format!("could not start: {e}"))?;
+        .map_err(CommandError::Spawn)?;
     let child = KillOnDrop(child);
     let exit = match timeout {
         Some(limit) => match tokio::time::timeout(limit, child.0.wait()).await {
             Ok(exit) => exit,
-            Err(_) => return Err(format!("took longer than {limit:?}")),
+            Err(_) => return Err(CommandError::TimedOut(limit)),
         },
         None => child.0.wait().await,
     };
     match exit {
         Exit::Code(0) => Ok(()),
-        other => Err(other.to_string()),
+        other => Err(CommandError::Failed(other)),
     }
 }
 
@@ -254,7 +332,7 @@ async fn wait_ready(
     ctx: &RunContext,
     ready: &ProbePlan,
     lines: &mut tokio::sync::broadcast::Receiver<crate::process::LogLine>,
-) -> Result<(), String> {
+) -> Result<(), NotReady> {
     let deadline = Instant::now() + ready.timeout;
     if let Check::Log(pattern) = &ready.check {
         let wait = async {
@@ -263,7 +341,7 @@ async fn wait_ready(
                     Ok(line) if pattern.is_match(&line.text) => return Ok(()),
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        return Err("its output ended".to_owned());
+                        return Err(NotReady::OutputEnded);
                     }
                 }
             }
@@ -271,10 +349,10 @@ async fn wait_ready(
         return tokio::time::timeout(ready.timeout, wait)
             .await
             .unwrap_or_else(|_| {
-                Err(format!(
-                    "no line matching /{pattern}/ within {:?}",
-                    ready.timeout
-                ))
+                Err(NotReady::NoLine {
+                    pattern: pattern.to_string(),
+                    timeout: ready.timeout,
+                })
             });
     }
     let mut state = ProbeState::default();
@@ -288,10 +366,13 @@ async fn wait_ready(
             };
         failures += 1;
         if ready.retries > 0 && failures >= ready.retries {
-            return Err(format!("{failures} attempts failed, the last: {last}"));
+            return Err(NotReady::Retries { failures, last });
         }
         if Instant::now() + ready.interval >= deadline {
-            return Err(format!("not ready within {:?}: {last}", ready.timeout));
+            return Err(NotReady::TimedOut {
+                timeout: ready.timeout,
+                last,
+            });
         }
         tokio::time::sleep(ready.interval).await;
     }
@@ -302,11 +383,14 @@ async fn check_once(
     probe: &ProbePlan,
     state: &mut ProbeState,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     match &probe.check {
-        Check::Target(target) => attempt(target, state, limit).await,
+        Check::Target(target) => Ok(attempt(target, state, limit).await?),
         Check::Exec(spec) => {
-            run_to_completion(&ctx.reaper, spec, Arc::new(LogRing::new(64)), Some(limit)).await
+            Ok(
+                run_to_completion(&ctx.reaper, spec, Arc::new(LogRing::new(64)), Some(limit))
+                    .await?,
+            )
         }
         Check::Log(_) => Ok(()),
     }

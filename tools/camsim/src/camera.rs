@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::au::{append_without_parameter_sets, nal_types};
-use crate::cli::{Args, Params};
+use crate::cli::{Args, Encode, Params};
 use crate::dump::Dump;
 use crate::encoder::{EncoderSettings, H264Encoder};
 use crate::input::InputFile;
+use crate::objects::{ObjectDump, Schedule};
 use crate::pacing::{Pacer, Periodic, sleep_until};
-use crate::pattern::Pattern;
-use crate::publisher::{SLOW_INTERVAL_MS, Segments};
+use crate::pattern::{Object, Pattern};
+use crate::publisher::{SLOW_INTERVAL_MS, Segments, monotonic_now};
+use crate::replay::{HEADROOM, Replay, measure};
 
 /// Frames per second while `--interval-switch` is in its slow phase.
 const SLOW_FPS: u32 = 1000 / SLOW_INTERVAL_MS;
@@ -23,14 +25,24 @@ const SLOW_FPS: u32 = 1000 / SLOW_INTERVAL_MS;
 pub struct Files {
     input: Option<InputFile>,
     dump: Option<Dump>,
+    objects: Option<ObjectDump>,
 }
 
 impl Files {
-    /// Reads `--input` and creates `--dump`.
+    /// Reads `--input` and creates `--dump` and `--dump-objects`.
     pub fn open(args: &Args) -> Result<Self> {
         let input = args.input.as_deref().map(InputFile::open).transpose()?;
         let dump = args.dump.as_deref().map(Dump::create).transpose()?;
-        Ok(Self { input, dump })
+        let objects = args
+            .dump_objects
+            .as_deref()
+            .map(ObjectDump::create)
+            .transpose()?;
+        Ok(Self {
+            input,
+            dump,
+            objects,
+        })
     }
 }
 
@@ -39,6 +51,7 @@ impl Files {
 enum Source {
     Encoder(Box<H264Encoder>),
     File(InputFile),
+    Replay(Replay),
 }
 
 impl Source {
@@ -47,6 +60,7 @@ impl Source {
         match self {
             Self::Encoder(encoder) => encoder.restart()?,
             Self::File(file) => file.rewind(),
+            Self::Replay(replay) => replay.rewind(),
         }
         Ok(())
     }
@@ -59,6 +73,9 @@ struct Camera<'a> {
     source: Source,
     pattern: Pattern,
     dump: Option<Dump>,
+    objects: Option<ObjectDump>,
+    /// Where the square is in the picture being published, and whether it shows.
+    object: (Object, bool),
     /// Width and height written into H.264 frame headers.
     stream_size: (usize, usize),
     /// Whether SPS/PPS went out in this writer incarnation (for `--params first`).
@@ -82,8 +99,14 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
         gop: args.gop,
         bitrate_kbps: args.bitrate,
     };
+    let mut pattern = Pattern::new(w, h);
     let source = match files.input {
         Some(file) => Source::File(file),
+        None if use_loop(args, settings, &mut pattern)? => Source::Replay(Replay::build(
+            settings,
+            &mut pattern,
+            args.object_schedule.is_some(),
+        )?),
         None => Source::Encoder(Box::new(H264Encoder::new(settings)?)),
     };
     let segments = Segments::create(&args.shm, args.nv12_shm.as_deref(), args.slow_copy)?;
@@ -92,8 +115,10 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
         args,
         segments,
         source,
-        pattern: Pattern::new(w, h),
+        pattern,
         dump: files.dump,
+        objects: files.objects,
+        object: (Object::at(w, h, Duration::ZERO), false),
         stream_size,
         params_sent: false,
         au: Vec::new(),
@@ -117,6 +142,30 @@ pub fn run(args: &Args, files: Files, stop: &AtomicBool) -> Result<u64> {
     Ok(published)
 }
 
+/// Whether to publish a pre-encoded loop: asked for, or (`auto`) the encoder measured too slow
+/// for the asked rate, which is said loudly.
+fn use_loop(args: &Args, settings: EncoderSettings, pattern: &mut Pattern) -> Result<bool> {
+    match args.encode {
+        Encode::Live => Ok(false),
+        Encode::Loop => Ok(true),
+        Encode::Auto => {
+            let rate = measure(settings, pattern)?;
+            let slow = rate < f64::from(args.fps) * HEADROOM;
+            if slow {
+                eprintln!(
+                    "camsim: warning: this machine encodes {}x{} at {rate:.1} frames/s, too slow \
+                     for {} fps live (a busy machine, or OpenH264 built without nasm: install \
+                     nasm and rebuild, see the README). Publishing a pre-encoded loop instead: \
+                     about a second of the pattern, over and over, with fresh frame numbers and \
+                     timestamps.",
+                    args.size.width, args.size.height, args.fps
+                );
+            }
+            Ok(slow)
+        }
+    }
+}
+
 fn banner(args: &Args, source: &Source, (w, h): (usize, usize)) -> String {
     let mut line = format!(
         "camsim: publishing H.264 {w}x{h}@{} into {}",
@@ -124,6 +173,9 @@ fn banner(args: &Args, source: &Source, (w, h): (usize, usize)) -> String {
     );
     if let (Some(path), Source::File(file)) = (&args.input, source) {
         line += &format!(" from {} ({} access units)", path.display(), file.len());
+    }
+    if let Source::Replay(replay) = source {
+        line += &format!(", a pre-encoded loop of {} frames", replay.len());
     }
     if let Some(nv12) = &args.nv12_shm {
         line += &format!(
@@ -192,15 +244,29 @@ impl Camera<'_> {
     /// Renders the picture (if anything needs it) and fills `self.au` with the next unit.
     fn produce(&mut self, clock: Duration) -> Result<()> {
         let frame_number = self.segments.next_frame_number();
-        if matches!(self.source, Source::Encoder(..)) || self.segments.wants_nv12() {
-            self.pattern.render(frame_number, clock);
-        }
+        let visible = Schedule::visible_at(self.args.object_schedule, clock);
         self.raw.clear();
+        // The picture shown: the pattern now, or the loop's frame (then the NV12 picture is
+        // rendered at the loop's clock, so it shows what the H.264 shows).
+        let (clock, visible) = match &mut self.source {
+            Source::Replay(replay) => {
+                let played = replay.next(visible);
+                self.raw.extend_from_slice(played.au);
+                (played.clock, played.visible)
+            }
+            _ => (clock, visible),
+        };
+        let (w, h) = (self.pattern.width(), self.pattern.height());
+        self.object = (Object::at(w, h, clock), visible);
+        if matches!(self.source, Source::Encoder(..)) || self.segments.wants_nv12() {
+            self.pattern.render(frame_number, clock, visible);
+        }
         match &mut self.source {
             Source::Encoder(encoder) => {
                 encoder.encode(&self.pattern, &mut self.raw)?;
             }
             Source::File(file) => self.raw.extend_from_slice(file.next_unit()),
+            Source::Replay(_) => {}
         }
         self.au.clear();
         if self.args.params == Params::First && self.params_sent {
@@ -213,11 +279,22 @@ impl Camera<'_> {
     }
 
     fn publish(&mut self) -> Result<()> {
-        self.segments.publish_h264(self.stream_size, &self.au)?;
         if self.segments.wants_nv12() {
+            // Converted before the capture time is taken, which latency tools compare with
+            // the reader's clock: it is taken as late as possible.
             self.pattern.write_nv12(&mut self.nv12);
+        }
+        let frame_number = self.segments.next_frame_number();
+        let timestamp = monotonic_now()?;
+        self.segments
+            .publish_h264(self.stream_size, &self.au, timestamp)?;
+        if self.segments.wants_nv12() {
             let size = (self.pattern.width(), self.pattern.height());
-            self.segments.publish_nv12(size, &self.nv12)?;
+            self.segments.publish_nv12(size, &self.nv12, timestamp)?;
+        }
+        if let Some(objects) = &mut self.objects {
+            let (object, visible) = self.object;
+            objects.write(frame_number, timestamp.as_nanos(), object, visible)?;
         }
         if let Some(dump) = &mut self.dump {
             dump.write(&self.au)?;

@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, ValueEnum};
 use stackctl_core::layout::SLOT_DATA_CAPACITY;
 
 use crate::args;
+use crate::objects::Schedule;
 
 /// A simulated board camera: publishes real H.264 into a POSIX shared-memory frame ring with the
 /// board's exact layout and writer protocol.
@@ -63,6 +64,14 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Params::EveryIdr)]
     pub params: Params,
 
+    /// How the test pattern becomes H.264: `live` encodes every frame; `loop` encodes about
+    /// a second of it once at start and publishes that loop over and over, with fresh frame
+    /// numbers and capture times (for machines whose OpenH264, built without nasm, cannot
+    /// encode the size in real time); `auto` measures the encoder at start and takes `loop`
+    /// when it is not at least 1.25 times as fast as --fps. Ignored with --input.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = Encode::Auto)]
+    pub encode: Encode,
+
     /// Copy each H.264 frame into its slot in small pieces with pauses, widening the window in
     /// which a reader can see a half-written slot (to test torn-read guards).
     #[arg(long)]
@@ -85,6 +94,18 @@ pub struct Args {
     #[arg(long, value_name = "SECS", value_parser = args::secs)]
     pub restart_every: Option<Duration>,
 
+    /// Show the orange square (the "cat" detector-sim finds) for VISIBLE, then hide it for
+    /// HIDDEN, over and over from the start (e.g. 10s:20s), so detection events start and end.
+    /// Without it the square always shows.
+    #[arg(long, value_name = "VISIBLE:HIDDEN", value_parser = Schedule::parse)]
+    pub object_schedule: Option<Schedule>,
+
+    /// Write, for every published frame, where the orange square is and whether it shows:
+    /// lines of `frame_number timestamp_ns x y w h visible`, flushed as they are written (the
+    /// truth detections are checked against).
+    #[arg(long, value_name = "FILE")]
+    pub dump_objects: Option<PathBuf>,
+
     /// Leave the segment(s) in place on exit (default: unlink them, like the camera daemon).
     #[arg(long)]
     pub keep: bool,
@@ -92,6 +113,17 @@ pub struct Args {
     /// Report restarts, rate switches and a summary on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// How the pattern is encoded (`--encode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Encode {
+    /// Live when the encoder keeps up, else a loop.
+    Auto,
+    /// Every frame encoded as it is published.
+    Live,
+    /// A pre-encoded loop.
+    Loop,
 }
 
 /// Whether SPS and PPS accompany every IDR.

@@ -153,7 +153,7 @@ mod tests {
         let mut encoder = H264Encoder::new(gop4).unwrap();
         let mut idrs = Vec::new();
         for n in 0..9 {
-            pattern.render(n, Duration::from_millis(n * 33));
+            pattern.render(n, Duration::from_millis(n * 33), true);
             let mut au = Vec::new();
             if encoder.encode(&pattern, &mut au).unwrap() {
                 idrs.push(n);
@@ -178,7 +178,7 @@ mod tests {
             let mut au = Vec::new();
             for n in 0..frames {
                 let start = Instant::now();
-                pattern.render(n, Duration::from_millis(n * 1000 / 30));
+                pattern.render(n, Duration::from_millis(n * 1000 / 30), true);
                 rendering += start.elapsed();
                 au.clear();
                 let start = Instant::now();

@@ -11,9 +11,12 @@ mod dump;
 mod encoder;
 mod font;
 mod input;
+mod objects;
 mod pacing;
 mod pattern;
 mod publisher;
+mod replay;
+mod square;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -22,7 +22,7 @@ const BARS: [(u8, u8, u8); 8] = [
     (16, 128, 128),
 ];
 /// The bouncing box: orange.
-const BOX: (u8, u8, u8) = (146, 53, 193);
+const BOX: (u8, u8, u8) = crate::square::COLOUR;
 const BLACK_Y: u8 = 16;
 const WHITE_Y: u8 = 235;
 const NEUTRAL_C: u8 = 128;
@@ -62,8 +62,9 @@ impl Pattern {
         (y, u, v)
     }
 
-    /// Redraws the picture for frame `frame_number` shown at `clock` since the start.
-    pub fn render(&mut self, frame_number: u64, clock: Duration) {
+    /// Redraws the picture for frame `frame_number` shown at `clock` since the start, with the
+    /// orange square drawn when `object` is true. Returns where the square is (drawn or not).
+    pub fn render(&mut self, frame_number: u64, clock: Duration, object: bool) -> Object {
         let (w, h) = (self.width, self.height);
         let (cw, ch) = (w / 2, h / 2);
         let ms = u64::try_from(clock.as_millis()).unwrap_or(u64::MAX);
@@ -96,14 +97,6 @@ impl Pattern {
         u[bars_ch * cw..].fill(NEUTRAL_C);
         v[bars_ch * cw..].fill(NEUTRAL_C);
 
-        // A box bouncing diagonally, crossing the picture in about 2 s.
-        let side = (w.min(h) / 5).max(2) & !1;
-        let bx = triangle(ms.wrapping_mul(w as u64) / 2000, (w - side) as u64) & !1;
-        let by = triangle(ms.wrapping_mul(h as u64) / 1700, (h - side) as u64) & !1;
-        fill_rect(y, w, (bx, by), (side, side), BOX.0);
-        fill_rect(u, cw, (bx / 2, by / 2), (side / 2, side / 2), BOX.1);
-        fill_rect(v, cw, (bx / 2, by / 2), (side / 2, side / 2), BOX.2);
-
         // The caption on a black band, scaled to fill most of the width.
         let caption = caption(frame_number, clock);
         let scale = ((w * 9 / 10) / font::text_width(&caption, 1)).clamp(1, 8);
@@ -115,7 +108,17 @@ impl Pattern {
         fill_rect(v, cw, (0, 0), (band_w / 2, band_h / 2), NEUTRAL_C);
         font::draw_text(y, w, (margin, margin), scale, &caption, WHITE_Y);
 
+        // The square goes on top of everything, so a detector sees all of it.
+        let square = Object::at(w, h, clock);
+        if object {
+            let Object { x: bx, y: by, side } = square;
+            fill_rect(y, w, (bx, by), (side, side), BOX.0);
+            fill_rect(u, cw, (bx / 2, by / 2), (side / 2, side / 2), BOX.1);
+            fill_rect(v, cw, (bx / 2, by / 2), (side / 2, side / 2), BOX.2);
+        }
+
         add_sensor_noise(y, ms ^ frame_number.rotate_left(32));
+        square
     }
 
     /// Writes the picture as NV12 (Y plane, then interleaved U/V) into `out`, replacing its
@@ -128,6 +131,29 @@ impl Pattern {
         for (cu, cv) in u.iter().zip(v) {
             out.extend_from_slice(&[*cu, *cv]);
         }
+    }
+}
+
+/// Where the orange square is: it bounces diagonally, crossing the picture in about 2 s. Its
+/// corner and side are even, so it covers whole 2x2 blocks and its chroma is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object {
+    /// Left edge, pixels.
+    pub x: usize,
+    /// Top edge.
+    pub y: usize,
+    /// Side.
+    pub side: usize,
+}
+
+impl Object {
+    /// The square of a `w`x`h` picture at `clock` since the start.
+    pub fn at(w: usize, h: usize, clock: Duration) -> Self {
+        let ms = u64::try_from(clock.as_millis()).unwrap_or(u64::MAX);
+        let side = (w.min(h) / 5).max(2) & !1;
+        let x = triangle(ms.wrapping_mul(w as u64) / 2000, (w - side) as u64) & !1;
+        let y = triangle(ms.wrapping_mul(h as u64) / 1700, (h - side) as u64) & !1;
+        Self { x, y, side }
     }
 }
 
@@ -209,9 +235,9 @@ mod tests {
     fn renders_every_size_and_moves() {
         for (w, h) in [(16, 16), (320, 240), (640, 480), (1920, 1080), (1080, 1920)] {
             let mut p = Pattern::new(w, h);
-            p.render(0, Duration::ZERO);
+            p.render(0, Duration::ZERO, true);
             let first = p.i420.clone();
-            p.render(1, Duration::from_millis(33));
+            p.render(1, Duration::from_millis(33), true);
             // At 16x16 the caption covers everything and its visible part does not change.
             if w > 16 {
                 assert_ne!(first, p.i420, "{w}x{h} did not change");
@@ -222,6 +248,31 @@ mod tests {
             assert_eq!(nv12[w * h], p.planes().1[0]);
             assert_eq!(nv12[w * h + 1], p.planes().2[0]);
         }
+    }
+
+    #[test]
+    fn the_square_is_drawn_where_it_says_and_only_when_visible() {
+        let (w, h) = (320, 240);
+        let mut p = Pattern::new(w, h);
+        let clock = Duration::from_millis(1234);
+        let o = p.render(7, clock, true);
+        assert_eq!(o, Object::at(w, h, clock));
+        assert_eq!((o.x % 2, o.y % 2, o.side), (0, 0, 48));
+        let (_, u, v) = p.planes();
+        let orange =
+            |cx: usize, cy: usize| (u[cy * w / 2 + cx], v[cy * w / 2 + cx]) == (BOX.1, BOX.2);
+        let count = (0..h / 2)
+            .flat_map(|cy| (0..w / 2).map(move |cx| (cx, cy)))
+            .filter(|&(cx, cy)| orange(cx, cy))
+            .count();
+        assert_eq!(count, (o.side / 2) * (o.side / 2), "exactly the square");
+        assert!(orange(o.x / 2, o.y / 2) && orange((o.x + o.side) / 2 - 1, (o.y + o.side) / 2 - 1));
+        p.render(7, clock, false);
+        let (_, u, v) = p.planes();
+        assert!(
+            !u.iter().zip(v).any(|(&cu, &cv)| (cu, cv) == (BOX.1, BOX.2)),
+            "hidden"
+        );
     }
 
     #[test]

@@ -100,15 +100,27 @@ impl Segments {
         self.h264.frame_number
     }
 
-    /// Publishes one H.264 access unit.
-    pub fn publish_h264(&mut self, size: (usize, usize), au: &[u8]) -> Result<()> {
-        self.h264.publish(size, au)
+    /// Publishes one H.264 access unit captured at `timestamp`.
+    pub fn publish_h264(
+        &mut self,
+        size: (usize, usize),
+        au: &[u8],
+        timestamp: Timespec,
+    ) -> Result<()> {
+        self.h264.publish(size, au, timestamp)
     }
 
-    /// Publishes one NV12 picture into the NV12 segment, if there is one.
-    pub fn publish_nv12(&mut self, size: (usize, usize), picture: &[u8]) -> Result<()> {
+    /// Publishes one NV12 picture into the NV12 segment, if there is one, with the capture
+    /// time of the H.264 frame made from the same picture (as the board's camera does: both
+    /// come from one capture), so a detection made on it lines up with that frame.
+    pub fn publish_nv12(
+        &mut self,
+        size: (usize, usize),
+        picture: &[u8],
+        timestamp: Timespec,
+    ) -> Result<()> {
         if let Some(nv12) = &mut self.nv12 {
-            nv12.publish(size, picture)?;
+            nv12.publish(size, picture, timestamp)?;
         }
         Ok(())
     }
@@ -139,19 +151,22 @@ impl Target {
         })
     }
 
-    fn publish(&mut self, (width, height): (usize, usize), data: &[u8]) -> Result<()> {
+    fn publish(
+        &mut self,
+        (width, height): (usize, usize),
+        data: &[u8],
+        timestamp: Timespec,
+    ) -> Result<()> {
         let frame_number = self.frame_number;
-        let mut header = FrameHeader {
+        let header = FrameHeader {
             frame_number,
-            timestamp: Timespec::default(),
+            timestamp,
             camera_id: 0,
             width: i32::try_from(width).unwrap_or(i32::MAX),
             height: i32::try_from(height).unwrap_or(i32::MAX),
             format: self.format.to_raw(),
             data_size: data.len() as u64,
         };
-        // Latency tools compare this with the reader's clock: take it as late as possible.
-        header.timestamp = monotonic_now()?;
         self.writer
             .publish(&header, data, self.mode)
             .with_context(|| {
@@ -166,7 +181,7 @@ impl Target {
 }
 
 /// `CLOCK_MONOTONIC` now, as the layout's timespec.
-fn monotonic_now() -> Result<Timespec> {
+pub fn monotonic_now() -> Result<Timespec> {
     let now = clock_gettime(ClockId::CLOCK_MONOTONIC).context("cannot read CLOCK_MONOTONIC")?;
     Ok(Timespec {
         tv_sec: now.tv_sec(),

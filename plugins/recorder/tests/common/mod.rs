@@ -1,36 +1,24 @@
-//! Helpers for the recorder's end-to-end tests: the stack's configuration, HTTP with any
-//! method and headers, ffprobe/ffmpeg, and H.264 byte checks.
+//! Helpers for the recorder's end-to-end tests: a stack of camsim and the recorder, its
+//! `/status` and metrics, and H.264 byte checks. HTTP, ffprobe and ffmpeg come from
+//! `stackctl_tests`.
 #![allow(clippy::expect_used, clippy::unwrap_used, dead_code)]
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stackctl_tests::plugins::{poll, rust_plugin, toml_path};
-use stackctl_tests::up::EVENT_TIMEOUT;
-use stackctl_tests::{ShmName, bin};
+use stackctl_media::h264::{NalType, nal_units};
+use stackctl_tests::plugins::{camera_config_with, poll, rust_plugin, toml_path};
+use stackctl_tests::up::{EVENT_TIMEOUT, Stack, Up};
+use stackctl_tests::{ShmName, unique_shm};
+
+#[allow(unused_imports)] // Each test file uses a part.
+pub use stackctl_tests::media::{decodes_cleanly, have_ffmpeg, probe, recordings};
+#[allow(unused_imports)]
+pub use stackctl_tests::plugins::{Answer, request};
 
 /// The recorder plugin, built once per test binary.
 pub fn recorder() -> PathBuf {
     rust_plugin("sink-recorder")
-}
-
-/// `[source]` and a camsim camera at 320x240, 30 fps, GOP 30 (unless `extra` sets these),
-/// plus `extra` arguments.
-pub fn camera(shm: &ShmName, extra: &[&str]) -> String {
-    let mut args: Vec<String> = vec!["--shm".into(), shm.as_str().into()];
-    for (flag, value) in [("--size", "320x240"), ("--fps", "30"), ("--gop", "30")] {
-        if !extra.contains(&flag) {
-            args.extend([flag.to_owned(), value.to_owned()]);
-        }
-    }
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    format!(
-        "[source]\nshm = \"{}\"\n\n[services.camera]\ncommand = {}\nargs = {:?}\n",
-        shm.as_str(),
-        toml_path(&bin("camsim")),
-        args
-    )
 }
 
 /// A `[plugins.recording]` section with `keys` (TOML lines).
@@ -42,80 +30,41 @@ pub fn recording(dir: &Path, keys: &str) -> String {
     )
 }
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Answer {
-    /// Status code.
-    pub code: u16,
-    /// Headers, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: Vec<u8>,
+/// The stack of a recorder test: camsim at 320x240, 30 fps, GOP 30 (its `--size`, `--fps`
+/// and `--gop` may be changed), writing into a segment of its own, and the recorder writing
+/// into a directory.
+pub struct Recording {
+    /// The configuration's directory.
+    pub stack: Stack,
+    /// stackctl's HTTP port.
+    pub port: u16,
+    /// Unlinks the segment when the test ends.
+    _shm: ShmName,
 }
 
-impl Answer {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+impl Recording {
+    /// camsim with `camera_args` (tagged `tag` in the segment's name), the recorder writing into
+    /// `dir` with `keys` (TOML lines).
+    pub fn new(tag: &str, camera_args: &[&str], dir: &Path, keys: &str) -> Self {
+        let shm = unique_shm(tag);
+        let stack = Stack::new(&format!(
+            "{}{}",
+            camera_config_with(&shm, camera_args),
+            recording(dir, keys)
+        ));
+        let port = stack.http_port().expect("the harness chose the HTTP port");
+        Self {
+            stack,
+            port,
+            _shm: shm,
+        }
     }
 
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {} {}",
-                self.code,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One HTTP/1.1 request (the target sent as it is, unnormalised).
-pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(EVENT_TIMEOUT))
-        .expect("timeout");
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Length: 0\r\n");
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read the answer");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let code = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {head}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        code,
-        headers,
-        body,
+    /// `stackctl up`, returned once the stack is ready.
+    pub fn up(&self) -> Up {
+        let mut up = self.stack.up(&[], &[]);
+        up.first_line(&["stack ready"]);
+        up
     }
 }
 
@@ -142,25 +91,16 @@ pub fn metric(port: u16, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 
-#[allow(unused_imports)] // Each test file uses a part.
-pub use stackctl_tests::media::{decodes_cleanly, have_ffmpeg, probe, recordings};
-
-/// Whether a raw H.264 file starts with SPS, PPS and then an IDR slice.
+/// Whether raw H.264 starts with SPS, PPS and then an IDR slice.
 pub fn starts_with_params_and_idr(data: &[u8]) -> bool {
-    let types: Vec<u8> = {
-        let mut t = Vec::new();
-        let mut i = 0;
-        while i + 3 < data.len() && t.len() < 3 {
-            if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-                t.push(data[i + 3] & 0x1f);
-                i += 3;
-            } else {
-                i += 1;
-            }
-        }
-        t
-    };
-    types == [7, 8, 5]
+    let types: Vec<NalType> = nal_units(data)
+        .take(3)
+        .filter_map(|nal| {
+            nal.first()
+                .map(|&header| NalType::from_nal_unit_type(header))
+        })
+        .collect();
+    types == [NalType::Sps, NalType::Pps, NalType::Idr]
 }
 
 /// Whether `needle` occurs in `haystack`, and where.

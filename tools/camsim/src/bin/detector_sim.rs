@@ -1,9 +1,13 @@
 //! `detector-sim`: a stand-in for the board's `yolo_detector_daemon` in the demo stack.
 //!
 //! It maps the camera's NV12 segment (camsim's `--nv12-shm`, the board's
-//! `/pet_camera_active_frame`) read-only, looks at the newest complete frame every `--interval`,
-//! and computes something cheap but real from the picture: the mean luma and the brightest
-//! 16×16 block (a pretend "detection"). Once a second it prints one line about it. It exits
+//! `/pet_camera_active_frame`) read-only and looks at the newest complete frame every
+//! `--interval`. It really detects: it finds the orange square of camsim's test pattern (its
+//! chroma is unique in the picture) and, with `--detections`, writes each result into the
+//! detections segment exactly as the board's detector does (a `LatestDetectionResult`: the
+//! frame's number and capture time, class `cat`, a confidence, the box; `version` incremented
+//! last), an empty result when the square is hidden. It also computes the mean luma and the
+//! brightest 16×16 block. Once a second it prints one line about it. It exits
 //! non-zero when the segment disappears, is recreated or stops advancing, which is how the real
 //! detector behaves when the camera dies, so the supervisor's dependency handling
 //! (`depends_on`, `restart_dependents`) can be seen at work without a board.
@@ -13,6 +17,8 @@
 
 #[path = "../args.rs"]
 mod args;
+#[path = "../square.rs"]
+mod square;
 
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -20,11 +26,13 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
-use stackctl_core::layout::{PixelFormat, RING_SLOTS, SLOT_DATA_CAPACITY, slot_of};
-use stackctl_core::shm::{Segment, SegmentId, ShmError, segment};
+use stackctl_core::detections::{Detection, DetectionWriter, WriteMode};
+use stackctl_core::layout::{PixelFormat, SLOT_DATA_CAPACITY};
+use stackctl_core::shm::{Segment, SegmentId, ShmError, newest_complete, segment};
 
 /// A stand-in for yolo_detector_daemon in the stackctl demo: reads the camera's NV12 frames
-/// from shared memory and prints a pretend detection (the brightest 16x16 block) once a second.
+/// from shared memory, finds the orange square of camsim's test pattern and writes it as a
+/// "cat" into the detections segment, as the board's detector does.
 #[derive(Debug, Parser)]
 #[command(
     name = "detector-sim",
@@ -52,6 +60,25 @@ struct Args {
     /// Exit with an error when no new frame arrives for this many seconds (decimals allowed).
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = args::secs)]
     stale: Duration,
+
+    /// Write every result into this detections segment (the board's
+    /// /pet_camera_detections: LatestDetectionResult, 552 bytes), created if missing and
+    /// left in place on exit, as the board's detector does. Without it, results are only
+    /// printed.
+    #[arg(long, value_name = "NAME", value_parser = args::shm_name)]
+    detections: Option<String>,
+
+    /// The class name written for the square.
+    #[arg(long, value_name = "NAME", default_value = "cat", value_parser = class_name)]
+    class: String,
+}
+
+/// A class name: 1 to 31 bytes (the field holds 32 with its NUL), no NUL.
+fn class_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 31 || text.contains('\0') {
+        return Err("a class name is 1 to 31 bytes, without NUL".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// Exit status for a bad command line, as clap uses.
@@ -102,7 +129,8 @@ enum Error {
     /// The segment was not there within `--wait`.
     #[error("{name} did not appear within {waited:?}: is the camera running (camsim --nv12-shm)?")]
     NeverAppeared { name: String, waited: Duration },
-    /// Opening or mapping it failed for another reason than its absence.
+    /// Opening or mapping it (or the detections segment) failed for another reason than its
+    /// absence, or a result could not be written.
     #[error(transparent)]
     Open(#[from] ShmError),
     /// The name is gone: the camera stopped and removed it (or something cleaned it up).
@@ -189,10 +217,20 @@ fn run(args: &Args, stop: &Receiver<Signal>) -> Result<(), Error> {
     let Some(segment) = wait_for_segment(&args.shm, args.wait, stop)? else {
         return Ok(());
     };
+    let mut writer = args
+        .detections
+        .as_deref()
+        .map(DetectionWriter::create)
+        .transpose()?;
     println!(
         "detector-sim: reading NV12 frames from {} every {:?} (a stand-in for \
-         yolo_detector_daemon)",
-        args.shm, args.interval
+         yolo_detector_daemon){}",
+        args.shm,
+        args.interval,
+        args.detections
+            .as_deref()
+            .map(|d| format!(", writing detections into {d}"))
+            .unwrap_or_default()
     );
     let mut ring = Ring::new(segment, Instant::now());
     let mut last_report: Option<Instant> = None;
@@ -201,10 +239,32 @@ fn run(args: &Args, stop: &Receiver<Signal>) -> Result<(), Error> {
         ring.check_identity()?;
         if let Some(frame) = ring.newest_frame(now)?
             && let Some(found) = picture::analyse(ring.luma(), frame.width, frame.height)
-            && last_report.is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
         {
-            last_report = Some(now);
-            println!("frame {}: {found}", frame.number);
+            let square = square_finder::find(ring.picture(), frame.width, frame.height);
+            let items: Vec<Detection> = square
+                .iter()
+                .map(|s| Detection {
+                    class: args.class.clone(),
+                    confidence: s.confidence,
+                    x: s.x as i32,
+                    y: s.y as i32,
+                    w: s.w as i32,
+                    h: s.h as i32,
+                })
+                .collect();
+            if let Some(writer) = &mut writer {
+                writer.write(frame.number, frame.timestamp_ns, &items, WriteMode::Whole)?;
+            }
+            if last_report.is_none_or(|t| now.duration_since(t) >= REPORT_EVERY) {
+                last_report = Some(now);
+                match items.first() {
+                    Some(d) => println!(
+                        "frame {}: {found}; {} {:.2} at ({}, {}) {}x{}",
+                        frame.number, d.class, d.confidence, d.x, d.y, d.w, d.h
+                    ),
+                    None => println!("frame {}: {found}; no {}", frame.number, args.class),
+                }
+            }
         }
         ring.check_progress(now, args.stale)?;
     }
@@ -237,10 +297,11 @@ fn wait_for_segment(
     }
 }
 
-/// A frame whose luma plane was copied out.
+/// A frame whose picture was copied out.
 #[derive(Debug, Clone, Copy)]
 struct FrameInfo {
     number: u64,
+    timestamp_ns: u64,
     width: usize,
     height: usize,
 }
@@ -254,8 +315,10 @@ struct Ring {
     last_progress: Instant,
     /// The writer counter of the frame analysed last.
     analysed: Option<u32>,
-    /// The luma plane of that frame.
-    luma: Vec<u8>,
+    /// That frame's NV12 picture: the luma plane, then the interleaved chroma.
+    picture: Vec<u8>,
+    /// Its luma plane's length.
+    luma_len: usize,
 }
 
 impl Ring {
@@ -268,7 +331,8 @@ impl Ring {
             last_index,
             last_progress: now,
             analysed: None,
-            luma: Vec::new(),
+            picture: Vec::new(),
+            luma_len: 0,
         }
     }
 
@@ -302,31 +366,30 @@ impl Ring {
 
     /// The luma plane of the frame [`Ring::newest_frame`] returned last.
     fn luma(&self) -> &[u8] {
-        &self.luma
+        &self.picture[..self.luma_len.min(self.picture.len())]
     }
 
-    /// Copies the luma plane of the newest complete frame, unless it was analysed already (or
-    /// the writer overwrote it during the copy: the next call tries again).
-    ///
-    /// The writer claims a slot (increments `write_index`) *before* copying into it, so the
-    /// frame of counter `write_index - 1` may still be half written; `write_index - 2` is
-    /// complete, since the writer fills one slot at a time. Reading one frame behind costs a
-    /// frame interval of latency and needs none of the torn-read guard's machinery.
+    /// Its whole NV12 picture.
+    fn picture(&self) -> &[u8] {
+        &self.picture
+    }
+
+    /// Copies the newest complete frame's NV12 picture, unless it was analysed already (or
+    /// the writer overwrote it during the copy: the next call tries again). The newest
+    /// complete frame is one behind the newest (`stackctl_core::shm::newest`).
     fn newest_frame(&mut self, now: Instant) -> Result<Option<FrameInfo>, Error> {
         let index = self.segment.write_index();
         if index != self.last_index {
             self.last_index = index;
             self.last_progress = now;
         }
-        if index < 2 {
+        let Some(frame) = newest_complete(&self.segment) else {
+            return Ok(None);
+        };
+        if self.analysed == Some(frame.counter) {
             return Ok(None);
         }
-        let counter = index.wrapping_sub(2);
-        if self.analysed == Some(counter) {
-            return Ok(None);
-        }
-        let slot = slot_of(counter);
-        let header = self.segment.read_header(slot);
+        let header = frame.header;
         let format = PixelFormat::from_raw(header.format);
         if format != PixelFormat::Nv12 {
             return Err(Error::NotNv12 {
@@ -349,26 +412,89 @@ impl Ring {
         };
         let luma_len = width.saturating_mul(height);
         // The board may pad NV12 rows; the luma plane (rows of `width` bytes) comes first either
-        // way, so only its size is required.
+        // way, so only its size is required. The chroma is read when the frame holds it.
         if width == 0 || height == 0 || luma_len > SLOT_DATA_CAPACITY {
             return Err(bad());
         }
-        if u64::try_from(luma_len).map_or(true, |n| n > header.data_size) {
+        let Ok(data_size) = usize::try_from(header.data_size) else {
+            return Err(bad());
+        };
+        if data_size < luma_len || data_size > SLOT_DATA_CAPACITY {
             return Err(bad());
         }
-        self.luma.clear();
-        self.segment.copy_data(slot, luma_len, &mut self.luma);
-        // A writer a whole ring ahead could have reused the slot while we copied.
-        let lapped = self.segment.write_index().wrapping_sub(counter) >= RING_SLOTS as u32;
-        if lapped || self.segment.read_header(slot) != header {
+        let len = data_size.min(luma_len + luma_len / 2);
+        self.picture.clear();
+        if !frame.copy(&self.segment, len, &mut self.picture) {
             return Ok(None);
         }
-        self.analysed = Some(counter);
+        self.luma_len = luma_len;
+        self.analysed = Some(frame.counter);
         Ok(Some(FrameInfo {
             number: header.frame_number,
+            timestamp_ns: header.timestamp.as_nanos(),
             width,
             height,
         }))
+    }
+}
+
+/// Finding the orange square: every chroma sample of its colour, their bounding box.
+mod square_finder {
+    use super::square::COLOUR;
+
+    /// How far a chroma sample may be from the square's U and V and still count.
+    const TOLERANCE: u8 = 16;
+
+    /// Fewest chroma samples (2x2 pixels each) that make a square: fewer is noise.
+    const MIN_SAMPLES: usize = 16;
+
+    /// The square found, in pixels.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Found {
+        /// Left edge.
+        pub x: usize,
+        /// Top edge.
+        pub y: usize,
+        /// Width.
+        pub w: usize,
+        /// Height.
+        pub h: usize,
+        /// The share of the box's chroma samples that have the colour (1.0 for a clean
+        /// square), as the confidence.
+        pub confidence: f32,
+    }
+
+    /// Looks for the square in an NV12 picture of `width`x`height` (luma, then interleaved
+    /// U/V at half resolution). `None` when the picture holds no chroma or too few samples of
+    /// the colour.
+    pub fn find(nv12: &[u8], width: usize, height: usize) -> Option<Found> {
+        let (cw, ch) = (width / 2, height / 2);
+        let luma = width * height;
+        let chroma = nv12.get(luma..luma + cw * ch * 2)?;
+        let near = |a: u8, b: u8| a.abs_diff(b) <= TOLERANCE;
+        let (mut x0, mut y0, mut x1, mut y1, mut n) = (usize::MAX, usize::MAX, 0, 0, 0usize);
+        for (cy, row) in chroma.chunks_exact(cw * 2).enumerate() {
+            for (cx, uv) in row.chunks_exact(2).enumerate() {
+                if near(uv[0], COLOUR.1) && near(uv[1], COLOUR.2) {
+                    x0 = x0.min(cx);
+                    y0 = y0.min(cy);
+                    x1 = x1.max(cx);
+                    y1 = y1.max(cy);
+                    n += 1;
+                }
+            }
+        }
+        if n < MIN_SAMPLES {
+            return None;
+        }
+        let area = (x1 - x0 + 1) * (y1 - y0 + 1);
+        Some(Found {
+            x: x0 * 2,
+            y: y0 * 2,
+            w: (x1 - x0 + 1) * 2,
+            h: (y1 - y0 + 1) * 2,
+            confidence: (n as f32 / area as f32).min(1.0),
+        })
     }
 }
 
@@ -666,6 +792,51 @@ mod tests {
         ));
     }
 
+    /// A `w`x`h` NV12 picture of neutral grey with chroma `(u, v)` over the pixel rectangle
+    /// `rect` (even corner and size).
+    fn nv12_with(w: usize, h: usize, rect: (usize, usize, usize, usize), uv: (u8, u8)) -> Vec<u8> {
+        let mut p = vec![100u8; w * h];
+        p.extend(std::iter::repeat_n(128u8, w * h / 2));
+        let (x, y, rw, rh) = rect;
+        for cy in y / 2..(y + rh) / 2 {
+            for cx in x / 2..(x + rw) / 2 {
+                let at = w * h + cy * w + cx * 2;
+                p[at] = uv.0;
+                p[at + 1] = uv.1;
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn finds_the_orange_square_and_nothing_else() {
+        let (w, h) = (320, 240);
+        let orange = (square::COLOUR.1, square::COLOUR.2);
+        let found = square_finder::find(&nv12_with(w, h, (100, 60, 48, 48), orange), w, h)
+            .expect("the square");
+        assert_eq!((found.x, found.y, found.w, found.h), (100, 60, 48, 48));
+        assert_eq!(found.confidence, 1.0);
+        // Touching the picture's edges.
+        let edge = square_finder::find(&nv12_with(w, h, (272, 192, 48, 48), orange), w, h)
+            .expect("the square");
+        assert_eq!((edge.x + edge.w, edge.y + edge.h), (320, 240));
+        // Nothing orange, yellow (the nearest colour bar), or only a speck: nothing.
+        assert_eq!(
+            square_finder::find(&nv12_with(w, h, (0, 0, 0, 0), orange), w, h),
+            None
+        );
+        assert_eq!(
+            square_finder::find(&nv12_with(w, h, (0, 0, 320, 160), (44, 142)), w, h),
+            None
+        );
+        assert_eq!(
+            square_finder::find(&nv12_with(w, h, (10, 10, 6, 6), orange), w, h),
+            None
+        );
+        // A picture without its chroma planes.
+        assert_eq!(square_finder::find(&[100; 320 * 240], w, h), None);
+    }
+
     #[test]
     fn options_parse() {
         Args::command().debug_assert();
@@ -674,6 +845,10 @@ mod tests {
         assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
         for bad in ["", "0", "5ms", "1m", "x", "-1s"] {
             assert!(parse_interval(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(class_name("cat").as_deref(), Ok("cat"));
+        for bad in ["", "a\0b", &"x".repeat(32)] {
+            assert!(class_name(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(args::shm_name("demo").as_deref(), Ok("/demo"));
         assert!(args::shm_name("/a/b").is_err());

@@ -1,0 +1,387 @@
+//! One running plugin: created and started with its configuration, fed by its own delivery
+//! thread from its own bus subscription, and detached (marked failed, never unloaded) when it
+//! reports a failure or a caught panic.
+#![allow(unsafe_code)] // Calls through the plugin's table.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions, SubscriberStats};
+use stackctl_plugin_abi as abi;
+
+use crate::callbacks::{FrameView, HostCtx, table};
+use crate::host::PluginStatus;
+use crate::loader::{Library, LoadError, routes, str_of};
+
+/// How long `stop` waits for a plugin stuck in `on_frame` before leaving it behind.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The instance pointer a plugin returned; only ever passed back to the plugin.
+#[derive(Debug, Clone, Copy)]
+struct Instance(*mut c_void);
+// SAFETY: the header defines which calls may happen on which thread; the host only passes the
+// pointer back to the plugin under those rules and never dereferences it.
+unsafe impl Send for Instance {}
+// SAFETY: as above.
+unsafe impl Sync for Instance {}
+
+/// The host table handed to the plugin; boxed so its address never changes.
+#[derive(Debug)]
+struct HostTable {
+    _table: Box<abi::Host>,
+}
+// SAFETY: the table is never written after creation; its only pointer, `host_ctx`, points to an
+// `Arc<HostCtx>` owned by the same `Plugin`, whose state is behind locks and atomics, and every
+// callback is [any-thread] by the header's contract.
+unsafe impl Send for HostTable {}
+// SAFETY: as above.
+unsafe impl Sync for HostTable {}
+
+/// Why a plugin could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its file could not be found or loaded, or it does not speak our ABI.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// `create` refused the plugin's configuration (`STACKCTL_ERR_CONFIG`).
+    #[error("plugin {name}: configuration refused: {message}")]
+    Config {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// What the plugin said (or its status).
+        message: String,
+    },
+    /// `create` failed otherwise.
+    #[error("plugin {name}: creation refused: {message}")]
+    Create {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// What the plugin said (or its status).
+        message: String,
+    },
+    /// `start` failed.
+    #[error("plugin {name}: start failed: {message}")]
+    Start {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// What the plugin said (or its status).
+        message: String,
+    },
+    /// Its delivery thread could not be spawned.
+    #[error("plugin {name}: {error}")]
+    Thread {
+        /// The plugin's name in the configuration.
+        name: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// What the host knows about a running plugin.
+#[derive(Debug)]
+pub struct Plugin {
+    name: String,
+    version: String,
+    /// The ABI it was built for.
+    abi: (u16, u16),
+    /// Path prefixes it serves.
+    routes: Vec<String>,
+    table: &'static abi::Sink,
+    instance: Instance,
+    /// The host table (the plugin keeps a pointer to it).
+    _host: HostTable,
+    /// The callbacks' context.
+    pub(crate) ctx: Arc<HostCtx>,
+    failed: Mutex<Option<String>>,
+    stopping: Arc<AtomicBool>,
+    /// False once destroyed. [any-thread] calls hold it for reading, so `destroy` (writing)
+    /// never frees the instance under a running `metrics` or `on_http`.
+    alive: RwLock<bool>,
+    /// The delivery thread, and a channel that disconnects when it ends (however it ends).
+    delivery: Mutex<Option<(JoinHandle<()>, mpsc::Receiver<()>)>>,
+    /// Frames handed to `on_frame`.
+    delivered: AtomicU64,
+    /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
+    queue: Mutex<Option<Arc<SubscriberStats>>>,
+}
+
+/// Plugin-owned buffer → text, then given back to the plugin.
+fn take_buf(table: &abi::Sink, buf: abi::Buf) -> String {
+    let text = if buf.ptr.is_null() || buf.len == 0 {
+        String::new()
+    } else {
+        // SAFETY: the plugin filled `buf` with `len` readable bytes it owns until free_buf.
+        String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) })
+            .into_owned()
+    };
+    if !buf.ptr.is_null() {
+        // SAFETY: the buffer came from this plugin and goes back to its own free function once.
+        unsafe { (table.free_buf)(buf) };
+    }
+    text
+}
+
+impl Plugin {
+    /// Creates and starts an instance of `lib` with its `config` (TOML text). Frames come once
+    /// [`Plugin::attach`] is called.
+    pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, StartError> {
+        let t = lib.table;
+        let ctx = Arc::new(HostCtx::new(name));
+        let host = Box::new(table(&ctx));
+        let mut instance = std::ptr::null_mut();
+        let mut error = abi::Buf::EMPTY;
+        let config_str = abi::Str::new(config);
+        // SAFETY: `host` and `ctx` live in the returned `Plugin` for as long as the instance;
+        // `config` lives for the call; the out-pointers are valid.
+        let status = unsafe { (t.create)(&*host, config_str, &mut instance, &mut error) };
+        let message = take_buf(t, error);
+        if status != abi::STATUS_OK || instance.is_null() {
+            let (name, message) = (name.to_owned(), or_status(&message, status));
+            return Err(if status == abi::STATUS_ERR_CONFIG {
+                StartError::Config { name, message }
+            } else {
+                StartError::Create { name, message }
+            });
+        }
+        let plugin = Arc::new(Self {
+            name: name.to_owned(),
+            version: str_of(t.version),
+            abi: (t.abi_major, t.abi_minor),
+            routes: routes(t),
+            table: t,
+            instance: Instance(instance),
+            _host: HostTable { _table: host },
+            ctx,
+            failed: Mutex::new(None),
+            stopping: Arc::new(AtomicBool::new(false)),
+            alive: RwLock::new(true),
+            delivery: Mutex::new(None),
+            delivered: AtomicU64::new(0),
+            queue: Mutex::new(None),
+        });
+        let mut error = abi::Buf::EMPTY;
+        // SAFETY: a live instance of this table, on the control thread.
+        let status = unsafe { (t.start)(plugin.instance.0, &mut error) };
+        let message = take_buf(t, error);
+        if status != abi::STATUS_OK {
+            plugin.destroy();
+            return Err(StartError::Start {
+                name: name.to_owned(),
+                message: or_status(&message, status),
+            });
+        }
+        Ok(plugin)
+    }
+
+    /// Starts the delivery thread: a bus subscription of `capacity` frames starting at the next
+    /// IDR, handed to `on_frame` one by one.
+    pub fn attach(self: &Arc<Self>, bus: &Bus, capacity: usize) -> Result<(), StartError> {
+        let sub = bus.subscribe(
+            SubscribeOptions::new(&self.name)
+                .capacity(capacity)
+                .start(StartAt::NextIdr),
+        );
+        *self.queue.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub.stats().clone());
+        let plugin = self.clone();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("plugin-{}", self.name))
+            .spawn(move || {
+                // Dropped when the thread ends, even by a panic: what `stop` waits for.
+                let _ended = ended_tx;
+                while !plugin.stopping.load(Ordering::Relaxed) && !plugin.is_failed() {
+                    let frame = match sub.recv_timeout(Duration::from_millis(100)) {
+                        Ok(frame) => frame,
+                        Err(RecvError::Empty) => continue,
+                        Err(RecvError::Closed) => break,
+                    };
+                    plugin.deliver(frame);
+                }
+                // A failed plugin is stopped as soon as it is detached, not at shutdown: its
+                // files and threads should not outlive its usefulness.
+                if plugin.is_failed() {
+                    plugin.shut();
+                }
+            })
+            .map_err(|error| StartError::Thread {
+                name: self.name.clone(),
+                error,
+            })?;
+        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some((thread, ended));
+        Ok(())
+    }
+
+    /// Its name in the configuration.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its own version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The path prefixes it serves.
+    pub fn routes(&self) -> &[String] {
+        &self.routes
+    }
+
+    /// Its state, for `stackctl status` and `/api/status`.
+    pub fn status(&self) -> PluginStatus {
+        let dropped = self
+            .queue
+            .lock()
+            .ok()
+            .and_then(|q| q.as_ref().map(|s| s.snapshot().dropped))
+            .unwrap_or(0);
+        let failure = self.failure();
+        PluginStatus {
+            name: self.name.clone(),
+            state: if failure.is_some() {
+                "failed"
+            } else {
+                "running"
+            }
+            .to_owned(),
+            detail: failure,
+            version: Some(self.version.clone()),
+            abi: Some(format!("{}.{}", self.abi.0, self.abi.1)),
+            routes: self.routes.clone(),
+            frames: self.delivered.load(Ordering::Relaxed),
+            dropped,
+        }
+    }
+
+    /// Hands one frame to the plugin, on the calling thread (the delivery thread's loop; also
+    /// what the ABI benchmark measures). A non-OK answer detaches the plugin.
+    pub fn deliver(&self, frame: Arc<stackctl_core::Frame>) {
+        let view = FrameView::new(frame);
+        // SAFETY: a live, started instance, called from one thread at a time (the delivery
+        // thread, or a benchmark that never attached); `view` (and so the frame it points
+        // into) outlives the call, and longer if the plugin retains it.
+        let status = unsafe { (self.table.on_frame)(self.instance.0, &view.c) };
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        if status != abi::STATUS_OK {
+            self.fail(format!("on_frame returned {}", status_name(status)));
+        }
+    }
+
+    /// Marks it failed: it gets no more frames or requests.
+    pub fn fail(&self, why: String) {
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_none() {
+            tracing::error!(plugin = %self.name, "plugin failed and is detached: {why}");
+            *failed = Some(why);
+        }
+    }
+
+    /// Why it failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// True once it failed.
+    pub fn is_failed(&self) -> bool {
+        self.failure().is_some()
+    }
+
+    /// Its metrics text, or nothing (failed, or it has none).
+    pub fn metrics(&self) -> String {
+        let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
+        if !*alive || self.is_failed() {
+            return String::new();
+        }
+        let mut out = abi::Buf::EMPTY;
+        // SAFETY: a live instance; `metrics` is [any-thread]; `out` is a valid out-pointer.
+        let status = unsafe { (self.table.metrics)(self.instance.0, &mut out) };
+        let text = take_buf(self.table, out);
+        if status != abi::STATUS_OK {
+            self.fail(format!("metrics returned {}", status_name(status)));
+            return String::new();
+        }
+        text
+    }
+
+    /// Hands an HTTP request to the plugin. `false` if it refused (it is then detached).
+    pub(crate) fn on_http(&self, request: &abi::HttpRequest) -> bool {
+        let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
+        if !*alive || self.is_failed() {
+            return false;
+        }
+        // SAFETY: a live instance; `on_http` is [any-thread]; the request and everything it
+        // points to live for the call.
+        let status = unsafe { (self.table.on_http)(self.instance.0, request) };
+        if status != abi::STATUS_OK {
+            self.fail(format!("on_http returned {}", status_name(status)));
+            return false;
+        }
+        true
+    }
+
+    /// Stops delivery, then the plugin, then frees it. A plugin stuck in `on_frame` for longer
+    /// than [`STOP_WAIT`] is left behind (stopping or freeing it under its feet would be worse).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        let thread = self
+            .delivery
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((thread, ended)) = thread {
+            if ended.recv_timeout(STOP_WAIT) == Err(mpsc::RecvTimeoutError::Timeout) {
+                tracing::warn!(plugin = %self.name, "stuck in on_frame; left running without being stopped");
+                return;
+            }
+            let _ = thread.join();
+        }
+        self.shut();
+    }
+
+    /// Calls the plugin's `stop` then `destroy`, once. Only when no `on_frame` can run: from
+    /// the delivery thread as it ends, or after it has ended. The write lock waits out any
+    /// [any-thread] call in flight and serialises the two callers.
+    fn shut(&self) {
+        let mut alive = self.alive.write().unwrap_or_else(PoisonError::into_inner);
+        if *alive {
+            // SAFETY: no on_frame runs (see above) and the write lock excludes [any-thread]
+            // calls, so nothing else runs in the instance.
+            unsafe { (self.table.stop)(self.instance.0) };
+            // SAFETY: as above; `alive` turns false so the instance is never called again.
+            unsafe { (self.table.destroy)(self.instance.0) };
+            *alive = false;
+            tracing::info!(plugin = %self.name, "plugin stopped");
+        }
+    }
+
+    fn destroy(&self) {
+        let mut alive = self.alive.write().unwrap_or_else(PoisonError::into_inner);
+        if *alive {
+            // SAFETY: only after a failed start: nothing else has the instance yet.
+            unsafe { (self.table.destroy)(self.instance.0) };
+            *alive = false;
+        }
+    }
+}
+
+fn or_status(message: &str, status: abi::Status) -> String {
+    if message.is_empty() {
+        status_name(status).to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
+fn status_name(status: abi::Status) -> &'static str {
+    match status {
+        abi::STATUS_OK => "OK",
+        abi::STATUS_ERR_CONFIG => "a configuration error",
+        abi::STATUS_ERR_PANIC => "a panic (caught in the plugin)",
+        _ => "a failure",
+    }
+}
