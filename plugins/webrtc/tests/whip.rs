@@ -96,6 +96,12 @@ backoff_max = "400ms"
     assert_eq!(status["url"], url, "shown without its query: {status}");
     assert_eq!(status["reconnects"], 4, "{status}");
     assert_eq!(status["error"], serde_json::Value::Null, "{status}");
+    let (code, health) = http_get(stream.port, "/health");
+    assert_eq!(code, 200, "{health}");
+    assert!(
+        health.contains("\"whip_publications\":1") && health.contains("\"whip_publications_live\":1"),
+        "{health}"
+    );
     assert_eq!(
         stream.metric(&format!("whip_publish_state{{url=\"{url}\"}}")),
         Some(3.0)
