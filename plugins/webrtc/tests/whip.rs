@@ -94,12 +94,15 @@ backoff_max = "400ms"
     let status = &publications(&stream)[0];
     assert_eq!(status["state"], "live", "{status}");
     assert_eq!(status["url"], url, "shown without its query: {status}");
-    assert_eq!(status["reconnects"], 4, "{status}");
+    // Four offers again after failures (more if the camera's first SPS came late: an offer
+    // waits for it, and that counts as a failure too).
+    assert!(status["reconnects"].as_u64() >= Some(4), "{status}");
     assert_eq!(status["error"], serde_json::Value::Null, "{status}");
     let (code, health) = http_get(stream.port, "/health");
     assert_eq!(code, 200, "{health}");
     assert!(
-        health.contains("\"whip_publications\":1") && health.contains("\"whip_publications_live\":1"),
+        health.contains("\"whip_publications\":1")
+            && health.contains("\"whip_publications_live\":1"),
         "{health}"
     );
     assert_eq!(
