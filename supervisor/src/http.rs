@@ -228,13 +228,23 @@ fn health(ctx: &Context) -> Response<Full<Bytes>> {
             (reason, stats.has_params.load(Ordering::Relaxed))
         }
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "status": if reason.is_none() { "ok" } else { "unavailable" },
         "reason": reason,
         "webrtc_clients": webrtc_clients,
         "recording": recording,
         "has_headers": has_headers,
     });
+    // WHIP publications, when the streaming sink has any: how many are live of how many. A
+    // failing publication does not make the board unhealthy (its own status says why).
+    let publications = plugin_metrics
+        .lines()
+        .filter(|l| l.starts_with("whip_publish_state{"))
+        .count();
+    if publications > 0 {
+        body["whip_publications"] = publications.into();
+        body["whip_publications_live"] = (gauge("whip_publications_live") as u64).into();
+    }
     let code = if reason.is_none() {
         StatusCode::OK
     } else {

@@ -70,6 +70,8 @@ pub struct Config {
     /// RTP packets kept per viewer to answer NACKs from (a power of two, up to 32768): at
     /// 8 Mbit/s, 1024 packets are about a second.
     pub nack_window: u16,
+    /// WHIP publications (`[[plugins.streaming.publish]]`): the camera offered to SFUs.
+    pub publish: Vec<crate::publish::PublishConfig>,
 }
 
 /// What to answer when the offer lacks the camera's H.264 profile.
@@ -124,6 +126,7 @@ impl Default for Config {
             profile_policy: ProfilePolicy::Best,
             playout_delay: true,
             nack_window: 1024,
+            publish: Vec::new(),
         }
     }
 }
@@ -202,6 +205,19 @@ impl Config {
                 format_args!("{threads}: must be between 1 and 64"),
             ));
         }
+        if self.publish.len() > crate::publish::MAX_PUBLICATIONS {
+            return Err(Error::config(
+                "publish",
+                format_args!(
+                    "{} entries: at most {}",
+                    self.publish.len(),
+                    crate::publish::MAX_PUBLICATIONS
+                ),
+            ));
+        }
+        for (i, publication) in self.publish.iter().enumerate() {
+            publication.validate(i)?;
+        }
         if !(1024..=1024 * 1024).contains(&self.max_offer_bytes) {
             return Err(Error::config(
                 "max_offer_bytes",
@@ -217,6 +233,23 @@ impl Config {
     pub fn pending_limit(&self) -> usize {
         self.max_pending
             .unwrap_or_else(|| self.max_clients.min(MAX_PENDING_DEFAULT))
+    }
+
+    /// The STUN servers the sink gathers through: `stun`, and the publications' `stun:`
+    /// servers.
+    pub fn gathering_servers(&self) -> Vec<String> {
+        let mut all = self.stun.clone();
+        for server in self
+            .publish
+            .iter()
+            .filter(|p| p.enabled)
+            .flat_map(|p| &p.ice_servers)
+        {
+            if server.starts_with("stun:") && !all.contains(server) {
+                all.push(server.clone());
+            }
+        }
+        all
     }
 
     /// Worker threads for the connections: `threads`, or sized from `max_clients`.
@@ -250,12 +283,12 @@ fn url_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 /// Durations as humantime strings (`"5s"`, `"1m 30s"`).
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, de::Error};
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| D::Error::custom(format!("{text:?}: {e} (e.g. \"5s\", \"500ms\")")))
@@ -302,6 +335,8 @@ mod tests {
             (r#"profile_policy = "lenient""#, "profile_policy"),
             (r#"bind = ["nowhere"]"#, "bind"),
             ("colour = 1", ""),
+            ("[[publish]]\nurl = \"ftp://x/\"", "publish[0].url"),
+            ("[[publish]]\nurl = \"http://x/\"\nsecret = 1", "secret"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

@@ -15,7 +15,9 @@
 //! (webrtc-rs's sans-IO core, `rtc`) with no async runtime: batched UDP in and out ([`udp`],
 //! [`route`]), every frame cut into RTP payloads once ([`frame`]) and written to every viewer
 //! in one pass, each viewer fed by its own [`feed`] (the GOP cache first, paced by [`pace`],
-//! then live; the workspace's one IDR gate decides what it skips).
+//! then live; the workspace's one IDR gate decides what it skips). WHIP publications
+//! (`[[plugins.streaming.publish]]`, [`publish`]) are connections the sink offers to an SFU,
+//! fed by the same workers as viewers.
 
 pub mod admission;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod keyframe;
 pub mod metrics;
 pub mod pace;
 pub mod peer;
+pub mod publish;
 pub mod route;
 pub mod sdp;
 pub mod sessions;
@@ -47,28 +50,51 @@ pub use crate::config::Config;
 use crate::frame::Packetized;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::publish::Publishers;
 use crate::sessions::Sessions;
 
 /// How long `stop` waits for the workers to close their viewers.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long `stop` waits for the publications to delete their sessions (each DELETE has
+/// [`publish::DELETE_TIMEOUT`]).
+const PUBLISH_STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// `GET /publish`: the WHIP publications' state.
+fn publish_status(publishers: &Publishers, request: &Request) -> signalling::Reply {
+    if !matches!(request.method(), "GET" | "HEAD") {
+        return signalling::Reply::error(405, "method not allowed: use GET");
+    }
+    signalling::Reply {
+        status: 200,
+        headers: Vec::new(),
+        content_type: "application/json",
+        body: publishers.status().to_string().into_bytes(),
+    }
+}
+
 /// The streaming sink.
 pub struct StreamingSink {
     hub: Arc<Hub>,
     sessions: Arc<Sessions>,
+    publishers: Publishers,
 }
 
 impl Sink for StreamingSink {
     type Config = Config;
     const NAME: &'static str = "streaming";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const ROUTES: &'static [&'static str] = &["/", "/offer", "/api/webrtc/offer", "/whep"];
+    const ROUTES: &'static [&'static str] =
+        &["/", "/offer", "/api/webrtc/offer", "/whep", "/publish"];
 
     fn check(config: &Config) -> Result<(), Error> {
         config.validate()
     }
 
-    fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
+    fn start(mut config: Config, _ctx: Context) -> Result<Self, Error> {
+        // The publications' STUN servers give the sink its public address too.
+        config.stun = config.gathering_servers();
+        let publications = std::mem::take(&mut config.publish);
         let hub = Arc::new(Hub::new(
             Arc::new(Metrics::default()),
             config.max_clients,
@@ -84,7 +110,12 @@ impl Sink for StreamingSink {
             "serving WebRTC viewers"
         );
         let sessions = Sessions::start(Arc::clone(&hub), config)?;
-        Ok(Self { hub, sessions })
+        let publishers = Publishers::start(&sessions, &publications)?;
+        Ok(Self {
+            hub,
+            sessions,
+            publishers,
+        })
     }
 
     fn on_frame(&self, frame: &Frame<'_>) {
@@ -116,17 +147,25 @@ impl Sink for StreamingSink {
     fn on_http(&self, request: Request, responder: Responder) {
         // Answering an offer builds a connection (a millisecond or two, no I/O): done on the
         // host's thread, which may block.
-        let reply = signalling::handle(&self.sessions, &request);
+        let reply = if request.path().trim_end_matches('/') == "/publish" {
+            publish_status(&self.publishers, &request)
+        } else {
+            signalling::handle(&self.sessions, &request)
+        };
         let mut headers: Vec<(&str, &str)> = vec![("Content-Type", reply.content_type)];
         headers.extend(reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         responder.respond(reply.status, &headers, &reply.body);
     }
 
     fn metrics(&self) -> String {
-        self.hub.metrics.render(&self.hub.snapshot())
+        let mut text = self.hub.metrics.render(&self.hub.snapshot());
+        text.push_str(&self.publishers.render());
+        text
     }
 
     fn stop(&self) {
+        // The publications first: each deletes its session at the endpoint.
+        self.publishers.stop(PUBLISH_STOP_GRACE);
         self.sessions.stop(STOP_GRACE);
     }
 }

@@ -20,11 +20,11 @@ use rtc::peer_connection::transport::{
     RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use crate::config::Config;
 use crate::hub::{random_bytes, random_u32};
@@ -136,19 +136,7 @@ impl Factory {
         format: &H264Format,
         candidates: &[Candidate],
     ) -> Result<Built, PeerError> {
-        let codec = RTCRtpCodec {
-            mime_type: MIME_TYPE_H264.to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: format.fmtp.clone(),
-            rtcp_feedback: [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
-                .iter()
-                .map(|(typ, parameter)| RTCPFeedback {
-                    typ: (*typ).to_owned(),
-                    parameter: (*parameter).to_owned(),
-                })
-                .collect(),
-        };
+        let codec = h264_codec(&format.fmtp);
         let mut media = MediaEngine::default();
         media
             .register_codec(
@@ -183,57 +171,12 @@ impl Factory {
                 extensions.playout_delay = Some(id);
             }
         }
-        // What a send-only stream needs, and no more: every interceptor runs on every packet.
-        // NACKs are answered from the viewer's last `nack_window` packets, and PLI/FIR reach
-        // the sink to be counted. Sender reports are the viewer's own (see `Viewer::report`):
-        // the interceptor's would map RTP time to the time a frame was sent, not captured.
-        let registry = Registry::new()
-            .with(
-                Slot::NackResponder,
-                NackResponderBuilder::new()
-                    .with_size(self.nack_window)
-                    .build(),
-            )
-            .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
         let ufrag = hex(&random_bytes::<6>());
-        let password = hex(&random_bytes::<16>());
-        let settings = SettingEngineBuilder::new()
-            .with_ice_timeouts(
-                Some(self.disconnect_timeout),
-                Some(self.failed_timeout),
-                Some(Duration::from_secs(2)),
-            )
-            .with_ice_credentials(ufrag.clone(), password)
-            // Our own checks every 50 ms rather than 200 while connecting (as many in all): a
-            // viewer that nominates only after our check has answered waits less for it.
-            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
-            .build();
-        let configuration = RTCConfigurationBuilder::new()
-            .with_certificates(vec![self.certificate.clone()])
-            .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(configuration)
-            .with_media_engine(media)
-            .with_setting_engine(settings)
-            .with_interceptor_registry(registry)
-            .build(now)
-            .map_err(webrtc_err)?;
+        let mut pc = self.connection(now, media, &ufrag)?;
         let ssrc = random_u32();
-        let track = MediaStreamTrack::new(
-            "stackctl".to_owned(),
-            "camera".to_owned(),
-            "camera".to_owned(),
-            RtpCodecKind::Video,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
-        );
-        let sender = pc.add_track(track).map_err(webrtc_err)?;
+        let sender = pc
+            .add_track(camera_track(ssrc, codec))
+            .map_err(webrtc_err)?;
         let description = RTCSessionDescription::offer(offer.to_owned())
             .map_err(|e| OfferError::Malformed(e.to_string()))?;
         pc.set_remote_description(now, description)
@@ -261,6 +204,143 @@ impl Factory {
             extensions,
         })
     }
+    /// A connection with what every one of the sink's connections has: the certificate,
+    /// the ICE timeouts and credentials (`ufrag`), and the interceptors a send-only stream
+    /// needs and no more (every interceptor runs on every packet): NACKs are answered from the
+    /// last `nack_window` packets, and PLI/FIR reach the sink to be counted. Sender reports are
+    /// the sink's own (see `Viewer::report`): the interceptor's would map RTP time to the time a
+    /// frame was sent, not captured.
+    fn connection(
+        &self,
+        now: Instant,
+        media: MediaEngine,
+        ufrag: &str,
+    ) -> Result<RTCPeerConnection, PeerError> {
+        let registry = Registry::new()
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new()
+                    .with_size(self.nack_window)
+                    .build(),
+            )
+            .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+        let password = hex(&random_bytes::<16>());
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(
+                Some(self.disconnect_timeout),
+                Some(self.failed_timeout),
+                Some(Duration::from_secs(2)),
+            )
+            .with_ice_credentials(ufrag.to_owned(), password)
+            // Our own checks every 50 ms rather than 200 while connecting (as many in all): a
+            // viewer that nominates only after our check has answered waits less for it.
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+            .build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+        RTCPeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media)
+            .with_setting_engine(settings)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(webrtc_err)
+    }
+
+    /// Builds a connection that offers the camera (H.264 as `fmtp` says, send-only, payload
+    /// type `payload_type`) with `candidates`: a WHIP publication. Its `answer` field holds
+    /// the offer; the endpoint's answer goes to [`Built::pc`]'s remote description.
+    pub fn offer(
+        &self,
+        now: Instant,
+        fmtp: &str,
+        payload_type: u8,
+        candidates: &[Candidate],
+    ) -> Result<Built, PeerError> {
+        let codec = h264_codec(fmtp);
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: codec.clone(),
+                    payload_type,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(webrtc_err)?;
+        let ufrag = hex(&random_bytes::<6>());
+        let mut pc = self.connection(now, media, &ufrag)?;
+        let ssrc = random_u32();
+        let transceiver = pc
+            .add_transceiver_from_track(
+                camera_track(ssrc, codec),
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .map_err(webrtc_err)?;
+        let offer = pc.create_offer(None).map_err(webrtc_err)?;
+        pc.set_local_description(now, offer).map_err(webrtc_err)?;
+        for candidate in candidates {
+            pc.add_local_candidate(candidate.to_init()?)
+                .map_err(webrtc_err)?;
+        }
+        // Gathering is complete: nothing is trickled (RFC 9725 does not require it).
+        pc.add_local_candidate(RTCIceCandidateInit::default())
+            .map_err(webrtc_err)?;
+        let offer = pc
+            .local_description()
+            .ok_or_else(|| webrtc_err("no local description after setting it"))?
+            .sdp;
+        Ok(Built {
+            pc,
+            sender: RTCRtpSenderId::from(transceiver),
+            ssrc,
+            payload_type,
+            ufrag,
+            answer: offer,
+            extensions: Extensions::default(),
+        })
+    }
+}
+
+/// The camera's H.264 as `fmtp` says, with the feedback the sink answers (NACK) or counts
+/// (PLI, FIR).
+fn h264_codec(fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+            .iter()
+            .map(|(typ, parameter)| RTCPFeedback {
+                typ: (*typ).to_owned(),
+                parameter: (*parameter).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// The camera's track, its one stream sent as `ssrc`.
+fn camera_track(ssrc: u32, codec: RTCRtpCodec) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        "stackctl".to_owned(),
+        "camera".to_owned(),
+        "camera".to_owned(),
+        RtpCodecKind::Video,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
 }
 
 impl Candidate {

@@ -48,6 +48,16 @@ impl<K: Copy + Eq> Router<K> {
         self.by_addr.retain(|_, k| *k != key);
     }
 
+    /// Datagrams from `addr` go to `key`: a peer whose addresses are known before it sends
+    /// anything (a WHIP endpoint's candidates; an ICE-lite one never sends a check to learn it
+    /// by). A check naming another viewer still goes to that viewer.
+    pub fn learn(&mut self, addr: SocketAddr, key: K) {
+        let known = self.by_addr.values().filter(|k| **k == key).count();
+        if known < MAX_ADDRESSES_PER_VIEWER {
+            self.by_addr.insert(addr, key);
+        }
+    }
+
     /// The viewer a datagram from `from` is for, learning `from` when it is a check naming one.
     pub fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<K> {
         if let Some(ufrag) = binding_request_ufrag(datagram) {

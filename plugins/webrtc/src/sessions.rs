@@ -376,4 +376,66 @@ impl Sessions {
             .map(|g| g.hosts.iter().map(SocketAddr::ip).collect())
             .unwrap_or_default()
     }
+
+    /// The worker a WHIP publication goes to: the one with the fewest viewers.
+    pub(crate) fn publication_worker(&self) -> usize {
+        let load = self.hub.load(self.workers.len());
+        (0..load.len()).min_by_key(|i| load[*i]).unwrap_or(0)
+    }
+
+    /// The candidates of `worker`'s sockets (waiting at most `wait` for STUN).
+    pub(crate) fn candidates(&self, worker: usize, wait: Duration) -> Vec<crate::peer::Candidate> {
+        self.groups
+            .get(worker)
+            .map(|g| g.candidates(wait))
+            .unwrap_or_default()
+    }
+
+    /// What builds the connections.
+    pub(crate) fn factory(&self) -> &Factory {
+        &self.factory
+    }
+
+    /// Hands an answered WHIP publication to `worker`: routed by its ICE username and by the
+    /// endpoint's `remote` addresses, fed like a viewer, not counted against `max_clients`;
+    /// what becomes of it is told through `link`. Its key on the worker.
+    pub(crate) fn adopt_publication(
+        &self,
+        worker: usize,
+        id: String,
+        built: crate::peer::Built,
+        stats: Arc<crate::hub::ViewerStats>,
+        link: Arc<crate::publish::Link>,
+        remote: &[SocketAddr],
+    ) -> u64 {
+        let key = self.next_key.fetch_add(1, Relaxed);
+        let worker = worker.min(self.workers.len().saturating_sub(1));
+        if let Some(group) = self.groups.get(worker) {
+            crate::worker::register(group, &built.ufrag, worker, key);
+            let mut router = group.router.lock().unwrap_or_else(PoisonError::into_inner);
+            for addr in remote {
+                router.learn(*addr, (worker, key));
+            }
+        }
+        if let Some(w) = self.workers.get(worker) {
+            w.command(Command::Publish(
+                Box::new(Adopt {
+                    id,
+                    key,
+                    built,
+                    stats,
+                    created: Instant::now(),
+                }),
+                link,
+            ));
+        }
+        key
+    }
+
+    /// Closes a publication's connection (its thread deletes the session).
+    pub(crate) fn close_publication(&self, worker: usize, key: u64) {
+        if let Some(w) = self.workers.get(worker) {
+            w.command(Command::Close(key));
+        }
+    }
 }

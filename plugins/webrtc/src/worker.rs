@@ -94,6 +94,9 @@ pub struct Adopt {
 pub enum Command {
     /// Take this viewer.
     Adopt(Box<Adopt>),
+    /// Take this WHIP publication (a connection the sink offered): fed like a viewer, not in
+    /// the hub (no viewer slot); its thread hears through the link when it connects or goes.
+    Publish(Box<Adopt>, Arc<crate::publish::Link>),
     /// Close this viewer (the caller removed it from the hub and counted it).
     Close(u64),
     /// Add trickled candidates to this viewer; the answer: was it there, or what went wrong.
@@ -400,6 +403,8 @@ pub struct Worker {
     hub: Arc<Hub>,
     settings: Settings,
     viewers: HashMap<u64, Viewer>,
+    /// The viewers that are WHIP publications, and how to reach their threads.
+    publications: HashMap<u64, Arc<crate::publish::Link>>,
     gop: Vec<Arc<Packetized>>,
     gop_bytes: usize,
     rate: RateMeter,
@@ -462,6 +467,7 @@ impl Worker {
             hub,
             settings,
             viewers: HashMap::new(),
+            publications: HashMap::new(),
             gop: Vec::new(),
             gop_bytes: 0,
             rate: RateMeter::default(),
@@ -586,24 +592,11 @@ impl Worker {
 
     fn command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Adopt(adopt) => {
-                let Adopt {
-                    id,
-                    key,
-                    built,
-                    stats,
-                    created,
-                } = *adopt;
-                let origin = if self.settings.monotonic_timestamps {
-                    0
-                } else {
-                    crate::hub::random_u32()
-                };
-                let feed = Feed::new(self.settings.feed.clone());
-                let mut viewer = Viewer::new(id, key, built, feed, stats, created, origin);
-                viewer.deadline = Some(now);
-                self.viewers.insert(key, viewer);
+            Command::Publish(adopt, link) => {
+                self.publications.insert(adopt.key, link);
+                self.adopt(now, *adopt);
             }
+            Command::Adopt(adopt) => self.adopt(now, *adopt),
             Command::Close(key) => {
                 if let Some(mut viewer) = self.viewers.remove(&key) {
                     self.forget(&mut viewer, now);
@@ -637,6 +630,25 @@ impl Worker {
                 self.stopping = true;
             }
         }
+    }
+
+    fn adopt(&mut self, now: Instant, adopt: Adopt) {
+        let Adopt {
+            id,
+            key,
+            built,
+            stats,
+            created,
+        } = adopt;
+        let origin = if self.settings.monotonic_timestamps {
+            0
+        } else {
+            crate::hub::random_u32()
+        };
+        let feed = Feed::new(self.settings.feed.clone());
+        let mut viewer = Viewer::new(id, key, built, feed, stats, created, origin);
+        viewer.deadline = Some(now);
+        self.viewers.insert(key, viewer);
     }
 
     /// A frame from the camera: kept for new viewers, offered to every viewer.
@@ -812,6 +824,9 @@ impl Worker {
             if let Some(id) = self.viewers.get(&key).map(|v| v.id.clone()) {
                 tracing::info!(viewer = %id, "viewer never connected: removed");
             }
+            if let Some(link) = self.publications.get(&key) {
+                link.lost(key, "ICE and DTLS did not connect within connect_timeout");
+            }
             self.remove(key, Removal::Failed, now);
         }
         if self.send_retry.is_some_and(|t| t <= now) {
@@ -857,6 +872,32 @@ impl Worker {
                         viewer.stats.set_state(State::Connecting);
                     }
                     Happening::Connecting => {}
+                    Happening::Connected if self.publications.contains_key(&key) => {
+                        viewer.stats.set_state(State::Connected);
+                        if !viewer.connected {
+                            viewer.connected = true;
+                            tracing::info!(publication = %viewer.id, "WHIP publication connected");
+                            viewer.feed.start(now, &self.gop, self.rate.rate());
+                            viewer.wait = None;
+                            if let Some(link) = self.publications.get(&key) {
+                                link.connected(key);
+                            }
+                        }
+                    }
+                    Happening::Disconnected | Happening::Failed | Happening::Closed
+                        if self.publications.contains_key(&key) =>
+                    {
+                        // A publication is offered afresh rather than waited for.
+                        let why = match happening {
+                            Happening::Disconnected => "ICE disconnected",
+                            Happening::Failed => "ICE failed",
+                            _ => "the endpoint closed the connection",
+                        };
+                        if let Some(link) = self.publications.get(&key) {
+                            link.lost(key, why);
+                        }
+                        removals.push((key, Some(Removal::Failed)));
+                    }
                     Happening::Connected => match self.hub.connect(&viewer.id) {
                         Ok(()) => {
                             viewer.stats.set_state(State::Connected);
@@ -988,6 +1029,7 @@ impl Worker {
     /// Lets go of a viewer taken out of the table: no more routing to it, its connection
     /// closed (the DTLS close_notify sent), its memory given back soon.
     fn forget(&mut self, viewer: &mut Viewer, now: Instant) {
+        self.publications.remove(&viewer.key);
         lock(&self.group.router).remove((self.index, viewer.key));
         viewer.close();
         let group = &self.group;

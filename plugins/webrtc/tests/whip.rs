@@ -1,0 +1,230 @@
+//! WHIP egress against a WHIP endpoint written here (hyper, and webrtc-rs's sans-IO `rtc` as
+//! the receiving peer, on loopback), with the real stackctl, the sink and camsim:
+//!
+//! - the endpoint refuses (400, 503), never answers, redirects (307), then accepts: the
+//!   publisher comes through each without a restart, and the endpoint receives the camera's
+//!   access units byte for byte from an IDR;
+//! - the endpoint drops ICE: the old session is deleted and a new one published;
+//! - the endpoint disappears (connections refused) and comes back: published again;
+//! - stackctl stops: the session is deleted;
+//! - a wrong token and an unreachable host are clear errors in `GET /publish` and the
+//!   metrics, and the sink carries on.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+#[path = "common/whip_endpoint.rs"]
+mod whip_endpoint;
+
+use std::time::Duration;
+
+use common::{Streaming, assert_matches_camera};
+use stackctl_tests::plugins::{http_get, poll};
+use whip_endpoint::{Endpoint, Mode, Session};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn publications(stream: &Streaming) -> Vec<serde_json::Value> {
+    let (code, body) = http_get(stream.port, "/publish");
+    assert_eq!(code, 200, "/publish: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["publications"].as_array().unwrap().clone()
+}
+
+fn frames_of(session: &Session, what: &str) -> Vec<Vec<u8>> {
+    let frames = session.frames.lock().unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        assert!(f.complete, "{what}: frame {i} lost packets on loopback");
+    }
+    frames.iter().map(|f| f.annexb.clone()).collect()
+}
+
+#[test]
+fn publishes_the_camera_and_recovers_from_every_failure() {
+    let mut endpoint = Endpoint::start(Some("t0k"));
+    endpoint.script(&[
+        Mode::Status(400),
+        Mode::Status(503),
+        Mode::Hang,
+        Mode::Redirect("/cam2/whip".to_owned()),
+    ]);
+    let url = endpoint.url("/cam/whip");
+    let stream = Streaming::start(
+        "whip-publish",
+        &["--gop", "15"],
+        &format!(
+            r#"disconnect_timeout = "3s"
+failed_timeout = "1s"
+
+[[plugins.streaming.publish]]
+url = "{url}?key=secret"
+token = "t0k"
+timeout = "1s"
+backoff = "100ms"
+backoff_max = "400ms"
+"#
+        ),
+    );
+    // Refused twice, no answer, redirected, then accepted at the redirect's target.
+    let first = endpoint.wait_frames(1, 45, WAIT);
+    {
+        let state = endpoint.shared.state.lock().unwrap();
+        let paths: Vec<&str> = state.posts.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/cam/whip",
+                "/cam/whip",
+                "/cam/whip",
+                "/cam/whip",
+                "/cam2/whip"
+            ]
+        );
+        for post in &state.posts {
+            assert_eq!(post.authorization.as_deref(), Some("Bearer t0k"));
+            assert_eq!(post.content_type.as_deref(), Some("application/sdp"));
+            assert!(post.offer.contains("a=sendonly"), "{}", post.offer);
+            assert!(post.offer.contains("H264/90000"), "{}", post.offer);
+            assert!(
+                post.offer.contains("packetization-mode=1"),
+                "{}",
+                post.offer
+            );
+        }
+    }
+    let status = &publications(&stream)[0];
+    assert_eq!(status["state"], "live", "{status}");
+    assert_eq!(status["url"], url, "shown without its query: {status}");
+    // Four offers again after failures (more if the camera's first SPS came late: an offer
+    // waits for it, and that counts as a failure too).
+    assert!(status["reconnects"].as_u64() >= Some(4), "{status}");
+    assert_eq!(status["error"], serde_json::Value::Null, "{status}");
+    let (code, health) = http_get(stream.port, "/health");
+    assert_eq!(code, 200, "{health}");
+    assert!(
+        health.contains("\"whip_publications\":1")
+            && health.contains("\"whip_publications_live\":1"),
+        "{health}"
+    );
+    assert_eq!(
+        stream.metric(&format!("whip_publish_state{{url=\"{url}\"}}")),
+        Some(3.0)
+    );
+    // Its viewer slot is not taken.
+    assert_eq!(stream.metric("streaming_active_clients"), Some(0.0));
+
+    // The endpoint drops ICE: the session is deleted, and another one published.
+    first.drop_ice();
+    let second = endpoint.wait_frames(2, 30, WAIT);
+    assert!(
+        endpoint
+            .shared
+            .state
+            .lock()
+            .unwrap()
+            .deletes
+            .contains(&"/cam2/session/1".to_owned()),
+        "the dropped session is deleted (its Location resolved against the redirect)"
+    );
+
+    // The endpoint disappears: a clear error while it is gone; published again once it is back.
+    endpoint.disappear();
+    let error = poll("the publication failing", WAIT, || {
+        let p = &publications(&stream)[0];
+        match p["error"].as_str() {
+            Some(e) if e.contains("cannot connect") => Ok(e.to_owned()),
+            _ => Err(p.to_string()),
+        }
+    });
+    eprintln!("while the endpoint is gone: {error}");
+    assert_eq!(
+        stream.metric(&format!("whip_publish_state{{url=\"{url}\"}}")),
+        Some(4.0),
+        "retrying"
+    );
+    endpoint.come_back();
+    let third = endpoint.wait_frames(3, 30, WAIT);
+    let bytes = stream
+        .metric(&format!("whip_publish_bytes_sent_total{{url=\"{url}\"}}"))
+        .unwrap();
+    assert!(bytes > 10_000.0, "{bytes} bytes sent");
+    let reconnects = stream
+        .metric(&format!("whip_publish_reconnects_total{{url=\"{url}\"}}"))
+        .unwrap();
+    assert!(reconnects >= 6.0, "{reconnects} reconnects");
+
+    // Stopping stackctl deletes the session.
+    let camera = stream.stop();
+    endpoint.shared.wait("the DELETE on stop", WAIT, |s| {
+        s.deletes
+            .contains(&"/cam/session/3".to_owned())
+            .then_some(())
+    });
+    assert_matches_camera(&frames_of(&first, "session 1"), &camera, "session 1");
+    assert_matches_camera(&frames_of(&second, "session 2"), &camera, "session 2");
+    assert_matches_camera(&frames_of(&third, "session 3"), &camera, "session 3");
+}
+
+#[test]
+fn a_wrong_token_or_an_unreachable_host_is_an_error_in_status_not_a_crash() {
+    let endpoint = Endpoint::start(Some("right"));
+    let url = endpoint.url("/cam/whip");
+    let stream = Streaming::start(
+        "whip-errors",
+        &[],
+        &format!(
+            r#"
+[[plugins.streaming.publish]]
+url = "{url}"
+token = "wrong"
+timeout = "1s"
+backoff = "100ms"
+backoff_max = "200ms"
+
+[[plugins.streaming.publish]]
+url = "http://127.0.0.1:1/whip"
+timeout = "1s"
+backoff = "100ms"
+backoff_max = "200ms"
+
+[[plugins.streaming.publish]]
+url = "http://127.0.0.1:1/off"
+enabled = false
+"#
+        ),
+    );
+    let list = poll("both publications failing", WAIT, || {
+        let list = publications(&stream);
+        let failing = list[..2]
+            .iter()
+            .all(|p| p["error"].is_string() && p["reconnects"].as_u64() >= Some(2));
+        if failing {
+            Ok(list)
+        } else {
+            Err(format!("{list:?}"))
+        }
+    });
+    let token_error = list[0]["error"].as_str().unwrap();
+    assert!(
+        token_error.contains("401") && token_error.contains("publish.token"),
+        "{token_error}"
+    );
+    let host_error = list[1]["error"].as_str().unwrap();
+    assert!(
+        host_error.contains("cannot connect to 127.0.0.1:1"),
+        "{host_error}"
+    );
+    assert_eq!(list[2]["state"], "disabled");
+    assert_eq!(
+        stream.metric("whip_publish_state{url=\"http://127.0.0.1:1/off\"}"),
+        Some(0.0)
+    );
+    assert_eq!(stream.metric("whip_publications_live"), Some(0.0));
+    // The endpoint refused every offer; nothing was accepted; the sink still serves.
+    assert!(endpoint.shared.state.lock().unwrap().sessions.is_empty());
+    let (code, health) = http_get(stream.port, "/health");
+    assert_eq!(code, 200, "{health}");
+    let (code, status) = http_get(stream.port, "/api/status");
+    assert_eq!(code, 200);
+    assert!(!status.contains("\"failed\""), "{status}");
+    stream.stop();
+}
