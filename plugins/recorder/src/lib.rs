@@ -10,7 +10,7 @@
 //! path = "libsink_recorder.so"
 //! dir = "/var/lib/stackctl/recordings"
 //! format = "mp4"            # or "h264"
-//! mode = "manual"           # or "continuous"
+//! mode = "manual"           # or "continuous", or "events" (clips around detections)
 //! segment_duration = "10m"
 //! max_total_bytes = "20GB"
 //! ```
@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mp4;
 pub mod names;
@@ -44,10 +45,14 @@ use stackctl_sink_sdk::{
     Context, Error, Frame, Request, Responder, RetainedFrame, Sink, export_sink,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
+use crate::events::Observation;
 use crate::http::Control;
 use crate::status::Shared;
 use crate::worker::{Command, ControlError, Reply, Worker};
+
+/// Detection results queued for the writer thread (events mode): 10 s at 10 results a second.
+const DETECTION_QUEUE: usize = 100;
 
 /// How long an HTTP start or stop waits for the writer thread.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -61,7 +66,9 @@ pub struct Recorder {
     /// After a drop, frames are skipped up to the next IDR (a P-frame without its reference
     /// would not decode).
     skipping: AtomicBool,
-    frames: Sender<RetainedFrame>,
+    frames: Sender<Arc<RetainedFrame>>,
+    /// Detection results to the writer thread (events mode), bounded.
+    detections: Sender<Observation>,
     commands: Sender<Command>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -79,6 +86,17 @@ impl Recorder {
                 "the recorder thread did not answer in time".to_owned(),
             ))
         })
+    }
+
+    /// Hands a detection result to the writer thread (events mode; dropped when its queue is
+    /// full).
+    pub fn observe(&self, observation: Observation) {
+        if self.config.mode == Mode::Events && self.detections.try_send(observation).is_err() {
+            self.shared
+                .counters
+                .queue_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn queue_fill(&self) -> f64 {
@@ -115,6 +133,7 @@ impl Sink for Recorder {
         "/status",
         "/api/recording",
         "/recordings",
+        "/events",
     ];
 
     fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
@@ -123,7 +142,11 @@ impl Sink for Recorder {
         let armed = Arc::new(AtomicBool::new(false));
         let (frames, frame_rx) = crossbeam_channel::bounded(config.buffer_frames);
         let (commands, command_rx) = crossbeam_channel::unbounded();
-        let worker = Worker::<RetainedFrame>::new(config.clone(), shared.clone(), armed.clone());
+        // Detection results come a few a second; a writer thread that far behind drops them.
+        let (detections, detection_rx) = crossbeam_channel::bounded(DETECTION_QUEUE);
+        let worker =
+            Worker::<Arc<RetainedFrame>>::new(config.clone(), shared.clone(), armed.clone())
+                .with_detections(detection_rx);
         let thread = std::thread::Builder::new()
             .name("recorder".to_owned())
             .spawn(move || worker.run(frame_rx, command_rx))
@@ -140,6 +163,7 @@ impl Sink for Recorder {
             armed,
             skipping: AtomicBool::new(false),
             frames,
+            detections,
             commands,
             thread: Mutex::new(Some(thread)),
         })
@@ -156,7 +180,7 @@ impl Sink for Recorder {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match self.frames.try_send(frame.retain()) {
+        match self.frames.try_send(Arc::new(frame.retain())) {
             Ok(()) => self.skipping.store(false, Ordering::Relaxed),
             Err(TrySendError::Full(_)) => {
                 self.skipping.store(true, Ordering::Relaxed);
@@ -170,12 +194,18 @@ impl Sink for Recorder {
     }
 
     fn on_http(&self, request: Request, responder: Responder) {
-        let answer = http::handle(
-            self,
-            request.method(),
-            request.path(),
-            request.header("range"),
-        );
+        let path = request.path();
+        let answer = if path == "/events" || path.starts_with("/events/") {
+            events::http::handle(
+                self,
+                request.method(),
+                path,
+                request.query(),
+                request.header("range"),
+            )
+        } else {
+            http::handle(self, request.method(), path, request.header("range"))
+        };
         let headers: Vec<(&str, &str)> = answer
             .headers
             .iter()
