@@ -183,8 +183,13 @@ impl<F: AccessUnit + Clone> Worker<F> {
     fn frame(&mut self, frame: F) {
         self.last_frame = Instant::now();
         if let Some(ev) = &mut self.events {
+            let segments = self.shared.counters.segments.load(Ordering::Relaxed);
             if let Err(e) = ev.frame(frame) {
                 self.event_failed(&e);
+            }
+            if self.shared.counters.segments.load(Ordering::Relaxed) != segments {
+                // A clip was completed: make room as for a new segment.
+                self.retention();
             }
             return;
         }

@@ -145,6 +145,11 @@ pub struct Sidecar {
     pub first_detection_offset: Option<f64>,
     /// Last matching detection, seconds from the clip's first frame.
     pub last_detection_offset: Option<f64>,
+    /// First matching detection's capture time, CLOCK_MONOTONIC ns (the clock of the frames
+    /// and of stackctl's other detection data).
+    pub first_detection_ns: Option<u64>,
+    /// Last matching detection's capture time, CLOCK_MONOTONIC ns.
+    pub last_detection_ns: Option<u64>,
     /// The most confident box of each second with a detection.
     pub boxes: Vec<BoxSample>,
     /// The thumbnail's file name, once written.
@@ -180,6 +185,8 @@ impl Sidecar {
             last_detection: wall(stats.last_ns),
             first_detection_offset: stats.first_ns.map(offset),
             last_detection_offset: stats.last_ns.map(offset),
+            first_detection_ns: stats.first_ns,
+            last_detection_ns: stats.last_ns,
             boxes: stats
                 .boxes
                 .values()
