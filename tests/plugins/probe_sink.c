@@ -20,11 +20,17 @@
  *     U frame_number ns                                               a block ends
  *     R frame_number sequence ok|CORRUPT                              a retained frame released
  *     S retained_at_stop                                              stop was called
+ *     D frame_number timestamp_ns received_ns count [class confidence x y w h]...
+ *                                                                     each on_detections
  *
  * Compile-time variants that the host must refuse (tests of the loader):
  *     -DPROBE_ABI_MAJOR=99    the table claims another ABI major
  *     -DPROBE_NO_ENTRY        no `stackctl_sink_entry` symbol
  *     -DPROBE_NULL_ON_HTTP    the table's `on_http` is NULL
+ * and one it must still accept:
+ *     -DPROBE_ABI_1_0         built against the ABI 1.0 header (plugins/host/tests/c/): its
+ *                             table is 1.0's size and has no on_detections
+ * Without PROBE_ABI_1_0 the table has on_detections (ABI 1.1).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -35,7 +41,11 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef PROBE_ABI_1_0
+#include "../../plugins/host/tests/c/stackctl_sink_1_0.h"
+#else
 #include "stackctl_sink.h"
+#endif
 
 #ifndef PROBE_ABI_MAJOR
 #define PROBE_ABI_MAJOR STACKCTL_SINK_ABI_MAJOR
@@ -235,6 +245,28 @@ static stackctl_status probe_on_frame(void *instance, const stackctl_frame *fram
     return STACKCTL_OK;
 }
 
+#ifndef PROBE_ABI_1_0
+static stackctl_status probe_on_detections(void *instance, const stackctl_detections *d) {
+    probe *p = (probe *)instance;
+    uint64_t received = now_ns();
+    uint32_t i;
+    if (p->file == NULL) {
+        return STACKCTL_OK;
+    }
+    fprintf(p->file, "D %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32, d->frame_number,
+            d->timestamp_ns, received, d->count);
+    for (i = 0; i < d->count; i++) {
+        const stackctl_detection *o = &d->items[i];
+        fprintf(p->file, " %.*s %.3f %" PRId32 " %" PRId32 " %" PRId32 " %" PRId32,
+                (int)o->class_name.len, o->class_name.ptr, (double)o->confidence, o->x, o->y,
+                o->w, o->h);
+    }
+    fputc('\n', p->file);
+    fflush(p->file);
+    return STACKCTL_OK;
+}
+#endif
+
 /* Unused in the PROBE_NULL_ON_HTTP variant. */
 __attribute__((unused)) static stackctl_status probe_on_http(void *instance,
                                                             const stackctl_http_request *request) {
@@ -293,6 +325,9 @@ static const stackctl_sink PROBE_TABLE = {
     .stop = probe_stop,
     .destroy = probe_destroy,
     .free_buf = probe_free_buf,
+#ifndef PROBE_ABI_1_0
+    .on_detections = probe_on_detections,
+#endif
 };
 
 #ifdef PROBE_NO_ENTRY

@@ -11,6 +11,14 @@
  * layout; the host refuses a plugin of another major. `STACKCTL_SINK_ABI_MINOR` grows when
  * fields are APPENDED to a struct; every struct that can grow starts with its own size, so both
  * sides read only the fields the other one has. Fields are never removed, reordered or resized.
+ * A field appended in a minor version is read only when the other side's `struct_size` covers
+ * it (offsetof(field) + sizeof(field) <= struct_size); otherwise the reader behaves as the older
+ * minor did. A 1.0 plugin therefore keeps working with a 1.1 host, and a 1.1 plugin that reads
+ * nothing past 1.0 works with a 1.0 host.
+ *
+ * History:
+ *   1.0  frames, HTTP, metrics, logs, frame retain/release.
+ *   1.1  `stackctl_sink.on_detections` (the detector's results, on the delivery thread).
  *
  * Threads (CLAP style, on every function pointer):
  *   [load]       called once on stackctl's control thread, before any other call;
@@ -41,7 +49,7 @@ extern "C" {
 /* "SINK" in little-endian ASCII: the first field of `stackctl_sink`. */
 #define STACKCTL_SINK_MAGIC 0x4B4E4953u
 #define STACKCTL_SINK_ABI_MAJOR 1u
-#define STACKCTL_SINK_ABI_MINOR 0u
+#define STACKCTL_SINK_ABI_MINOR 1u
 /* The one symbol a plugin exports. */
 #define STACKCTL_SINK_ENTRY_SYMBOL "stackctl_sink_entry"
 
@@ -106,6 +114,37 @@ typedef struct stackctl_frame {
     size_t pps_len;
 } stackctl_frame;
 
+/* Limits of `stackctl_detections` (see there). */
+#define STACKCTL_DETECTIONS_MAX 64u
+#define STACKCTL_CLASS_NAME_MAX 63u
+
+/*
+ * One object the detector found, owned by the host (inside a `stackctl_detections`).
+ */
+typedef struct stackctl_detection {
+    stackctl_str class_name;   /* UTF-8, not NUL-terminated */
+    float confidence;          /* 0..1 */
+    int32_t x, y, w, h;        /* box in pixels of the camera picture */
+} stackctl_detection;
+
+/*
+ * One result of the detector: what it found in one camera frame (possibly nothing), owned by
+ * the host. Valid until `on_detections` returns: copy what you need. Read-only. [ABI 1.1]
+ *
+ * The host checks what it hands over (the detector is another process): `count` is at most
+ * STACKCTL_DETECTIONS_MAX; every class name is non-empty UTF-8 of at most
+ * STACKCTL_CLASS_NAME_MAX bytes; `confidence` lies in 0..1; `w` and `h` are positive and `x`, `y`
+ * not negative. Items that fail are left out (the result itself is still delivered). A plugin
+ * should still check what it relies on: a plugin cannot tell a broken host from a good one.
+ */
+typedef struct stackctl_detections {
+    uint32_t struct_size;      /* sizeof(stackctl_detections) of the host */
+    uint64_t frame_number;     /* the frame the detector ran on */
+    uint64_t timestamp_ns;     /* that frame's capture time, CLOCK_MONOTONIC */
+    const stackctl_detection *items;  /* `count` entries; NULL when count is 0 */
+    uint32_t count;
+} stackctl_detections;
+
 typedef struct stackctl_header {
     stackctl_str name;
     stackctl_str value;
@@ -155,7 +194,8 @@ typedef struct stackctl_host {
 
 /*
  * The plugin's table, static in the plugin (valid for the life of the process). No function
- * pointer may be NULL: a sink with nothing to do in one provides a function that does nothing.
+ * pointer of ABI 1.0 may be NULL: a sink with nothing to do in one provides a function that does
+ * nothing. Those appended later say whether they may be NULL.
  */
 typedef struct stackctl_sink {
     uint32_t magic;                  /* STACKCTL_SINK_MAGIC */
@@ -194,7 +234,24 @@ typedef struct stackctl_sink {
     void (*destroy)(void *instance);
     /* [any-thread] Frees a buffer this plugin allocated. */
     void (*free_buf)(stackctl_buf buf);
+
+    /* ---- ABI 1.1: read by the host only when `struct_size` covers the field ---- */
+
+    /* [delivery] One result of the detector. Optional: NULL means not wanted, and then the
+     * host does not queue results for this plugin at all. Called on the same delivery thread
+     * as `on_frame`, never concurrently with it, in timestamp order with the frames: a result
+     * comes after every frame whose timestamp is not later than its own that this plugin gets
+     * (usually right after the frame it was computed on), and never before one of those. The
+     * frames and results share the plugin's queue: when it is full, results are dropped (and
+     * counted) like frames. A result whose frame never comes (a frame this plugin lost, or a
+     * detector on another clock) is delivered after at most 500 ms. Results with no objects
+     * are delivered too (the object left the picture). Anything but STACKCTL_OK detaches the
+     * plugin, as for on_frame. */
+    stackctl_status (*on_detections)(void *instance, const stackctl_detections *detections);
 } stackctl_sink;
+
+/* sizeof(stackctl_sink) of ABI 1.0: a table at least this long is a usable 1.0 table. */
+#define STACKCTL_SINK_SIZE_1_0 offsetof(stackctl_sink, on_detections)
 
 /* The one exported symbol. Returns a pointer to a static table; never NULL. [load] */
 typedef const stackctl_sink *(*stackctl_sink_entry_fn)(void);

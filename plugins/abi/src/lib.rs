@@ -12,8 +12,8 @@ use std::ffi::c_void;
 pub const MAGIC: u32 = 0x4B4E_4953;
 /// Major ABI version: a plugin of another major is refused.
 pub const ABI_MAJOR: u16 = 1;
-/// Minor ABI version: grows when fields are appended.
-pub const ABI_MINOR: u16 = 0;
+/// Minor ABI version: grows when fields are appended (1.1: `on_detections`).
+pub const ABI_MINOR: u16 = 1;
 /// The one symbol a plugin exports.
 pub const ENTRY_SYMBOL: &str = "stackctl_sink_entry";
 
@@ -138,6 +138,49 @@ pub struct Frame {
     pub pps_len: usize,
 }
 
+/// `STACKCTL_DETECTIONS_MAX`: the most items the host hands over in one result.
+pub const DETECTIONS_MAX: usize = 64;
+/// `STACKCTL_CLASS_NAME_MAX`: the longest class name the host hands over, in bytes.
+pub const CLASS_NAME_MAX: usize = 63;
+
+/// One object the detector found, owned by the host (`stackctl_detection`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Detection {
+    /// Its class, e.g. `cat`.
+    pub class_name: Str,
+    /// The detector's confidence, 0..1.
+    pub confidence: f32,
+    /// Left edge, picture pixels.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width.
+    pub w: i32,
+    /// Height.
+    pub h: i32,
+}
+
+/// One result of the detector, owned by the host (`stackctl_detections`, ABI 1.1).
+#[repr(C)]
+#[derive(Debug)]
+pub struct Detections {
+    /// The host's `sizeof(stackctl_detections)`.
+    pub struct_size: u32,
+    /// The frame the detector ran on.
+    pub frame_number: u64,
+    /// That frame's capture time, `CLOCK_MONOTONIC` nanoseconds.
+    pub timestamp_ns: u64,
+    /// `count` items, or null when there are none.
+    pub items: *const Detection,
+    /// Their number.
+    pub count: u32,
+}
+
+/// `on_detections`'s type.
+pub type OnDetectionsFn =
+    unsafe extern "C" fn(instance: *mut c_void, detections: *const Detections) -> Status;
+
 /// An HTTP header (`stackctl_header`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -251,6 +294,9 @@ pub struct Sink {
     pub destroy: unsafe extern "C" fn(instance: *mut c_void),
     /// Frees a plugin-owned buffer.
     pub free_buf: unsafe extern "C" fn(buf: Buf),
+    /// ABI 1.1: one result of the detector; `None` (NULL) when not wanted. Read only when
+    /// `struct_size` covers it ([`SINK_V1_1_SIZE`]).
+    pub on_detections: Option<OnDetectionsFn>,
 }
 
 // SAFETY: the table is immutable static data plus function pointers, shared read-only between
@@ -263,9 +309,19 @@ pub type EntryFn = unsafe extern "C" fn() -> *const Sink;
 /// Offset of the fields every version has: what the host reads before trusting `struct_size`.
 pub const SINK_PREFIX_SIZE: usize = std::mem::offset_of!(Sink, name);
 
-/// `sizeof(stackctl_sink)` in ABI 1.0. A table of any 1.0+ plugin is at least this long; fields
-/// appended by later minors are read only when `struct_size` covers them.
-pub const SINK_V1_0_SIZE: usize = std::mem::size_of::<Sink>();
+/// `sizeof(stackctl_sink)` in ABI 1.0 (`STACKCTL_SINK_SIZE_1_0`). A table of any 1.0+ plugin
+/// is at least this long; fields appended by later minors are read only when `struct_size`
+/// covers them.
+pub const SINK_V1_0_SIZE: usize = std::mem::offset_of!(Sink, on_detections);
+
+/// The end of `on_detections`, the last field of ABI 1.1: a table whose `struct_size` is at
+/// least this has the field.
+pub const SINK_V1_1_SIZE: usize =
+    std::mem::offset_of!(Sink, on_detections) + std::mem::size_of::<Option<OnDetectionsFn>>();
+
+/// The end of `stackctl_detections`' last 1.1 field (`count`).
+pub const DETECTIONS_V1_1_SIZE: usize =
+    std::mem::offset_of!(Detections, count) + std::mem::size_of::<u32>();
 
 /// Offsets of the table's function pointers (none may be null; the host checks them as raw
 /// pointers before it treats the table as a [`Sink`]).

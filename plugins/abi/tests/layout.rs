@@ -136,6 +136,10 @@ fn rust_fields() -> BTreeMap<(String, String), (usize, usize)> {
     all.extend(fields!(abi::Frame as "stackctl_frame":
         struct_size, flags, data, len, frame_number, timestamp_ns, width, height, sequence,
         generation, camera_id, reserved, sps, sps_len, pps, pps_len));
+    all.extend(fields!(abi::Detection as "stackctl_detection":
+        class_name, confidence, x, y, w, h));
+    all.extend(fields!(abi::Detections as "stackctl_detections":
+        struct_size, frame_number, timestamp_ns, items, count));
     all.extend(fields!(abi::Header as "stackctl_header": name, value));
     all.extend(fields!(abi::HttpRequest as "stackctl_http_request":
         struct_size, reserved, id, method, path, query, headers, header_count, body, body_len));
@@ -144,7 +148,7 @@ fn rust_fields() -> BTreeMap<(String, String), (usize, usize)> {
         frame_retain, frame_release));
     all.extend(fields!(abi::Sink as "stackctl_sink":
         magic, abi_major, abi_minor, struct_size, reserved, name, version, routes, route_count,
-        create, start, on_frame, on_http, metrics, stop, destroy, free_buf));
+        create, start, on_frame, on_http, metrics, stop, destroy, free_buf, on_detections));
     all
 }
 
@@ -159,6 +163,8 @@ fn rust_sizes() -> BTreeMap<String, (usize, usize)> {
         // Levels cross as `uint32_t`; the enum only names them, but it must fit.
         entry::<u32>("stackctl_log_level"),
         entry::<abi::Frame>("stackctl_frame"),
+        entry::<abi::Detection>("stackctl_detection"),
+        entry::<abi::Detections>("stackctl_detections"),
         entry::<abi::Header>("stackctl_header"),
         entry::<abi::HttpRequest>("stackctl_http_request"),
         entry::<abi::Host>("stackctl_host"),
@@ -243,6 +249,9 @@ fn rust_and_c_agree_on_every_constant() {
             "STACKCTL_FRAME_INBAND_PARAMS",
             u64::from(abi::FRAME_INBAND_PARAMS),
         ),
+        ("STACKCTL_DETECTIONS_MAX", abi::DETECTIONS_MAX as u64),
+        ("STACKCTL_CLASS_NAME_MAX", abi::CLASS_NAME_MAX as u64),
+        ("STACKCTL_SINK_SIZE_1_0", abi::SINK_V1_0_SIZE as u64),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -5,7 +5,9 @@
  *
  *     frame_number timestamp_ns size idr width height
  *
- * and reports `sink_meta_lines_total` on stackctl's /metrics. It serves no HTTP routes.
+ * and reports `sink_meta_lines_total` on stackctl's /metrics. It serves no HTTP routes. With
+ * stackctl's detector results (ABI 1.1, `on_detections`) it logs when objects appear and leave
+ * (INFO), and every result with objects (DEBUG: `stackctl up -v`).
  *
  * Configuration: its section of stackctl's config. stackctl keeps its own keys (`path`, the
  * library file; `enabled`; `required`) and passes the rest as TOML text:
@@ -47,6 +49,7 @@ typedef struct meta_sink {
     char *output;              /* the file name, nul-terminated */
     FILE *file;                /* open from start to stop */
     int write_failed;          /* a write error was logged already (delivery thread only) */
+    int objects_seen;          /* the last result had objects (delivery thread only) */
     pthread_mutex_t lock;      /* guards `lines` */
     uint64_t lines;
 } meta_sink;
@@ -279,6 +282,41 @@ static stackctl_status meta_on_frame(void *instance, const stackctl_frame *frame
     return STACKCTL_OK;
 }
 
+/* [delivery] ABI 1.1: one result of the detector, in order with the frames. Logged: at INFO
+ * when objects appear or all leave, each result with objects at DEBUG. Never called by a 1.0
+ * host (it does not read the field). Everything is checked: the host is another program. */
+static stackctl_status meta_on_detections(void *instance, const stackctl_detections *detections) {
+    meta_sink *sink = (meta_sink *)instance;
+    char message[512];
+    size_t used = 0;
+    uint32_t i;
+    int seen;
+    if (detections == NULL ||
+        detections->struct_size < offsetof(stackctl_detections, count) + sizeof(detections->count) ||
+        detections->count > STACKCTL_DETECTIONS_MAX ||
+        (detections->count > 0 && detections->items == NULL)) {
+        return STACKCTL_OK; /* unusable: skip it, frames go on */
+    }
+    seen = detections->count > 0;
+    if (seen == sink->objects_seen && (!seen || sink->host->max_log_level < STACKCTL_LOG_DEBUG)) {
+        return STACKCTL_OK; /* nothing worth a line */
+    }
+    used = (size_t)snprintf(message, sizeof message, "frame %" PRIu64 " (%" PRIu64 " ns): %s",
+                            detections->frame_number, detections->timestamp_ns,
+                            seen ? "" : "no objects");
+    for (i = 0; i < detections->count && used < sizeof message; i++) {
+        const stackctl_detection *d = &detections->items[i];
+        int len = d->class_name.len <= STACKCTL_CLASS_NAME_MAX ? (int)d->class_name.len : 0;
+        used += (size_t)snprintf(message + used, sizeof message - used,
+                                 "%s%.*s %.2f at %" PRId32 ",%" PRId32 " %" PRId32 "x%" PRId32,
+                                 i > 0 ? "; " : "", len, d->class_name.ptr,
+                                 (double)d->confidence, d->x, d->y, d->w, d->h);
+    }
+    meta_log(sink, seen != sink->objects_seen ? STACKCTL_LOG_INFO : STACKCTL_LOG_DEBUG, message);
+    sink->objects_seen = seen;
+    return STACKCTL_OK;
+}
+
 /* [any-thread] No routes are declared, so this is never called; answer 404 all the same. */
 static stackctl_status meta_on_http(void *instance, const stackctl_http_request *request) {
     meta_sink *sink = (meta_sink *)instance;
@@ -345,6 +383,7 @@ static const stackctl_sink META_TABLE = {
     .stop = meta_stop,
     .destroy = meta_destroy,
     .free_buf = meta_free_buf,
+    .on_detections = meta_on_detections, /* ABI 1.1; NULL if detections are not wanted */
 };
 
 /* [load] The one exported symbol. */

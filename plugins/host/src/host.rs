@@ -30,6 +30,9 @@ pub struct PluginStatus {
     pub frames: u64,
     /// Frames it missed because it was too slow (whole GOPs).
     pub dropped: u64,
+    /// Detector results handed to it (plugins with `on_detections`, ABI 1.1).
+    #[serde(default)]
+    pub detections: u64,
 }
 
 /// A `required` plugin could not be started: `up` must not run without it.
@@ -145,5 +148,6 @@ fn idle(cfg: &PluginSection, state: &str, detail: Option<String>) -> PluginStatu
         routes: Vec::new(),
         frames: 0,
         dropped: 0,
+        detections: 0,
     }
 }

@@ -72,6 +72,11 @@ impl Library {
     pub fn routes(&self) -> Vec<String> {
         routes(self.table)
     }
+
+    /// Whether it wants the detector's results (ABI 1.1 `on_detections`, non-NULL).
+    pub fn wants_detections(&self) -> bool {
+        self.table.on_detections.is_some()
+    }
 }
 
 /// Where a plugin file named `file` is looked for, in order.
@@ -195,9 +200,20 @@ pub fn load(name: &str, path: &Path) -> Result<Library, LoadError> {
             )));
         }
     }
-    // SAFETY: the magic, major version and size match: the pointer is a `stackctl_sink` of at
-    // least our layout, static for the life of the process (the library is never unloaded).
-    let table = unsafe { &*table };
+    // A 1.0 table ends before `on_detections`: copy the part the plugin has (at most our own
+    // size; a later minor's extra fields are not ours to read) into a table of our layout whose
+    // missing fields are zero, i.e. NULL optional functions.
+    let have = (size as usize).min(std::mem::size_of::<abi::Sink>());
+    // SAFETY: the plugin's table is at least `have` readable bytes (its struct_size, checked to
+    // cover ABI 1.0 above); the copy is a `stackctl_sink` whose required function pointers were
+    // checked non-null and whose optional ones are either the plugin's or zero (`None`).
+    let copy = unsafe {
+        let mut out = std::mem::MaybeUninit::<abi::Sink>::zeroed();
+        std::ptr::copy_nonoverlapping(table.cast::<u8>(), out.as_mut_ptr().cast::<u8>(), have);
+        out.assume_init()
+    };
+    // Leaked like the library: one small table per loaded plugin, for the life of the process.
+    let table: &'static abi::Sink = Box::leak(Box::new(copy));
     Ok(Library { table })
 }
 

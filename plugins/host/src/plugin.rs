@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use stackctl_core::bus::{Bus, RecvError, StartAt, SubscribeOptions, SubscriberStats};
+use stackctl_core::bus::{
+    Bus, BusItem, RecvError, StartAt, SubscribeOptions, SubscriberStats, Subscription,
+};
+use stackctl_core::detections::Detections;
 use stackctl_plugin_abi as abi;
 
 use crate::callbacks::{FrameView, HostCtx, table};
@@ -104,6 +107,8 @@ pub struct Plugin {
     delivery: Mutex<Option<(JoinHandle<()>, mpsc::Receiver<()>)>>,
     /// Frames handed to `on_frame`.
     delivered: AtomicU64,
+    /// Results handed to `on_detections`.
+    detections: AtomicU64,
     /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
     queue: Mutex<Option<Arc<SubscriberStats>>>,
 }
@@ -160,6 +165,7 @@ impl Plugin {
             alive: RwLock::new(true),
             delivery: Mutex::new(None),
             delivered: AtomicU64::new(0),
+            detections: AtomicU64::new(0),
             queue: Mutex::new(None),
         });
         let mut error = abi::Buf::EMPTY;
@@ -177,13 +183,18 @@ impl Plugin {
     }
 
     /// Starts the delivery thread: a bus subscription of `capacity` frames starting at the next
-    /// IDR, handed to `on_frame` one by one.
+    /// IDR, handed to `on_frame` one by one. A plugin with `on_detections` (ABI 1.1) gets the
+    /// detector's results on the same queue, in timestamp order with the frames (the bus's item
+    /// subscription orders them).
     pub fn attach(self: &Arc<Self>, bus: &Bus, capacity: usize) -> Result<(), StartError> {
-        let sub = bus.subscribe(
-            SubscribeOptions::new(&self.name)
-                .capacity(capacity)
-                .start(StartAt::NextIdr),
-        );
+        let opts = SubscribeOptions::new(&self.name)
+            .capacity(capacity)
+            .start(StartAt::NextIdr);
+        let sub = if self.table.on_detections.is_some() {
+            Feed::Items(bus.subscribe_items(opts))
+        } else {
+            Feed::Frames(bus.subscribe(opts))
+        };
         *self.queue.lock().unwrap_or_else(PoisonError::into_inner) = Some(sub.stats().clone());
         let plugin = self.clone();
         let (ended_tx, ended) = mpsc::channel::<()>();
@@ -193,12 +204,12 @@ impl Plugin {
                 // Dropped when the thread ends, even by a panic: what `stop` waits for.
                 let _ended = ended_tx;
                 while !plugin.stopping.load(Ordering::Relaxed) && !plugin.is_failed() {
-                    let frame = match sub.recv_timeout(Duration::from_millis(100)) {
-                        Ok(frame) => frame,
+                    match sub.recv_timeout(Duration::from_millis(100)) {
+                        Ok(BusItem::Frame(frame)) => plugin.deliver(frame),
+                        Ok(BusItem::Detections(d)) => plugin.deliver_detections(&d),
                         Err(RecvError::Empty) => continue,
                         Err(RecvError::Closed) => break,
-                    };
-                    plugin.deliver(frame);
+                    }
                 }
                 // A failed plugin is stopped as soon as it is detached, not at shutdown: its
                 // files and threads should not outlive its usefulness.
@@ -252,6 +263,7 @@ impl Plugin {
             routes: self.routes.clone(),
             frames: self.delivered.load(Ordering::Relaxed),
             dropped,
+            detections: self.detections.load(Ordering::Relaxed),
         }
     }
 
@@ -266,6 +278,57 @@ impl Plugin {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         if status != abi::STATUS_OK {
             self.fail(format!("on_frame returned {}", status_name(status)));
+        }
+    }
+
+    /// Hands one result of the detector to the plugin's `on_detections`, on the calling thread
+    /// (the delivery thread). Items outside the header's limits are left out. Does nothing for
+    /// a plugin without `on_detections`; a non-OK answer detaches it.
+    pub fn deliver_detections(&self, detections: &Detections) {
+        let Some(on_detections) = self.table.on_detections else {
+            return;
+        };
+        let items: Vec<abi::Detection> = detections
+            .items
+            .iter()
+            .filter(|d| {
+                !d.class.is_empty()
+                    && d.class.len() <= abi::CLASS_NAME_MAX
+                    && (0.0..=1.0).contains(&d.confidence)
+                    && d.x >= 0
+                    && d.y >= 0
+                    && d.w > 0
+                    && d.h > 0
+            })
+            .take(abi::DETECTIONS_MAX)
+            .map(|d| abi::Detection {
+                class_name: abi::Str::new(&d.class),
+                confidence: d.confidence,
+                x: d.x,
+                y: d.y,
+                w: d.w,
+                h: d.h,
+            })
+            .collect();
+        let c = abi::Detections {
+            struct_size: std::mem::size_of::<abi::Detections>() as u32,
+            frame_number: detections.frame_number,
+            timestamp_ns: detections.timestamp_ns,
+            items: if items.is_empty() {
+                std::ptr::null()
+            } else {
+                items.as_ptr()
+            },
+            // At most DETECTIONS_MAX (64): fits.
+            count: items.len() as u32,
+        };
+        // SAFETY: a live, started instance, called on the delivery thread (never concurrently
+        // with on_frame); `c`, `items` and the class names they borrow from `detections`
+        // outlive the call.
+        let status = unsafe { on_detections(self.instance.0, &c) };
+        self.detections.fetch_add(1, Ordering::Relaxed);
+        if status != abi::STATUS_OK {
+            self.fail(format!("on_detections returned {}", status_name(status)));
         }
     }
 
@@ -365,6 +428,29 @@ impl Plugin {
             // SAFETY: only after a failed start: nothing else has the instance yet.
             unsafe { (self.table.destroy)(self.instance.0) };
             *alive = false;
+        }
+    }
+}
+
+/// A plugin's bus subscription: frames only, or frames and results (a plugin with
+/// `on_detections`). Both yield [`BusItem`]s so one loop delivers both.
+enum Feed {
+    Frames(Subscription),
+    Items(Subscription<BusItem>),
+}
+
+impl Feed {
+    fn recv_timeout(&self, timeout: Duration) -> Result<BusItem, RecvError> {
+        match self {
+            Self::Frames(sub) => sub.recv_timeout(timeout).map(BusItem::Frame),
+            Self::Items(sub) => sub.recv_timeout(timeout),
+        }
+    }
+
+    fn stats(&self) -> &Arc<SubscriberStats> {
+        match self {
+            Self::Frames(sub) => sub.stats(),
+            Self::Items(sub) => sub.stats(),
         }
     }
 }

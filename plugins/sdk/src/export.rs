@@ -11,6 +11,7 @@ use std::mem::size_of;
 use stackctl_plugin_abi as abi;
 use tracing::Level;
 
+use crate::detections::Detections;
 use crate::frame::Frame;
 use crate::host::HostHandle;
 use crate::http::{Request, Responder, answer_error};
@@ -42,6 +43,11 @@ pub const fn table<T: Sink>(routes: &'static [abi::Str]) -> abi::Sink {
         stop: stop::<T>,
         destroy: destroy::<T>,
         free_buf,
+        on_detections: if T::WANTS_DETECTIONS {
+            Some(on_detections::<T>)
+        } else {
+            None
+        },
     }
 }
 
@@ -179,6 +185,46 @@ unsafe extern "C" fn on_frame<T: Sink>(
         Ok(()) => abi::STATUS_OK,
         Err(p) => {
             inst.poison("on_frame", &p);
+            abi::STATUS_ERR_PANIC
+        }
+    }
+}
+
+/// [delivery] `on_detections` (ABI 1.1; in the table only when `T::WANTS_DETECTIONS`).
+/// `STACKCTL_ERR_PANIC` after a caught panic, `STACKCTL_ERR_FAILED` when poisoned before; a
+/// result of the wrong shape is skipped (logged once), not a reason to detach.
+unsafe extern "C" fn on_detections<T: Sink>(
+    instance: *mut c_void,
+    detections: *const abi::Detections,
+) -> abi::Status {
+    // SAFETY: the host passes what create returned.
+    let Some(inst) = (unsafe { self::instance::<T>(instance) }) else {
+        return abi::STATUS_ERR_FAILED;
+    };
+    if inst.is_poisoned() {
+        return abi::STATUS_ERR_FAILED;
+    }
+    let Some(sink) = inst.running() else {
+        return abi::STATUS_OK;
+    };
+    // SAFETY: the result is valid until on_detections returns.
+    let Some(raw) = (unsafe { detections.as_ref() }) else {
+        inst.complain_once("the host passed a NULL stackctl_detections");
+        return abi::STATUS_OK;
+    };
+    // SAFETY: the running on_detections's result; `new` checks its size and count first.
+    let detections = match unsafe { Detections::new(raw) } {
+        Ok(d) => d,
+        Err(why) => {
+            inst.complain_once(&why.to_string());
+            return abi::STATUS_OK;
+        }
+    };
+    let _scope = log::enter(inst.host());
+    match panic::catch(|| sink.on_detections(&detections)) {
+        Ok(()) => abi::STATUS_OK,
+        Err(p) => {
+            inst.poison("on_detections", &p);
             abi::STATUS_ERR_PANIC
         }
     }

@@ -13,6 +13,9 @@
 //!   `tracing::info!` as usual.
 //! - **Configuration** is the plugin's `[plugins.NAME]` TOML section, deserialized into
 //!   [`Sink::Config`] with serde; an error names the key and stops stackctl's start-up.
+//! - **Detections** (ABI 1.1): set [`Sink::WANTS_DETECTIONS`] and implement
+//!   [`Sink::on_detections`] to get the detector's results on the delivery thread, in order with
+//!   the frames, checked ([`Detections`]).
 //! - **Frames are borrowed.** [`Frame`] is the host's buffer; [`Frame::retain`] keeps it past
 //!   `on_frame` on any thread, without a copy, until the [`RetainedFrame`] drops.
 //! - **HTTP** requests for the sink's [`Sink::ROUTES`] arrive as an owned [`Request`] and a
@@ -80,6 +83,7 @@
 
 mod buf;
 mod config;
+mod detections;
 mod error;
 mod export;
 mod frame;
@@ -95,6 +99,7 @@ mod sink;
 mod versioned;
 
 pub use config::parse_config;
+pub use detections::{Detection, Detections};
 pub use error::Error;
 pub use frame::{Frame, RetainedFrame};
 pub use host::HostHandle;

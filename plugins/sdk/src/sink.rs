@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::host::HostHandle;
 #[cfg(feature = "runtime")]
 use crate::runtime::RuntimeSlot;
-use crate::{Error, Frame, Request, Responder};
+use crate::{Detections, Error, Frame, Request, Responder};
 
 /// A sink: what stackctl hands every H.264 access unit to.
 ///
@@ -35,6 +35,12 @@ pub trait Sink: Send + Sync + Sized + 'static {
     /// compile time). Empty for none.
     const ROUTES: &'static [&'static str] = &[];
 
+    /// Whether the sink wants the detector's results in [`on_detections`](Self::on_detections).
+    /// Set it to `true` when you implement that method: only then does the SDK fill the
+    /// table's `on_detections`, so a sink that does not care costs stackctl nothing (no queue
+    /// entries, no calls).
+    const WANTS_DETECTIONS: bool = false;
+
     /// Builds and starts the sink: open files, spawn threads. Frames and requests come after
     /// it returns. Called once, on the control thread.
     fn start(config: Self::Config, ctx: Context) -> Result<Self, Error>;
@@ -43,6 +49,16 @@ pub trait Sink: Send + Sync + Sized + 'static {
     /// delays its own queue (stackctl drops whole GOPs for it), but do I/O on your own threads.
     /// [`Frame::retain`] keeps the frame without copying it.
     fn on_frame(&self, frame: &Frame<'_>);
+
+    /// One result of the detector (ABI 1.1), on the delivery thread, in timestamp order with
+    /// the frames: after the frame it was computed on (or after at most 500 ms when that frame
+    /// does not come), never before a queued frame with an earlier timestamp. Called only when
+    /// [`WANTS_DETECTIONS`](Self::WANTS_DETECTIONS) is `true` and stackctl speaks ABI 1.1. Empty
+    /// results come too (the object left). Must not block for long, as `on_frame`. By default:
+    /// nothing.
+    fn on_detections(&self, detections: &Detections<'_>) {
+        let _ = detections;
+    }
 
     /// A request for one of [`ROUTES`](Self::ROUTES), on any thread. Answer through
     /// `responder`, now or later. By default: 404 with a JSON error.

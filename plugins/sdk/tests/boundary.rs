@@ -13,7 +13,8 @@ use fake_host::{FakeHost, OwnedFrame, Plugin};
 use serde::Deserialize;
 use stackctl_sink_sdk::abi::{self, log_level};
 use stackctl_sink_sdk::{
-    Context, Error, Frame, MetricsText, Request, Responder, RetainedFrame, Sink, export_sink,
+    Context, Detections, Error, Frame, MetricsText, Request, Responder, RetainedFrame, Sink,
+    export_sink,
 };
 
 #[derive(Deserialize)]
@@ -24,7 +25,7 @@ struct Config {
     /// `start` returns an error.
     #[serde(default)]
     fail_start: bool,
-    /// Where to panic: "start", "frame", "http", "metrics", "stop", "drop".
+    /// Where to panic: "start", "frame", "detections", "http", "metrics", "stop", "drop".
     #[serde(default)]
     panic_in: String,
     /// Retain every frame.
@@ -49,6 +50,7 @@ impl Sink for Probe {
     const NAME: &'static str = "probe";
     const VERSION: &'static str = "0.0.1";
     const ROUTES: &'static [&'static str] = &["/probe", "/other"];
+    const WANTS_DETECTIONS: bool = true;
 
     fn start(config: Config, ctx: Context) -> Result<Self, Error> {
         if config.fail_start {
@@ -81,6 +83,28 @@ impl Sink for Probe {
         if self.config.panic_in == "frame" && n == 2 {
             panic!("boom in frame {}", frame.frame_number());
         }
+    }
+
+    fn on_detections(&self, detections: &Detections<'_>) {
+        let items: Vec<String> = detections
+            .items()
+            .map(|d| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    d.class, d.confidence, d.x, d.y, d.w, d.h
+                )
+            })
+            .collect();
+        tracing::info!(
+            "detections of frame {} at {}: [{}]",
+            detections.frame_number(),
+            detections.timestamp_ns(),
+            items.join(", ")
+        );
+        assert!(
+            self.config.panic_in != "detections",
+            "the probe panics in on_detections"
+        );
     }
 
     fn on_http(&self, request: Request, responder: Responder) {
@@ -295,7 +319,8 @@ fn a_host_of_another_major_or_too_short_is_refused() {
     host.table.abi_major = 2;
     let (status, message) = p.create(&host, "").err().expect("refused");
     assert_eq!(status, abi::STATUS_ERR_FAILED);
-    assert!(message.contains("ABI 2.0"), "{message}");
+    let claimed = format!("ABI 2.{}", abi::ABI_MINOR);
+    assert!(message.contains(&claimed), "{message}");
     host.table.abi_major = abi::ABI_MAJOR;
     host.table.struct_size = 16;
     let (status, message) = p.create(&host, "").err().expect("refused");
@@ -526,6 +551,120 @@ fn the_runtime_can_be_sized_before_it_starts() {
     // Started: later calls get the same runtime, whatever they ask.
     assert_eq!(p.http(&i, 2, "GET", "/probe/async", ""), abi::STATUS_OK);
     assert_eq!(host.wait_response(2).status, 200);
+    p.stop(&i);
+    p.destroy(i);
+}
+
+/// A sink that does not override `on_detections` (the default `WANTS_DETECTIONS`).
+struct Frames;
+
+impl Sink for Frames {
+    type Config = ();
+    const NAME: &'static str = "frames";
+    const VERSION: &'static str = "0";
+    fn start((): (), _: Context) -> Result<Self, Error> {
+        Ok(Self)
+    }
+    fn on_frame(&self, _: &Frame<'_>) {}
+}
+
+fn detection(class: &'static str, confidence: f32, b: (i32, i32, i32, i32)) -> abi::Detection {
+    abi::Detection {
+        class_name: abi::Str::new(class),
+        confidence,
+        x: b.0,
+        y: b.1,
+        w: b.2,
+        h: b.3,
+    }
+}
+
+fn result(frame: u64, items: &[abi::Detection]) -> abi::Detections {
+    abi::Detections {
+        struct_size: size_of::<abi::Detections>() as u32,
+        frame_number: frame,
+        timestamp_ns: frame * 33_333_333,
+        items: if items.is_empty() {
+            std::ptr::null()
+        } else {
+            items.as_ptr()
+        },
+        count: items.len() as u32,
+    }
+}
+
+#[test]
+fn only_a_sink_that_wants_detections_has_on_detections_in_its_table() {
+    assert!(plugin().table.on_detections.is_some());
+    let table = stackctl_sink_sdk::__private::table::<Frames>(&[]);
+    assert!(
+        table.on_detections.is_none(),
+        "a sink that does not care pays nothing"
+    );
+    assert_eq!(table.abi_minor, abi::ABI_MINOR);
+    assert_eq!(table.struct_size as usize, size_of::<abi::Sink>());
+}
+
+#[test]
+fn detections_reach_the_sink_checked_and_what_is_wrong_is_skipped() {
+    let p = plugin();
+    let host = FakeHost::new(log_level::INFO);
+    let i = p.create(&host, "").expect("created");
+    p.start(&i).expect("started");
+    let items = [
+        detection("cat", 0.5, (10, 20, 30, 40)),
+        detection("dog", f32::NAN, (1, 1, 1, 1)), // not a confidence: skipped
+        detection("bird", 0.25, (5, 5, 0, 5)),    // an empty box: skipped
+    ];
+    assert_eq!(p.detections(&i, &result(4, &items)), abi::STATUS_OK);
+    assert!(
+        host.logged(
+            log_level::INFO,
+            "detections of frame 4 at 133333332: [cat 0.5 10 20 30 40]"
+        ),
+        "{:?}",
+        host.logs()
+    );
+    assert_eq!(p.detections(&i, &result(5, &[])), abi::STATUS_OK);
+    assert!(host.logged(log_level::INFO, "detections of frame 5 at 166666665: []"));
+    // A result of the wrong shape is skipped and reported once, the sink stays attached.
+    let mut bad = result(6, &items);
+    bad.count = 1000;
+    assert_eq!(p.detections(&i, &bad), abi::STATUS_OK);
+    let mut short = result(7, &items);
+    short.struct_size = 16;
+    assert_eq!(p.detections(&i, &short), abi::STATUS_OK);
+    assert!(
+        host.logged(log_level::ERROR, "1000 items"),
+        "{:?}",
+        host.logs()
+    );
+    assert!(!host.logged(log_level::INFO, "frame 6"));
+    assert!(!host.logged(log_level::INFO, "frame 7"));
+    // SAFETY (of the call below): a NULL result is what is under test.
+    let f = p.table.on_detections.expect("on_detections");
+    // SAFETY: a live instance; NULL is checked by the SDK.
+    assert_eq!(unsafe { f(i.0, std::ptr::null()) }, abi::STATUS_OK);
+    assert_eq!(p.frame(&i, &frame(1)), abi::STATUS_OK);
+    p.stop(&i);
+    p.destroy(i);
+}
+
+#[test]
+fn a_panic_in_on_detections_poisons_the_instance() {
+    let p = plugin();
+    let host = FakeHost::new(log_level::INFO);
+    let i = p
+        .create(&host, "panic_in = \"detections\"")
+        .expect("created");
+    p.start(&i).expect("started");
+    assert_eq!(p.detections(&i, &result(1, &[])), abi::STATUS_ERR_PANIC);
+    assert!(host.logged(
+        log_level::ERROR,
+        "panicked in on_detections: the probe panics in on_detections"
+    ));
+    assert_eq!(p.detections(&i, &result(2, &[])), abi::STATUS_ERR_FAILED);
+    assert_eq!(p.frame(&i, &frame(3)), abi::STATUS_ERR_FAILED);
     p.stop(&i);
     p.destroy(i);
 }

@@ -46,6 +46,21 @@ int main(void) {
     FIELD(stackctl_frame, pps);
     FIELD(stackctl_frame, pps_len);
 
+    SIZE(stackctl_detection);
+    FIELD(stackctl_detection, class_name);
+    FIELD(stackctl_detection, confidence);
+    FIELD(stackctl_detection, x);
+    FIELD(stackctl_detection, y);
+    FIELD(stackctl_detection, w);
+    FIELD(stackctl_detection, h);
+
+    SIZE(stackctl_detections);
+    FIELD(stackctl_detections, struct_size);
+    FIELD(stackctl_detections, frame_number);
+    FIELD(stackctl_detections, timestamp_ns);
+    FIELD(stackctl_detections, items);
+    FIELD(stackctl_detections, count);
+
     SIZE(stackctl_header);
     FIELD(stackctl_header, name);
     FIELD(stackctl_header, value);
@@ -92,6 +107,7 @@ int main(void) {
     FIELD(stackctl_sink, stop);
     FIELD(stackctl_sink, destroy);
     FIELD(stackctl_sink, free_buf);
+    FIELD(stackctl_sink, on_detections);
 
     CONST(STACKCTL_SINK_MAGIC);
     CONST(STACKCTL_SINK_ABI_MAJOR);
@@ -107,6 +123,9 @@ int main(void) {
     CONST(STACKCTL_LOG_TRACE);
     CONST(STACKCTL_FRAME_IDR);
     CONST(STACKCTL_FRAME_INBAND_PARAMS);
+    CONST(STACKCTL_DETECTIONS_MAX);
+    CONST(STACKCTL_CLASS_NAME_MAX);
+    CONST(STACKCTL_SINK_SIZE_1_0);
     printf("string STACKCTL_SINK_ENTRY_SYMBOL %s\n", STACKCTL_SINK_ENTRY_SYMBOL);
     return 0;
 }

@@ -291,6 +291,16 @@ impl Plugin {
         unsafe { (self.table.on_http)(i.0, &request) }
     }
 
+    /// Hands a result to `on_detections` (which must be in the table).
+    pub fn detections(&self, i: &Instance, raw: &abi::Detections) -> u32 {
+        let f = self
+            .table
+            .on_detections
+            .expect("the table has on_detections");
+        // SAFETY: a live instance; the result outlives the call.
+        unsafe { f(i.0, raw) }
+    }
+
     pub fn metrics(&self, i: &Instance) -> (u32, String) {
         let mut out = abi::Buf::EMPTY;
         // SAFETY: a live instance, a valid out-parameter.

@@ -1,0 +1,210 @@
+/*
+ * stackctl_sink.h AS OF ABI 1.0, kept unchanged so tests can build a 1.0 plugin (tests/plugins/probe_sink.c
+ * with -DPROBE_ABI_1_0) and check that a newer host still loads and feeds it. Do not edit.
+ *
+ * stackctl_sink.h: the sink plugin ABI of stackctl. This header is the specification.
+ *
+ * A sink is a shared library that exports ONE symbol, `stackctl_sink_entry`, returning a
+ * pointer to a static `stackctl_sink` table. stackctl loads it at start, checks the table,
+ * creates one instance with the plugin's own TOML section, starts it, then hands it every
+ * H.264 access unit the camera produces, and routes HTTP requests for the paths it declares.
+ * A plugin is never unloaded (dlclose) while stackctl runs.
+ *
+ * Versioning: `STACKCTL_SINK_ABI_MAJOR` changes when anything existing changes meaning or
+ * layout; the host refuses a plugin of another major. `STACKCTL_SINK_ABI_MINOR` grows when
+ * fields are APPENDED to a struct; every struct that can grow starts with its own size, so both
+ * sides read only the fields the other one has. Fields are never removed, reordered or resized.
+ *
+ * Threads (CLAP style, on every function pointer):
+ *   [load]       called once on stackctl's control thread, before any other call;
+ *   [control]    called on stackctl's control thread, never concurrently with another [control];
+ *   [delivery]   called on the plugin's own delivery thread (one per plugin, created by the host);
+ *   [any-thread] may be called from any thread, concurrently.
+ * A slow `on_frame` only delays this plugin's own queue: the host drops whole GOPs for it (and
+ * counts them) rather than wait. It must still not block for long: do I/O on your own threads.
+ *
+ * Ownership: every pointer says who owns it and how long it stays valid. Memory allocated by the
+ * plugin is freed by the plugin (`free_buf`); memory allocated by the host is freed by the host.
+ * Never free the other side's memory with your own allocator.
+ *
+ * Strings are `stackctl_str`: UTF-8, NOT nul-terminated, borrowed.
+ *
+ * Compiles as C99 and C++ with -Wall -Wextra -pedantic.
+ */
+#ifndef STACKCTL_SINK_H
+#define STACKCTL_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "SINK" in little-endian ASCII: the first field of `stackctl_sink`. */
+#define STACKCTL_SINK_MAGIC 0x4B4E4953u
+#define STACKCTL_SINK_ABI_MAJOR 1u
+#define STACKCTL_SINK_ABI_MINOR 0u
+/* The one symbol a plugin exports. */
+#define STACKCTL_SINK_ENTRY_SYMBOL "stackctl_sink_entry"
+
+/* A borrowed UTF-8 string (not nul-terminated). `ptr` may be NULL when `len` is 0. */
+typedef struct stackctl_str {
+    const char *ptr;
+    size_t len;
+} stackctl_str;
+
+/* A buffer the PLUGIN allocated; the host gives it back through `stackctl_sink.free_buf`. */
+typedef struct stackctl_buf {
+    uint8_t *ptr;
+    size_t len;
+    size_t cap; /* for the plugin's allocator; the host never reads it */
+} stackctl_buf;
+
+/* Outcome of a call. On anything but STACKCTL_OK the plugin may fill the `error` out-parameter
+ * of the call with a message (a plugin-owned buffer, freed with `free_buf`). */
+typedef enum stackctl_status {
+    STACKCTL_OK = 0,
+    STACKCTL_ERR_CONFIG = 1,  /* its configuration section is wrong: the message names the key */
+    STACKCTL_ERR_FAILED = 2,  /* anything else went wrong */
+    STACKCTL_ERR_PANIC = 3    /* a Rust panic was caught at the boundary */
+} stackctl_status;
+
+typedef enum stackctl_log_level {
+    STACKCTL_LOG_ERROR = 1,
+    STACKCTL_LOG_WARN = 2,
+    STACKCTL_LOG_INFO = 3,
+    STACKCTL_LOG_DEBUG = 4,
+    STACKCTL_LOG_TRACE = 5
+} stackctl_log_level;
+
+/* Frame flags. */
+#define STACKCTL_FRAME_IDR 0x1u            /* an IDR access unit: a decoder can start here */
+#define STACKCTL_FRAME_INBAND_PARAMS 0x2u  /* it carries its own SPS and PPS */
+
+/*
+ * One H.264 access unit, owned by the host.
+ * Valid until `on_frame` returns, or, if the plugin called `host->frame_retain(host_ctx, frame)`
+ * during `on_frame`, until its matching `frame_release`: then the struct AND the bytes it points
+ * to stay valid and unchanged, on any thread, without a copy. Read-only.
+ */
+typedef struct stackctl_frame {
+    uint32_t struct_size;     /* sizeof(stackctl_frame) of the host */
+    uint32_t flags;           /* STACKCTL_FRAME_* */
+    const uint8_t *data;      /* the access unit in Annex-B, exactly as the camera wrote it */
+    size_t len;
+    uint64_t frame_number;    /* the camera's counter */
+    uint64_t timestamp_ns;    /* capture time, CLOCK_MONOTONIC: media time comes from here */
+    uint32_t width;
+    uint32_t height;
+    uint32_t sequence;        /* the writer's index: consecutive within one generation */
+    uint32_t generation;      /* incremented when the camera restarted */
+    int32_t camera_id;        /* 0 day, 1 night */
+    uint32_t reserved;
+    /* The latest SPS and PPS seen on the stream (NAL units without start codes), or NULL/0
+     * before the first pair. Put them in front of an IDR that lacks them. */
+    const uint8_t *sps;
+    size_t sps_len;
+    const uint8_t *pps;
+    size_t pps_len;
+} stackctl_frame;
+
+typedef struct stackctl_header {
+    stackctl_str name;
+    stackctl_str value;
+} stackctl_header;
+
+/*
+ * An HTTP request for a path the plugin declared, owned by the host.
+ * Valid until `on_http` returns: copy what you need to answer later.
+ */
+typedef struct stackctl_http_request {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint64_t id;                     /* pass to `host->http_respond` exactly once */
+    stackctl_str method;             /* "GET", "POST", ... */
+    stackctl_str path;               /* e.g. "/stats" (percent-decoding is the plugin's) */
+    stackctl_str query;              /* after '?', without it; empty when none */
+    const stackctl_header *headers;  /* header_count entries, names in lower case */
+    size_t header_count;
+    const uint8_t *body;             /* at most the host's body limit */
+    size_t body_len;
+} stackctl_http_request;
+
+/*
+ * What the host offers, owned by the host, valid until `destroy` returns.
+ */
+typedef struct stackctl_host {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    void *host_ctx;                  /* the first argument of every callback below */
+    uint32_t max_log_level;          /* a stackctl_log_level: skip building messages above it */
+    uint32_t reserved;
+    /* [any-thread] Writes a line to stackctl's log, attributed to this plugin. `target` names
+     * the module (may be empty). Copied before it returns. */
+    void (*log)(void *host_ctx, uint32_t level, stackctl_str target, stackctl_str message);
+    /* [any-thread] Answers request `request_id`, now (inside on_http) or later, exactly once.
+     * Headers and body are copied before it returns. An unknown or already answered id is
+     * ignored. A request not answered within the host's time limit gets a 504. */
+    void (*http_respond)(void *host_ctx, uint64_t request_id, uint16_t status,
+                         const stackctl_header *headers, size_t header_count,
+                         const uint8_t *body, size_t body_len);
+    /* [delivery] during on_frame: keep `frame` beyond on_frame, without copying it. */
+    void (*frame_retain)(void *host_ctx, const stackctl_frame *frame);
+    /* [any-thread] Ends one retain of `frame`; the frame may be freed right after. */
+    void (*frame_release)(void *host_ctx, const stackctl_frame *frame);
+} stackctl_host;
+
+/*
+ * The plugin's table, static in the plugin (valid for the life of the process). No function
+ * pointer may be NULL: a sink with nothing to do in one provides a function that does nothing.
+ */
+typedef struct stackctl_sink {
+    uint32_t magic;                  /* STACKCTL_SINK_MAGIC */
+    uint16_t abi_major;              /* STACKCTL_SINK_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor;              /* STACKCTL_SINK_ABI_MINOR the plugin was built with */
+    uint32_t struct_size;            /* sizeof(stackctl_sink) of the plugin */
+    uint32_t reserved;
+    stackctl_str name;               /* e.g. "stats" */
+    stackctl_str version;            /* the plugin's own version, e.g. "1.2.0" */
+    const stackctl_str *routes;      /* path prefixes it serves, e.g. "/stats"; static */
+    size_t route_count;
+
+    /* [control] Creates an instance configured by `config_toml`, the TOML text of its
+     * `[plugins.NAME]` section (host keys such as `path` removed). `host` stays valid until
+     * destroy. On error returns non-OK and may set `*error`. */
+    stackctl_status (*create)(const stackctl_host *host, stackctl_str config_toml,
+                              void **instance, stackctl_buf *error);
+    /* [control] Starts it: open files, spawn threads. Frames and requests come after this. */
+    stackctl_status (*start)(void *instance, stackctl_buf *error);
+    /* [delivery] One access unit. Must not block for long (see above). Anything but
+     * STACKCTL_OK (e.g. STACKCTL_ERR_PANIC after a caught panic) detaches the plugin: the host
+     * marks it failed, stops delivering to it and stops it; stackctl and other plugins go on. */
+    stackctl_status (*on_frame)(void *instance, const stackctl_frame *frame);
+    /* [any-thread] A request for one of `routes`: answer through host->http_respond. A non-OK
+     * return means it will not answer: the host answers 500 and detaches the plugin. */
+    stackctl_status (*on_http)(void *instance, const stackctl_http_request *request);
+    /* [any-thread] Prometheus text exposition of its metrics, into a plugin-owned buffer
+     * (`*out`, freed with free_buf); STACKCTL_OK with an empty buffer when it has none. */
+    stackctl_status (*metrics)(void *instance, stackctl_buf *out);
+    /* [control], or [delivery] right after a failure detached the plugin; never concurrently
+     * with any other call into the instance. Stops it: no on_frame or on_http is called after
+     * stop returns, except answers still owed may be given. */
+    void (*stop)(void *instance);
+    /* Same thread rule as stop, right after it. Frees it. The instance pointer is dead
+     * afterwards. */
+    void (*destroy)(void *instance);
+    /* [any-thread] Frees a buffer this plugin allocated. */
+    void (*free_buf)(stackctl_buf buf);
+} stackctl_sink;
+
+/* The one exported symbol. Returns a pointer to a static table; never NULL. [load] */
+typedef const stackctl_sink *(*stackctl_sink_entry_fn)(void);
+const stackctl_sink *stackctl_sink_entry(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STACKCTL_SINK_H */
