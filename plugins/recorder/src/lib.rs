@@ -42,11 +42,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 use stackctl_sink_sdk::{
-    Context, Error, Frame, Request, Responder, RetainedFrame, Sink, export_sink,
+    Context, Detections, Error, Frame, Request, Responder, RetainedFrame, Sink, export_sink,
 };
 
 use crate::config::{Config, Mode};
-use crate::events::Observation;
+use crate::events::{Hit, Observation};
 use crate::http::Control;
 use crate::status::Shared;
 use crate::worker::{Command, ControlError, Reply, Worker};
@@ -135,6 +135,8 @@ impl Sink for Recorder {
         "/recordings",
         "/events",
     ];
+    // Events mode needs them; the other modes ignore them (one cheap call per result).
+    const WANTS_DETECTIONS: bool = true;
 
     fn start(config: Config, _ctx: Context) -> Result<Self, Error> {
         config.validate()?;
@@ -191,6 +193,23 @@ impl Sink for Recorder {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    fn on_detections(&self, detections: &Detections<'_>) {
+        if self.config.mode != Mode::Events || !self.armed.load(Ordering::Acquire) {
+            return;
+        }
+        let ts_ns = detections.timestamp_ns();
+        let hits = detections
+            .items()
+            .map(|d| Hit {
+                ts_ns,
+                class: d.class.to_owned(),
+                confidence: d.confidence,
+                bbox: [d.x, d.y, d.w, d.h],
+            })
+            .collect();
+        self.observe(Observation { ts_ns, hits });
     }
 
     fn on_http(&self, request: Request, responder: Responder) {
