@@ -157,7 +157,16 @@ pub struct Events<F> {
     run: VecDeque<Vec<Hit>>,
     event: EventTotals,
     generation: Option<u32>,
+    /// Capture time of the newest frame seen.
+    newest_ns: Option<u64>,
+    /// Results that came before their frame (frames and results reach this thread on two
+    /// queues): applied once the frame is seen, in order.
+    early: VecDeque<Observation>,
 }
+
+/// Most results held for frames not yet seen (30 s at 10 a second); beyond, the oldest is
+/// applied at once.
+pub const MAX_EARLY: usize = 300;
 
 impl<F: AccessUnit + Clone> Events<F> {
     /// Idle, nothing held.
@@ -174,6 +183,8 @@ impl<F: AccessUnit + Clone> Events<F> {
             run: VecDeque::new(),
             event: EventTotals::default(),
             generation: None,
+            newest_ns: None,
+            early: VecDeque::new(),
         }
     }
 
@@ -187,14 +198,41 @@ impl<F: AccessUnit + Clone> Events<F> {
         &self.ring
     }
 
-    /// One frame.
+    /// One frame, then the results that were waiting for it.
     pub fn frame(&mut self, frame: F) -> Result<(), RecordError> {
+        let ts = frame.timestamp_ns();
+        self.newest_ns = Some(ts);
+        self.frame_only(frame)?;
+        while self.early.front().is_some_and(|o| o.ts_ns <= ts) {
+            if let Some(o) = self.early.pop_front() {
+                self.apply(o)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One detection result, applied once its frame has been seen.
+    pub fn detections(&mut self, observation: Observation) -> Result<(), RecordError> {
+        if self.newest_ns.is_some_and(|n| observation.ts_ns > n) || !self.early.is_empty() {
+            self.early.push_back(observation);
+            if self.early.len() > MAX_EARLY
+                && let Some(o) = self.early.pop_front()
+            {
+                return self.apply(o);
+            }
+            return Ok(());
+        }
+        self.apply(observation)
+    }
+
+    fn frame_only(&mut self, frame: F) -> Result<(), RecordError> {
         let generation = frame.generation();
         if self.generation.is_some_and(|g| g != generation) {
             // A restarted camera: its clock starts over; the event (if any) ends here.
             self.waiting = false;
             self.machine.reset();
             self.run.clear();
+            self.early.clear();
             self.close(None, true)?;
         }
         self.generation = Some(generation);
@@ -227,8 +265,7 @@ impl<F: AccessUnit + Clone> Events<F> {
         }
     }
 
-    /// One detection result.
-    pub fn detections(&mut self, observation: Observation) -> Result<(), RecordError> {
+    fn apply(&mut self, observation: Observation) -> Result<(), RecordError> {
         let hits: Vec<Hit> = observation
             .hits
             .into_iter()
@@ -277,6 +314,7 @@ impl<F: AccessUnit + Clone> Events<F> {
 
     /// Ends the event (stop, shutdown, pause): the clip is finished cleanly.
     pub fn stop(&mut self) -> Result<(), RecordError> {
+        self.early.clear();
         self.waiting = false;
         self.machine.reset();
         self.run.clear();
