@@ -97,7 +97,7 @@ fn item(ctl: &impl Control, rest: &str, range: Option<&str>) -> Answer {
 fn own_file(dir: &Path, name: &str) -> Option<u64> {
     let dir_dev = std::fs::metadata(dir).ok()?.dev();
     let meta = std::fs::symlink_metadata(dir.join(name)).ok()?;
-    retention::is_own_file(&meta, dir_dev).then(|| meta.len())
+    retention::is_own_file(&meta, dir_dev).then_some(meta.len())
 }
 
 /// Reads a sidecar or thumbnail: no symlink, own file, bounded.

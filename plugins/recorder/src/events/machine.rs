@@ -214,9 +214,12 @@ mod tests {
         }
     }
 
+    /// A case: its name, the timing, the inputs, the actions expected (input index, action).
+    type Case<'a> = (&'a str, Timing, &'a [In], &'a [(usize, Action)]);
+
     #[test]
     fn decisions_table() {
-        let cases: &[(&str, Timing, &[In], &[(usize, Action)])] = &[
+        let cases: &[Case<'_>] = &[
             (
                 "one match is not enough with min_frames 2",
                 timing(),

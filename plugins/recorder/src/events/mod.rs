@@ -73,7 +73,7 @@ impl Filter {
     /// Whether `hit` counts.
     pub fn matches(&self, hit: &Hit) -> bool {
         hit.confidence >= self.min_confidence
-            && (self.classes.is_empty() || self.classes.iter().any(|c| *c == hit.class))
+            && (self.classes.is_empty() || self.classes.contains(&hit.class))
     }
 }
 
