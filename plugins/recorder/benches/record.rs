@@ -97,6 +97,7 @@ struct Run {
     cpu_per_frame: Duration,
     fps: f64,
     bytes: u64,
+    files: u64,
 }
 
 fn run(format: Format, mode: Mode, dir: &std::path::Path, frames: u64) -> Run {
@@ -169,10 +170,21 @@ fn run(format: Format, mode: Mode, dir: &std::path::Path, frames: u64) -> Run {
         );
     }
     assert!(status.error.is_none(), "{status:?}");
+    let c = &shared.counters;
+    let files = c.segments.load(std::sync::atomic::Ordering::Relaxed);
+    if mode == Mode::Events {
+        // 10 s shown of every 30: a clip of 5 + 10 + 10 s (pre-roll, shown, post-roll) each.
+        let expected = frames / (30 * 30);
+        assert!(
+            files.abs_diff(expected) <= 1,
+            "{files} clips, {expected} expected"
+        );
+    }
     Run {
         cpu_per_frame: cpu / u32::try_from(frames).unwrap(),
         fps: frames as f64 / wall.as_secs_f64(),
-        bytes: status.bytes_written,
+        bytes: c.bytes_written.load(std::sync::atomic::Ordering::Relaxed),
+        files,
     }
 }
 
@@ -200,6 +212,7 @@ fn main() {
     let base = arg("--dir").map(std::path::PathBuf::from);
     if mode == Mode::Events {
         ring_hold(frames);
+        thumbnail_cost();
     }
     for format in formats {
         let mut results = Vec::new();
@@ -210,9 +223,10 @@ fn main() {
             };
             let r = run(format, mode, dir.path(), frames);
             println!(
-                "{:?} {mode:?} run {}: {frames} frames, {:.0} MB, CPU {:.1} us/frame = {:.3} % of one core at 30 fps, {:.0} fps ({:.0}x real time)",
+                "{:?} {mode:?} run {}: {frames} frames, {} files, {:.0} MB, CPU {:.1} us/frame = {:.3} % of one core at 30 fps, {:.0} fps ({:.0}x real time)",
                 format,
                 i + 1,
+                r.files,
                 r.bytes as f64 / 1e6,
                 r.cpu_per_frame.as_secs_f64() * 1e6,
                 r.cpu_per_frame.as_secs_f64() * 30.0 * 100.0,
@@ -272,5 +286,63 @@ fn ring_hold(frames: u64) {
         max_bytes as f64 / 1e6,
         max_span as f64 / 1e9,
         per_push.as_secs_f64() * 1e6
+    );
+}
+
+/// A thumbnail's cost at 1080p: one GOP (an IDR and 29 P-frames of OpenH264, 8 Mbit/s) decoded
+/// to its last frame and encoded as a 640-wide JPEG, as a clip's close does once.
+fn thumbnail_cost() {
+    use openh264::encoder::{
+        BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
+    };
+    use openh264::formats::YUVSlices;
+    use sink_recorder::events::thumb;
+    use sink_recorder::unit::OwnedUnit;
+    let (w, h) = (1920usize, 1080usize);
+    let config = EncoderConfig::new()
+        .rate_control_mode(RateControlMode::Bitrate)
+        .bitrate(BitRate::from_bps(8_000_000))
+        .max_frame_rate(FrameRate::from_hz(30.0))
+        .intra_frame_period(IntraFramePeriod::from_num_frames(30))
+        .skip_frames(false);
+    let mut enc =
+        Encoder::with_api_config(openh264::OpenH264API::from_source(), config).expect("encoder");
+    let u = vec![128u8; w * h / 4];
+    let mut y = vec![0u8; w * h];
+    let gop: Vec<OwnedUnit> = (0..30u64)
+        .map(|n| {
+            for (i, p) in y.iter_mut().enumerate() {
+                *p = (((i % w) + (i / w) + n as usize * 4) % 200) as u8 + 16;
+            }
+            let src = YUVSlices::new((&y, &u, &u), (w, h), (w, w / 2, w / 2));
+            let data = enc
+                .encode_at(&src, openh264::Timestamp::from_millis(n * 33))
+                .expect("encode")
+                .to_vec();
+            OwnedUnit {
+                data,
+                timestamp_ns: n * 33_333_333,
+                idr: n == 0,
+                sps: None,
+                pps: None,
+                inband: n == 0,
+                generation: 0,
+            }
+        })
+        .collect();
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let cpu0 = process_cpu();
+            let jpeg = thumb::jpeg(&gop, [800, 400, 300, 200]).expect("thumbnail");
+            assert!(jpeg.starts_with(&[0xff, 0xd8]));
+            process_cpu() - cpu0
+        })
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "thumbnail at 1080p (a whole GOP decoded, 640-wide JPEG): median {:.0} ms of CPU per clip, {:.3} % of one core for a clip every 30 s",
+        median.as_secs_f64() * 1e3,
+        median.as_secs_f64() / 30.0 * 100.0
     );
 }
