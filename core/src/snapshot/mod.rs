@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-pub use jpeg::{QUALITY, output_size};
+pub use jpeg::{Nv12, QUALITY, encode, output_size};
 pub use nv12::{FrameKey, Nv12Source};
 
 use crate::shm::ShmError;

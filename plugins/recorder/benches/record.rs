@@ -7,7 +7,12 @@
 //! core at 30 fps, and the throughput in frames per second (its ratio to 30 fps is the margin
 //! before the queue would drop anything).
 //!
-//! `cargo bench -p sink-recorder --bench record [-- --runs N --format mp4|h264 --dir DIR]`
+//! `--mode events` runs events mode instead (defaults: pre-roll 5 s, post-roll 10 s): a
+//! detection result every 3rd frame (10 a second, as the detector gives them), a "cat" for 10 s
+//! then nothing for 20 s, so the pre-roll ring runs all the time and a clip is written a third
+//! of the time; it also prints the ring's largest hold (frames, bytes, media time).
+//!
+//! `cargo bench -p sink-recorder --bench record [-- --runs N --format mp4|h264 --mode continuous|events --dir DIR]`
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -15,11 +20,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use sink_recorder::config::{Config, Format, Mode};
+use sink_recorder::events::{Hit, Observation, RING_SLACK, Ring};
 use sink_recorder::status::Shared;
 use sink_recorder::unit::AccessUnit;
 use sink_recorder::worker::{Command, Worker};
 
 /// A frame whose bytes are shared, so producing one costs what retaining one does.
+#[derive(Clone)]
 struct BenchUnit {
     data: Arc<Vec<u8>>,
     timestamp_ns: u64,
@@ -90,9 +97,10 @@ struct Run {
     cpu_per_frame: Duration,
     fps: f64,
     bytes: u64,
+    files: u64,
 }
 
-fn run(format: Format, dir: &std::path::Path, frames: u64) -> Run {
+fn run(format: Format, mode: Mode, dir: &std::path::Path, frames: u64) -> Run {
     // 8 Mbit/s at 30 fps: 33,333 bytes a frame on average; an IDR (1 in 30) is 4x a P-frame.
     let p_size = (8_000_000 / 8 / 30) * 30 / 33;
     let idr_size = p_size * 4;
@@ -108,40 +116,75 @@ fn run(format: Format, dir: &std::path::Path, frames: u64) -> Run {
     let config = Config {
         dir: dir.to_owned(),
         format,
-        mode: Mode::Continuous,
+        mode,
         ..Config::default()
     };
-    let shared = Arc::new(Shared::new(format, Mode::Continuous));
+    let shared = Arc::new(Shared::new(format, mode));
     let armed = Arc::new(AtomicBool::new(false));
     let (tx, rx) = crossbeam_channel::bounded(config.buffer_frames);
     let (ctl, ctl_rx) = crossbeam_channel::unbounded();
-    let worker = Worker::<BenchUnit>::new(config, shared.clone(), armed);
+    let (det_tx, det_rx) = crossbeam_channel::bounded(100);
+    let worker = Worker::<BenchUnit>::new(config, shared.clone(), armed).with_detections(det_rx);
     let cpu0 = process_cpu();
     let t0 = Instant::now();
     let thread = std::thread::spawn(move || worker.run(rx, ctl_rx));
     for n in 0..frames {
         let i = (n % 30) as usize;
+        let timestamp_ns = 1_000_000_000 + n * 1_000_000_000 / 30;
         tx.send(BenchUnit {
             data: pool[i].clone(),
-            timestamp_ns: 1_000_000_000 + n * 1_000_000_000 / 30,
+            timestamp_ns,
             idr: i == 0,
         })
         .expect("the worker runs");
+        if mode == Mode::Events && n % 3 == 0 {
+            // The cat shows 10 s out of every 30.
+            let visible = (n / 30) % 30 < 10;
+            let hits = if visible {
+                vec![Hit {
+                    ts_ns: timestamp_ns,
+                    class: "cat".to_owned(),
+                    confidence: 0.8,
+                    bbox: [100, 100, 200, 200],
+                }]
+            } else {
+                Vec::new()
+            };
+            det_tx
+                .send(Observation {
+                    ts_ns: timestamp_ns,
+                    hits,
+                })
+                .expect("the worker runs");
+        }
     }
     ctl.send(Command::Shutdown).expect("the worker runs");
     thread.join().expect("the worker ends");
     let wall = t0.elapsed();
     let cpu = process_cpu() - cpu0;
     let status = shared.snapshot();
-    assert_eq!(
-        status.frame_count, frames,
-        "every frame recorded: {status:?}"
-    );
+    if mode != Mode::Events {
+        assert_eq!(
+            status.frame_count, frames,
+            "every frame recorded: {status:?}"
+        );
+    }
     assert!(status.error.is_none(), "{status:?}");
+    let c = &shared.counters;
+    let files = c.segments.load(std::sync::atomic::Ordering::Relaxed);
+    if mode == Mode::Events {
+        // 10 s shown of every 30: a clip of 5 + 10 + 10 s (pre-roll, shown, post-roll) each.
+        let expected = frames / (30 * 30);
+        assert!(
+            files.abs_diff(expected) <= 1,
+            "{files} clips, {expected} expected"
+        );
+    }
     Run {
         cpu_per_frame: cpu / u32::try_from(frames).unwrap(),
         fps: frames as f64 / wall.as_secs_f64(),
-        bytes: status.bytes_written,
+        bytes: c.bytes_written.load(std::sync::atomic::Ordering::Relaxed),
+        files,
     }
 }
 
@@ -162,7 +205,15 @@ fn main() {
         Some("mp4") => vec![Format::Mp4],
         _ => vec![Format::Mp4, Format::H264],
     };
+    let mode = match arg("--mode").as_deref() {
+        Some("events") => Mode::Events,
+        _ => Mode::Continuous,
+    };
     let base = arg("--dir").map(std::path::PathBuf::from);
+    if mode == Mode::Events {
+        ring_hold(frames);
+        thumbnail_cost();
+    }
     for format in formats {
         let mut results = Vec::new();
         for i in 0..runs {
@@ -170,11 +221,12 @@ fn main() {
                 Some(b) => tempfile::tempdir_in(b).expect("tempdir"),
                 None => tempfile::tempdir().expect("tempdir"),
             };
-            let r = run(format, dir.path(), frames);
+            let r = run(format, mode, dir.path(), frames);
             println!(
-                "{:?} run {}: {frames} frames, {:.0} MB, CPU {:.1} us/frame = {:.3} % of one core at 30 fps, {:.0} fps ({:.0}x real time)",
+                "{:?} {mode:?} run {}: {frames} frames, {} files, {:.0} MB, CPU {:.1} us/frame = {:.3} % of one core at 30 fps, {:.0} fps ({:.0}x real time)",
                 format,
                 i + 1,
+                r.files,
                 r.bytes as f64 / 1e6,
                 r.cpu_per_frame.as_secs_f64() * 1e6,
                 r.cpu_per_frame.as_secs_f64() * 30.0 * 100.0,
@@ -188,11 +240,109 @@ fn main() {
         let mut fps: Vec<f64> = results.iter().map(|r| r.fps).collect();
         fps.sort_by(f64::total_cmp);
         println!(
-            "{format:?} median of {runs}: CPU {:.1} us/frame = {:.3} % of one core at 30 fps; {:.0} fps ({:.0}x real time), every frame recorded",
+            "{format:?} {mode:?} median of {runs}: CPU {:.1} us/frame = {:.3} % of one core at 30 fps; {:.0} fps ({:.0}x real time), every frame recorded",
             cpu.as_secs_f64() * 1e6,
             cpu.as_secs_f64() * 30.0 * 100.0,
             fps[fps.len() / 2],
             fps[fps.len() / 2] / 30.0
         );
     }
+}
+
+/// The pre-roll ring alone at the defaults (5 s pre-roll, 64 MiB cap) on the 8 Mbit/s stream:
+/// its largest hold, and the cost of a push.
+fn ring_hold(frames: u64) {
+    let p_size = (8_000_000 / 8 / 30) * 30 / 33;
+    let pool: Vec<Arc<Vec<u8>>> = (0..30)
+        .map(|i| {
+            Arc::new(access_unit(
+                if i == 0 { p_size * 4 } else { p_size },
+                i == 0,
+                i + 7,
+            ))
+        })
+        .collect();
+    let config = Config::default();
+    let keep = u64::try_from((config.pre_roll + RING_SLACK).as_nanos()).unwrap();
+    let mut ring = Ring::new(keep, config.pre_roll_max_bytes);
+    let (mut max_frames, mut max_bytes, mut max_span) = (0, 0, 0);
+    let t0 = Instant::now();
+    for n in 0..frames {
+        let i = (n % 30) as usize;
+        ring.push(BenchUnit {
+            data: pool[i].clone(),
+            timestamp_ns: 1_000_000_000 + n * 1_000_000_000 / 30,
+            idr: i == 0,
+        });
+        max_frames = max_frames.max(ring.len());
+        max_bytes = max_bytes.max(ring.bytes());
+        max_span = max_span.max(ring.span_ns());
+    }
+    let per_push = t0.elapsed() / u32::try_from(frames).unwrap();
+    println!(
+        "pre-roll ring (pre_roll {:?} + slack {:?}): at most {max_frames} frames, {:.1} MB, {:.2} s of media held; {:.2} us a push",
+        config.pre_roll,
+        RING_SLACK,
+        max_bytes as f64 / 1e6,
+        max_span as f64 / 1e9,
+        per_push.as_secs_f64() * 1e6
+    );
+}
+
+/// A thumbnail's cost at 1080p: one GOP (an IDR and 29 P-frames of OpenH264, 8 Mbit/s) decoded
+/// to its last frame and encoded as a 640-wide JPEG, as a clip's close does once.
+fn thumbnail_cost() {
+    use openh264::encoder::{
+        BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
+    };
+    use openh264::formats::YUVSlices;
+    use sink_recorder::events::thumb;
+    use sink_recorder::unit::OwnedUnit;
+    let (w, h) = (1920usize, 1080usize);
+    let config = EncoderConfig::new()
+        .rate_control_mode(RateControlMode::Bitrate)
+        .bitrate(BitRate::from_bps(8_000_000))
+        .max_frame_rate(FrameRate::from_hz(30.0))
+        .intra_frame_period(IntraFramePeriod::from_num_frames(30))
+        .skip_frames(false);
+    let mut enc =
+        Encoder::with_api_config(openh264::OpenH264API::from_source(), config).expect("encoder");
+    let u = vec![128u8; w * h / 4];
+    let mut y = vec![0u8; w * h];
+    let gop: Vec<OwnedUnit> = (0..30u64)
+        .map(|n| {
+            for (i, p) in y.iter_mut().enumerate() {
+                *p = (((i % w) + (i / w) + n as usize * 4) % 200) as u8 + 16;
+            }
+            let src = YUVSlices::new((&y, &u, &u), (w, h), (w, w / 2, w / 2));
+            let data = enc
+                .encode_at(&src, openh264::Timestamp::from_millis(n * 33))
+                .expect("encode")
+                .to_vec();
+            OwnedUnit {
+                data,
+                timestamp_ns: n * 33_333_333,
+                idr: n == 0,
+                sps: None,
+                pps: None,
+                inband: n == 0,
+                generation: 0,
+            }
+        })
+        .collect();
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let cpu0 = process_cpu();
+            let jpeg = thumb::jpeg(&gop, [800, 400, 300, 200]).expect("thumbnail");
+            assert!(jpeg.starts_with(&[0xff, 0xd8]));
+            process_cpu() - cpu0
+        })
+        .collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "thumbnail at 1080p (a whole GOP decoded, 640-wide JPEG): median {:.0} ms of CPU per clip, {:.3} % of one core for a clip every 30 s",
+        median.as_secs_f64() * 1e3,
+        median.as_secs_f64() / 30.0 * 100.0
+    );
 }

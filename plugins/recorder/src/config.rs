@@ -42,6 +42,8 @@ pub enum Mode {
     Manual,
     /// Records from the plugin's start; `POST /stop` pauses it until `POST /start`.
     Continuous,
+    /// Records clips around detections (pre-roll, post-roll); `POST /stop` pauses it.
+    Events,
 }
 
 /// When written data is forced to the disk with `fdatasync`.
@@ -95,6 +97,24 @@ pub struct Config {
     /// Largest body of one download response; bigger files are served in ranges.
     #[serde(deserialize_with = "bytes")]
     pub max_response_bytes: u64,
+    /// Events mode: the classes that start an event (empty: any).
+    pub classes: Vec<String>,
+    /// Events mode: the lowest confidence of a detection that counts.
+    pub min_confidence: f32,
+    /// Events mode: consecutive matching detection results that start an event.
+    pub min_frames: u32,
+    /// Events mode: media kept before the first matching detection.
+    #[serde(deserialize_with = "duration")]
+    pub pre_roll: Duration,
+    /// Events mode: most bytes of frames held for the pre-roll.
+    #[serde(deserialize_with = "bytes")]
+    pub pre_roll_max_bytes: u64,
+    /// Events mode: media kept after the last matching detection.
+    #[serde(deserialize_with = "duration")]
+    pub post_roll: Duration,
+    /// Events mode: longest clip; a longer event goes on in the next clip.
+    #[serde(deserialize_with = "duration")]
+    pub max_event_duration: Duration,
 }
 
 impl Default for Config {
@@ -113,6 +133,13 @@ impl Default for Config {
             min_free_bytes: None,
             retention_interval: Duration::from_secs(60),
             max_response_bytes: 8 << 20,
+            classes: Vec::new(),
+            min_confidence: 0.5,
+            min_frames: 2,
+            pre_roll: Duration::from_secs(5),
+            pre_roll_max_bytes: 64 << 20,
+            post_roll: Duration::from_secs(10),
+            max_event_duration: Duration::from_secs(300),
         }
     }
 }
@@ -159,6 +186,43 @@ impl Config {
         }
         if self.retention_interval < Duration::from_secs(1) {
             return Err(Error::config("retention_interval", "must be at least 1 s"));
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return Err(Error::config(
+                "min_confidence",
+                format!("{} is not between 0 and 1", self.min_confidence),
+            ));
+        }
+        if !(1..=1000).contains(&self.min_frames) {
+            return Err(Error::config(
+                "min_frames",
+                format!("{} is not between 1 and 1000", self.min_frames),
+            ));
+        }
+        if self.pre_roll > Duration::from_secs(60) {
+            return Err(Error::config("pre_roll", "must be at most 60 s"));
+        }
+        if !(1 << 20..=1 << 30).contains(&self.pre_roll_max_bytes) {
+            return Err(Error::config(
+                "pre_roll_max_bytes",
+                "must be between 1 MiB and 1 GiB",
+            ));
+        }
+        if self.post_roll > Duration::from_secs(3600) {
+            return Err(Error::config("post_roll", "must be at most 1 h"));
+        }
+        if self.max_event_duration < Duration::from_secs(1) {
+            return Err(Error::config("max_event_duration", "must be at least 1 s"));
+        }
+        if let Some(c) = self
+            .classes
+            .iter()
+            .find(|c| c.trim().is_empty() || c.len() > 64)
+        {
+            return Err(Error::config(
+                "classes",
+                format!("{c:?} is not a class name (1 to 64 bytes)"),
+            ));
         }
         if !(64 * 1024..=256 << 20).contains(&self.max_response_bytes) {
             return Err(Error::config(
@@ -298,6 +362,19 @@ mod tests {
             parse("segment_duration = 0").expect("off").segment_duration,
             None
         );
+        let e = parse(
+            "mode = \"events\"\nclasses = [\"cat\", \"dog\"]\nmin_confidence = 0.7\n\
+             min_frames = 3\npre_roll = \"2s\"\npost_roll = 4\npre_roll_max_bytes = \"32MiB\"\n\
+             max_event_duration = \"1m\"",
+        )
+        .expect("valid");
+        assert_eq!(e.mode, Mode::Events);
+        assert_eq!(e.classes, ["cat", "dog"]);
+        assert_eq!((e.min_confidence, e.min_frames), (0.7, 3));
+        assert_eq!(e.pre_roll, Duration::from_secs(2));
+        assert_eq!(e.post_roll, Duration::from_secs(4));
+        assert_eq!(e.pre_roll_max_bytes, 32 << 20);
+        assert_eq!(e.max_event_duration, Duration::from_secs(60));
     }
 
     #[test]
@@ -315,6 +392,15 @@ mod tests {
             ("max_response_bytes = 10", "max_response_bytes: "),
             ("retention_interval = \"10ms\"", "retention_interval: "),
             ("dri = \"x\"", "dri: unknown field"),
+            (
+                "mode = \"events\"\nmin_confidence = 1.5",
+                "min_confidence: ",
+            ),
+            ("min_frames = 0", "min_frames: "),
+            ("pre_roll = \"2min\"", "pre_roll: "),
+            ("pre_roll_max_bytes = \"1k\"", "pre_roll_max_bytes: "),
+            ("max_event_duration = 0", "max_event_duration: "),
+            ("classes = [\"\"]", "classes: "),
         ] {
             let e = parse(text).expect_err(text);
             assert!(e.starts_with(key), "{text}: {e}");

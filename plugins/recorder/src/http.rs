@@ -227,7 +227,7 @@ fn open_recording(dir: &Path, name: &str) -> Result<(File, u64, RecordingName), 
     Ok((file, meta.len(), parsed))
 }
 
-fn download(ctl: &impl Control, name: &str, range: Option<&str>) -> Answer {
+pub(crate) fn download(ctl: &impl Control, name: &str, range: Option<&str>) -> Answer {
     let (file, size, parsed) = match open_recording(ctl.dir(), name) {
         Ok(opened) => opened,
         Err(answer) => return answer,

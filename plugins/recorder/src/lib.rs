@@ -10,7 +10,7 @@
 //! path = "libsink_recorder.so"
 //! dir = "/var/lib/stackctl/recordings"
 //! format = "mp4"            # or "h264"
-//! mode = "manual"           # or "continuous"
+//! mode = "manual"           # or "continuous", or "events" (clips around detections)
 //! segment_duration = "10m"
 //! max_total_bytes = "20GB"
 //! ```
@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mp4;
 pub mod names;
@@ -41,13 +42,17 @@ use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 use stackctl_sink_sdk::{
-    Context, Error, Frame, Request, Responder, RetainedFrame, Sink, export_sink,
+    Context, Detections, Error, Frame, Request, Responder, RetainedFrame, Sink, export_sink,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
+use crate::events::{Hit, Observation};
 use crate::http::Control;
 use crate::status::Shared;
 use crate::worker::{Command, ControlError, Reply, Worker};
+
+/// Detection results queued for the writer thread (events mode): 10 s at 10 results a second.
+const DETECTION_QUEUE: usize = 100;
 
 /// How long an HTTP start or stop waits for the writer thread.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -61,7 +66,9 @@ pub struct Recorder {
     /// After a drop, frames are skipped up to the next IDR (a P-frame without its reference
     /// would not decode).
     skipping: AtomicBool,
-    frames: Sender<RetainedFrame>,
+    frames: Sender<Arc<RetainedFrame>>,
+    /// Detection results to the writer thread (events mode), bounded.
+    detections: Sender<Observation>,
     commands: Sender<Command>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -79,6 +86,17 @@ impl Recorder {
                 "the recorder thread did not answer in time".to_owned(),
             ))
         })
+    }
+
+    /// Hands a detection result to the writer thread (events mode; dropped when its queue is
+    /// full).
+    pub fn observe(&self, observation: Observation) {
+        if self.config.mode == Mode::Events && self.detections.try_send(observation).is_err() {
+            self.shared
+                .counters
+                .queue_drops
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn queue_fill(&self) -> f64 {
@@ -115,7 +133,10 @@ impl Sink for Recorder {
         "/status",
         "/api/recording",
         "/recordings",
+        "/events",
     ];
+    // Events mode needs them; the other modes ignore them (one cheap call per result).
+    const WANTS_DETECTIONS: bool = true;
 
     fn check(config: &Config) -> Result<(), Error> {
         config.validate()
@@ -126,7 +147,11 @@ impl Sink for Recorder {
         let armed = Arc::new(AtomicBool::new(false));
         let (frames, frame_rx) = crossbeam_channel::bounded(config.buffer_frames);
         let (commands, command_rx) = crossbeam_channel::unbounded();
-        let worker = Worker::<RetainedFrame>::new(config.clone(), shared.clone(), armed.clone());
+        // Detection results come a few a second; a writer thread that far behind drops them.
+        let (detections, detection_rx) = crossbeam_channel::bounded(DETECTION_QUEUE);
+        let worker =
+            Worker::<Arc<RetainedFrame>>::new(config.clone(), shared.clone(), armed.clone())
+                .with_detections(detection_rx);
         let thread = std::thread::Builder::new()
             .name("recorder".to_owned())
             .spawn(move || worker.run(frame_rx, command_rx))
@@ -143,6 +168,7 @@ impl Sink for Recorder {
             armed,
             skipping: AtomicBool::new(false),
             frames,
+            detections,
             commands,
             thread: Mutex::new(Some(thread)),
         })
@@ -159,7 +185,7 @@ impl Sink for Recorder {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match self.frames.try_send(frame.retain()) {
+        match self.frames.try_send(Arc::new(frame.retain())) {
             Ok(()) => self.skipping.store(false, Ordering::Relaxed),
             Err(TrySendError::Full(_)) => {
                 self.skipping.store(true, Ordering::Relaxed);
@@ -172,13 +198,36 @@ impl Sink for Recorder {
         }
     }
 
+    fn on_detections(&self, detections: &Detections<'_>) {
+        if self.config.mode != Mode::Events || !self.armed.load(Ordering::Acquire) {
+            return;
+        }
+        let ts_ns = detections.timestamp_ns();
+        let hits = detections
+            .items()
+            .map(|d| Hit {
+                ts_ns,
+                class: d.class.to_owned(),
+                confidence: d.confidence,
+                bbox: [d.x, d.y, d.w, d.h],
+            })
+            .collect();
+        self.observe(Observation { ts_ns, hits });
+    }
+
     fn on_http(&self, request: Request, responder: Responder) {
-        let answer = http::handle(
-            self,
-            request.method(),
-            request.path(),
-            request.header("range"),
-        );
+        let path = request.path();
+        let answer = if path == "/events" || path.starts_with("/events/") {
+            events::http::handle(
+                self,
+                request.method(),
+                path,
+                request.query(),
+                request.header("range"),
+            )
+        } else {
+            http::handle(self, request.method(), path, request.header("range"))
+        };
         let headers: Vec<(&str, &str)> = answer
             .headers
             .iter()

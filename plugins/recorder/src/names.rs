@@ -1,4 +1,5 @@
-//! Recording file names: `recording_YYYYMMDD_HHMMSS[_N].(mp4|h264)`, local time.
+//! Recording file names: `recording_YYYYMMDD_HHMMSS[_N].(mp4|h264)` (and, in events mode,
+//! `event_YYYYMMDD_HHMMSS[_N].(mp4|h264)`), local time.
 //!
 //! The recorder only ever lists, serves or deletes files whose name matches this pattern
 //! exactly: that is what keeps HTTP names from pointing anywhere else (no `/`, no `.`
@@ -12,9 +13,30 @@ use jiff::tz::TimeZone;
 
 use crate::config::Format;
 
+/// Which recorder file a name is: a recording (manual or continuous mode) or an event clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `recording_...`: manual and continuous recordings.
+    Recording,
+    /// `event_...`: an events-mode clip (its sidecar and thumbnail share its stem).
+    Event,
+}
+
+impl Kind {
+    /// The name's prefix, with its underscore.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Recording => "recording_",
+            Self::Event => "event_",
+        }
+    }
+}
+
 /// A parsed recording file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingName {
+    /// Recording or event clip.
+    pub kind: Kind,
     /// `YYYYMMDD_HHMMSS`, local time of the file's start.
     pub stamp: String,
     /// The collision suffix (`_1`, `_2`...), 0 for none.
@@ -29,7 +51,11 @@ const MAX_SUFFIX: u32 = 999_999;
 impl RecordingName {
     /// Parses `name` (a bare file name); `None` unless it matches the pattern exactly.
     pub fn parse(name: &str) -> Option<Self> {
-        let rest = name.strip_prefix("recording_")?;
+        let (kind, rest) = if let Some(rest) = name.strip_prefix(Kind::Recording.prefix()) {
+            (Kind::Recording, rest)
+        } else {
+            (Kind::Event, name.strip_prefix(Kind::Event.prefix())?)
+        };
         let (stem, ext) = rest.rsplit_once('.')?;
         let format = match ext {
             "mp4" => Format::Mp4,
@@ -55,6 +81,7 @@ impl RecordingName {
         // A real date and time, not just digits.
         DateTime::strptime("%Y%m%d_%H%M%S", &stamp).ok()?;
         Some(Self {
+            kind,
             stamp,
             suffix,
             format,
@@ -63,16 +90,28 @@ impl RecordingName {
 
     /// The file name.
     pub fn file_name(&self) -> String {
-        let ext = self.format.extension();
+        format!("{}.{}", self.stem(), self.format.extension())
+    }
+
+    /// The name without its extension (an event clip's id: its sidecar is `STEM.json`, its
+    /// thumbnail `STEM.jpg`).
+    pub fn stem(&self) -> String {
+        let prefix = self.kind.prefix();
         match self.suffix {
-            0 => format!("recording_{}.{ext}", self.stamp),
-            n => format!("recording_{}_{n}.{ext}", self.stamp),
+            0 => format!("{prefix}{}", self.stamp),
+            n => format!("{prefix}{}_{n}", self.stamp),
         }
     }
 
     /// The name for a file started at `time`, with collision suffix `suffix`.
     pub fn at(time: &Zoned, suffix: u32, format: Format) -> Self {
+        Self::of_kind(Kind::Recording, time, suffix, format)
+    }
+
+    /// [`at`](Self::at) for a file of `kind`.
+    pub fn of_kind(kind: Kind, time: &Zoned, suffix: u32, format: Format) -> Self {
         Self {
+            kind,
             stamp: time.strftime("%Y%m%d_%H%M%S").to_string(),
             suffix: suffix.min(MAX_SUFFIX),
             format,
@@ -123,6 +162,10 @@ mod tests {
         let n = RecordingName::parse("recording_20260102_030405_12.h264").expect("valid");
         assert_eq!((n.suffix, n.format), (12, Format::H264));
         assert_eq!(n.file_name(), "recording_20260102_030405_12.h264");
+        let n = RecordingName::parse("event_20260102_030405_3.mp4").expect("valid");
+        assert_eq!((n.kind, n.suffix), (Kind::Event, 3));
+        assert_eq!(n.stem(), "event_20260102_030405_3");
+        assert_eq!(n.file_name(), "event_20260102_030405_3.mp4");
         for bad in [
             "recording_20260102_030405.avi",
             "recording_20260102_030405",
@@ -141,6 +184,9 @@ mod tests {
             "%2e%2e%2f",
             "Recording_20260102_030405.mp4",
             "recording_20260102-030405.mp4",
+            "event_20260102_030405.json",
+            "events_20260102_030405.mp4",
+            "event_recording_20260102_030405.mp4",
             "recording_２0260102_030405.mp4",
         ] {
             assert_eq!(RecordingName::parse(bad), None, "{bad:?}");

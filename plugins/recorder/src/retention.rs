@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::names::RecordingName;
+use crate::names::{Kind, RecordingName};
 
 /// The limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,8 +74,14 @@ pub fn is_own_file(meta: &Metadata, dir_dev: u64) -> bool {
     meta.file_type().is_file() && meta.nlink() == 1 && meta.dev() == dir_dev
 }
 
-/// The recordings in `dir` (own names, own files: [`is_own_file`]), oldest first.
+/// The recordings (`recording_...`) in `dir` (own names, own files: [`is_own_file`]),
+/// oldest first.
 pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
+    list_kind(dir, Some(Kind::Recording))
+}
+
+/// The recorder's media files in `dir` of `kind` (all kinds: `None`), oldest first.
+pub fn list_kind(dir: &Path, kind: Option<Kind>) -> std::io::Result<Vec<Entry>> {
     let dir_dev = std::fs::metadata(dir)?.dev();
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -83,6 +89,9 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<Entry>> {
         let Some(name) = entry.file_name().to_str().and_then(RecordingName::parse) else {
             continue;
         };
+        if kind.is_some_and(|k| k != name.kind) {
+            continue;
+        }
         // `DirEntry::metadata` does not follow symlinks: a link is not a regular file.
         let Ok(meta) = entry.metadata() else { continue };
         if !is_own_file(&meta, dir_dev) {
@@ -163,7 +172,7 @@ pub fn apply(dir: &Path, current: Option<&str>, policy: &Policy) -> Vec<Deleted>
     if !policy.is_active() {
         return Vec::new();
     }
-    let entries = match list(dir) {
+    let entries = match list_kind(dir, None) {
         Ok(entries) => entries,
         Err(e) => {
             tracing::debug!(dir = %dir.display(), error = %e, "retention: cannot list");
@@ -180,6 +189,9 @@ pub fn apply(dir: &Path, current: Option<&str>, policy: &Policy) -> Vec<Deleted>
         let name = entry.name.file_name();
         match std::fs::remove_file(dir.join(&name)) {
             Ok(()) => {
+                if entry.name.kind == Kind::Event {
+                    remove_companions(dir, &entry.name);
+                }
                 tracing::info!(file = %name, size = entry.size, reason = reason.as_str(), "retention: deleted recording");
                 done.push(Deleted {
                     name,
@@ -193,6 +205,23 @@ pub fn apply(dir: &Path, current: Option<&str>, policy: &Policy) -> Vec<Deleted>
         }
     }
     done
+}
+
+/// Extensions of the files that go with an event clip: its sidecar and its thumbnail.
+pub const COMPANIONS: [&str; 2] = ["json", "jpg"];
+
+/// Deletes an event clip's sidecar and thumbnail (own regular files only: a symlink or hard
+/// link planted under such a name is left alone).
+pub fn remove_companions(dir: &Path, clip: &RecordingName) {
+    let Ok(dir_dev) = std::fs::metadata(dir).map(|m| m.dev()) else {
+        return;
+    };
+    for ext in COMPANIONS {
+        let path = dir.join(format!("{}.{ext}", clip.stem()));
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| is_own_file(&m, dir_dev)) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +332,41 @@ mod tests {
             );
         }
         assert!(std::path::Path::new("/etc/hostname").exists());
+    }
+
+    #[test]
+    fn an_event_clip_goes_with_its_sidecar_and_thumbnail_oldest_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for (name, size) in [
+            ("event_20200101_000000.mp4", 100),
+            ("event_20200101_000000.json", 10),
+            ("event_20200101_000000.jpg", 10),
+            ("event_20200101_000100.mp4", 100),
+            ("event_20200101_000100.json", 10),
+            ("recording_20200101_000200.mp4", 100),
+        ] {
+            std::fs::write(d.join(name), vec![0u8; size]).expect("write");
+        }
+        assert_eq!(list(d).expect("list").len(), 1, "recordings only");
+        assert_eq!(list_kind(d, Some(Kind::Event)).expect("list").len(), 2);
+        let policy = Policy {
+            max_total_bytes: Some(250),
+            ..Policy::default()
+        };
+        let deleted = apply(d, None, &policy);
+        let names: Vec<&str> = deleted.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["event_20200101_000000.mp4"]);
+        for gone in [
+            "event_20200101_000000.mp4",
+            "event_20200101_000000.json",
+            "event_20200101_000000.jpg",
+        ] {
+            assert!(!d.join(gone).exists(), "{gone} kept");
+        }
+        for kept in ["event_20200101_000100.mp4", "event_20200101_000100.json"] {
+            assert!(d.join(kept).exists(), "{kept} deleted");
+        }
     }
 
     #[test]

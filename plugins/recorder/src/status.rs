@@ -77,12 +77,85 @@ pub struct Counters {
     pub queue_drops: AtomicU64,
 }
 
+/// Upper bounds of the `recorder_event_seconds` histogram's buckets, seconds.
+pub const EVENT_BUCKETS: [f64; 9] = [5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
+
+/// Most classes counted separately in `recorder_events_total` (a detector names few; the
+/// bound keeps a misbehaving one from growing the metrics without end).
+pub const MAX_EVENT_CLASSES: usize = 64;
+
+#[derive(Debug, Default)]
+struct EventMetrics {
+    /// Events per class (an event with two classes counts for both).
+    per_class: std::collections::BTreeMap<String, u64>,
+    /// Observations at or below each of [`EVENT_BUCKETS`].
+    buckets: [u64; EVENT_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Events mode's metrics: events per class and their durations.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    inner: Mutex<EventMetrics>,
+}
+
+impl EventCounters {
+    /// Counts one finished event of `classes` that lasted `seconds` (all its clips).
+    pub fn record<'a>(&self, classes: impl IntoIterator<Item = &'a String>, seconds: f64) {
+        let mut m = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        for class in classes {
+            if m.per_class.len() < MAX_EVENT_CLASSES || m.per_class.contains_key(class) {
+                *m.per_class.entry(class.clone()).or_insert(0) += 1;
+            }
+        }
+        for (i, le) in EVENT_BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                m.buckets[i] += 1;
+            }
+        }
+        m.count += 1;
+        m.sum += seconds;
+    }
+
+    fn write(&self, m: &mut MetricsText) {
+        let e = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let labels: Vec<[(&str, &str); 1]> = e
+            .per_class
+            .keys()
+            .map(|k| [("class", k.as_str())])
+            .collect();
+        m.counters(
+            "recorder_events_total",
+            "Events recorded (events mode), per detected class.",
+            labels
+                .iter()
+                .zip(e.per_class.values())
+                .map(|(l, v)| (&l[..], *v)),
+        );
+        let buckets: Vec<(f64, u64)> = EVENT_BUCKETS
+            .iter()
+            .copied()
+            .zip(e.buckets.iter().copied())
+            .collect();
+        m.histogram(
+            "recorder_event_seconds",
+            "Duration of the events recorded (events mode), all clips of an event together.",
+            &buckets,
+            e.sum,
+            e.count,
+        );
+    }
+}
+
 /// Everything the threads share.
 #[derive(Debug)]
 pub struct Shared {
     status: Mutex<Status>,
     /// The counters.
     pub counters: Counters,
+    /// Events mode's metrics.
+    pub events: EventCounters,
     /// Media duration (seconds) of the files this run completed, and of the one being written.
     durations: Mutex<HashMap<String, f64>>,
 }
@@ -93,6 +166,7 @@ impl Shared {
         Self {
             status: Mutex::new(Status::new(format, mode)),
             counters: Counters::default(),
+            events: EventCounters::default(),
             durations: Mutex::new(HashMap::new()),
         }
     }
@@ -189,6 +263,9 @@ impl Shared {
             "Frames dropped because the writer thread fell behind.",
             get(&c.queue_drops),
         );
+        if s.mode == Mode::Events {
+            self.events.write(&mut m);
+        }
         m.finish()
     }
 }
@@ -222,6 +299,32 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} missing:\n{text}");
         }
+    }
+
+    #[test]
+    fn event_metrics_count_per_class_and_observe_durations() {
+        let shared = Shared::new(Format::Mp4, Mode::Events);
+        let cat = "cat".to_owned();
+        let dog = "dog".to_owned();
+        shared.events.record([&cat], 7.0);
+        shared.events.record([&cat, &dog], 45.0);
+        let text = shared.metrics(0.0);
+        for needle in [
+            "# TYPE recorder_events_total counter\n",
+            "recorder_events_total{class=\"cat\"} 2\n",
+            "recorder_events_total{class=\"dog\"} 1\n",
+            "# TYPE recorder_event_seconds histogram\n",
+            "recorder_event_seconds_bucket{le=\"5\"} 0\n",
+            "recorder_event_seconds_bucket{le=\"10\"} 1\n",
+            "recorder_event_seconds_bucket{le=\"60\"} 2\n",
+            "recorder_event_seconds_bucket{le=\"+Inf\"} 2\n",
+            "recorder_event_seconds_sum 52\n",
+            "recorder_event_seconds_count 2\n",
+        ] {
+            assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+        }
+        let manual = Shared::new(Format::Mp4, Mode::Manual).metrics(0.0);
+        assert!(!manual.contains("recorder_event"), "{manual}");
     }
 
     #[test]

@@ -87,3 +87,28 @@ impl AccessUnit for OwnedUnit {
         self.generation
     }
 }
+
+/// A shared frame (events mode holds one frame in its pre-roll ring and in a clip at once).
+impl<T: AccessUnit> AccessUnit for std::sync::Arc<T> {
+    fn data(&self) -> &[u8] {
+        T::data(self)
+    }
+    fn timestamp_ns(&self) -> u64 {
+        T::timestamp_ns(self)
+    }
+    fn is_idr(&self) -> bool {
+        T::is_idr(self)
+    }
+    fn sps(&self) -> Option<&[u8]> {
+        T::sps(self)
+    }
+    fn pps(&self) -> Option<&[u8]> {
+        T::pps(self)
+    }
+    fn has_inband_params(&self) -> bool {
+        T::has_inband_params(self)
+    }
+    fn generation(&self) -> u32 {
+        T::generation(self)
+    }
+}

@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::config::{Config, Mode};
 use crate::error::RecordError;
+use crate::events::{Events, Observation, Settings};
 use crate::mp4::TIMESCALE;
 use crate::names::rfc3339;
 use crate::retention::{self, Policy};
@@ -65,12 +66,16 @@ pub struct Worker<F> {
     counted_bytes: u64,
     /// Files completed in this session.
     segments: u64,
+    /// Events mode, armed (clips open and close by themselves).
+    events: Option<Events<F>>,
+    /// Detection results (events mode).
+    detections: Receiver<Observation>,
 }
 
-impl<F: AccessUnit> Worker<F> {
+impl<F: AccessUnit + Clone> Worker<F> {
     /// A worker for `config`.
     pub fn new(config: Config, shared: Arc<Shared>, armed: Arc<AtomicBool>) -> Self {
-        let wanted = config.mode == Mode::Continuous;
+        let wanted = matches!(config.mode, Mode::Continuous | Mode::Events);
         Self {
             config,
             shared,
@@ -83,7 +88,15 @@ impl<F: AccessUnit> Worker<F> {
             counted_frames: 0,
             counted_bytes: 0,
             segments: 0,
+            events: None,
+            detections: crossbeam_channel::never(),
         }
+    }
+
+    /// Takes detection results from `detections` (events mode).
+    pub fn with_detections(mut self, detections: Receiver<Observation>) -> Self {
+        self.detections = detections;
+        self
     }
 
     /// Runs until `Shutdown` (or until every sender is gone).
@@ -128,6 +141,11 @@ impl<F: AccessUnit> Worker<F> {
                     Ok(frame) => self.frame(frame),
                     Err(_) => break,
                 },
+                recv(self.detections) -> observation => {
+                    if let Ok(observation) = observation {
+                        self.detection(observation);
+                    }
+                }
                 default(wake) => {}
             }
             if self.session.is_some() && self.last_frame.elapsed() >= idle_flush {
@@ -138,15 +156,23 @@ impl<F: AccessUnit> Worker<F> {
                     self.fail(&e);
                 }
             }
+            if self.events.is_some() && self.last_frame.elapsed() >= idle_flush {
+                self.last_frame = Instant::now();
+                if let Some(ev) = &mut self.events
+                    && let Err(e) = ev.flush_pending()
+                {
+                    self.event_failed(&e);
+                }
+            }
             if Instant::now() >= self.next_retention {
                 self.retention();
-                if self.wanted && self.session.is_none() {
+                if self.wanted && self.session.is_none() && self.events.is_none() {
                     let _ = self.start();
                 }
             }
         }
         self.armed.store(false, Ordering::Release);
-        if self.session.is_some() {
+        if self.session.is_some() || self.events.is_some() {
             let _ = self.stop();
         }
         // Frames still queued are released now, before `stop` returns to the host (the
@@ -156,6 +182,17 @@ impl<F: AccessUnit> Worker<F> {
 
     fn frame(&mut self, frame: F) {
         self.last_frame = Instant::now();
+        if let Some(ev) = &mut self.events {
+            let segments = self.shared.counters.segments.load(Ordering::Relaxed);
+            if let Err(e) = ev.frame(frame) {
+                self.event_failed(&e);
+            }
+            if self.shared.counters.segments.load(Ordering::Relaxed) != segments {
+                // A clip was completed: make room as for a new segment.
+                self.retention();
+            }
+            return;
+        }
         let Some(session) = &mut self.session else {
             return;
         };
@@ -166,9 +203,42 @@ impl<F: AccessUnit> Worker<F> {
         self.publish();
     }
 
+    fn detection(&mut self, observation: Observation) {
+        if let Some(ev) = &mut self.events
+            && let Err(e) = ev.detections(observation)
+        {
+            self.event_failed(&e);
+        }
+    }
+
+    /// An event clip failed (disk full...): logged once, in the status and counted; the clip
+    /// keeps what was written, and the next event tries again.
+    fn event_failed(&mut self, e: &RecordError) {
+        if let Some(ev) = &mut self.events {
+            ev.abort();
+        }
+        let message = e.to_string();
+        if self.last_error.as_deref() != Some(message.as_str()) {
+            tracing::error!("event clip stopped: {message}");
+        }
+        self.last_error = Some(message.clone());
+        self.shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.shared.status();
+        s.recording = false;
+        s.error = Some(message);
+    }
+
     fn start(&mut self) -> Reply {
-        if self.session.is_some() {
+        if self.session.is_some() || self.events.is_some() {
             return Err(ControlError::AlreadyRecording);
+        }
+        if self.config.mode == Mode::Events {
+            self.wanted = true;
+            self.events = Some(Events::new(Settings::of(&self.config), self.shared.clone()));
+            self.last_frame = Instant::now();
+            self.armed.store(true, Ordering::Release);
+            tracing::info!(dir = %self.config.dir.display(), "events recording armed");
+            return Ok(self.shared.snapshot());
         }
         self.wanted = self.config.mode == Mode::Continuous || self.wanted;
         let cfg = SessionConfig {
@@ -217,6 +287,13 @@ impl<F: AccessUnit> Worker<F> {
 
     fn stop(&mut self) -> Reply {
         self.armed.store(false, Ordering::Release);
+        if let Some(mut ev) = self.events.take() {
+            if let Err(e) = ev.stop() {
+                self.event_failed(&e);
+            }
+            tracing::info!("events recording paused");
+            return Ok(self.shared.snapshot());
+        }
         let Some(mut session) = self.session.take() else {
             return Err(ControlError::NotRecording);
         };
@@ -330,7 +407,12 @@ impl<F: AccessUnit> Worker<F> {
             max_total_bytes: self.config.max_total_bytes,
             min_free_bytes: self.config.min_free_bytes,
         };
-        let current = self.session.as_ref().and_then(|s| s.current_file());
+        let event_clip = self.events.as_ref().and_then(Events::current_file);
+        let current = self
+            .session
+            .as_ref()
+            .and_then(|s| s.current_file())
+            .or(event_clip.as_deref());
         let deleted = retention::apply(&self.config.dir, current, &policy);
         for d in &deleted {
             self.shared.forget(&d.name);

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::config::{Format, Fsync};
 use crate::error::RecordError;
 use crate::mp4::{self, Sample, Track};
-use crate::names::{RecordingName, now};
+use crate::names::{Kind, RecordingName, now};
 use crate::timeline::{Clock, Grid};
 use crate::unit::AccessUnit;
 use stackctl_media::h264::{self, NalHeader, NalType, START_CODE, SpsInfo};
@@ -80,8 +80,19 @@ impl<F: AccessUnit> FileWriter<F> {
         fsync: Fsync,
         fragment_duration: Duration,
     ) -> Result<Self, RecordError> {
+        Self::create_kind(dir, Kind::Recording, format, fsync, fragment_duration)
+    }
+
+    /// [`create`](Self::create) for a file of `kind` (an event clip is named `event_...`).
+    pub fn create_kind(
+        dir: &Path,
+        kind: Kind,
+        format: Format,
+        fsync: Fsync,
+        fragment_duration: Duration,
+    ) -> Result<Self, RecordError> {
         let time = now();
-        let mut name = RecordingName::at(&time, 0, format);
+        let mut name = RecordingName::of_kind(kind, &time, 0, format);
         loop {
             let file_name = name.file_name();
             let path = dir.join(&file_name);
