@@ -205,13 +205,23 @@ fn promtool(scrape: &str) -> Option<String> {
 
 #[test]
 fn metrics_stay_valid_whatever_a_plugin_emits() {
-    let Some(sink) = boundary_sink() else {
+    // Two instances of one library (the same sink name), on two routes: two plugins may not
+    // declare the same one.
+    let (Some(sink), Some(other)) = (
+        boundary_sink(),
+        c_plugin(
+            "sink_boundary_c",
+            "plugins/host/tests/c/boundary_sink.c",
+            &["BOUNDARY_ROUTE=\"/c\""],
+        ),
+    ) else {
         return;
     };
     let stack = Stack::new(&format!(
-        "[source]\nshm = \"{shm}\"\n\n[plugins.one]\npath = {sink}\n\n[plugins.two]\npath = {sink}\n",
+        "[source]\nshm = \"{shm}\"\n\n[plugins.one]\npath = {sink}\n\n[plugins.two]\npath = {other}\n",
         shm = unique_shm("boundary-metrics").as_str(),
         sink = toml_path(&sink),
+        other = toml_path(&other),
     ));
     let port = stack.http_port().expect("a free HTTP port");
     let mut up = stack.up(&[], &[]);

@@ -191,6 +191,8 @@ retain = 1
                 assert_eq!(held.len(), 1, "held at stop: {held:?}");
                 stopped = true;
             }
+            // The section's values as the probe read them at create (configuration as data).
+            "C" => assert!(held.is_empty() && !stopped, "a C line after frames: {line}"),
             other => panic!("unexpected line {other:?}: {line}"),
         }
     }

@@ -337,7 +337,9 @@ fn offers_that_never_connect_do_not_lock_viewers_out() {
             .wait_connected(Duration::from_secs(10))
             .await
             .expect("connects");
-        // Two connected: full, whatever the pending budget says.
+        // Two connected: full, whatever the pending budget says. The viewer may see its
+        // connection up a moment before the sink's worker does.
+        stream.wait_metric("streaming_active_clients", 2.0);
         let Err(refused) = Viewer::connect(&ViewerOptions::new(&url)).await else {
             panic!("a third viewer is refused");
         };

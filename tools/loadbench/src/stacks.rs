@@ -212,7 +212,8 @@ impl Running {
         // `http_get` panics on a dead server: a stack that died is a failed scenario anyway.
         let (code, text) = std::panic::catch_unwind(|| http_get(port, "/metrics")).ok()?;
         (code == 200).then(|| {
-            text.lines()
+            stackctl_tests::plugins::unlabelled(&text)
+                .lines()
                 .filter(|l| !l.starts_with('#'))
                 .filter_map(|l| {
                     let (name, value) = l.rsplit_once(' ')?;

@@ -172,26 +172,7 @@ pub fn nal_types(annexb: &[u8]) -> Vec<u8> {
 
 /// The NAL units (without start codes) in an Annex-B buffer, in order.
 pub fn nal_units(annexb: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= annexb.len() {
-        if annexb[i] == 0 && annexb[i + 1] == 0 && annexb[i + 2] == 1 {
-            starts.push((i, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut nals = Vec::with_capacity(starts.len());
-    for (k, &(_, body)) in starts.iter().enumerate() {
-        let mut end = starts.get(k + 1).map_or(annexb.len(), |&(code, _)| code);
-        // A 4-byte start code's leading zero belongs to the code, not to the NAL before it.
-        if k + 1 < starts.len() && end > body && annexb[end - 1] == 0 {
-            end -= 1;
-        }
-        nals.push(&annexb[body..end]);
-    }
-    nals
+    stackctl_media::h264::nal_units(annexb).collect()
 }
 
 #[cfg(test)]

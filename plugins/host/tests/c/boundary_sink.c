@@ -131,7 +131,12 @@ static void stop(void *i) { (void)i; }
 static void destroy(void *i) { free(i); }
 static void free_buf(stackctl_buf b) { free(b.ptr); }
 
-static const stackctl_str routes[] = { STR("/b") };
+/* A second build with -DBOUNDARY_ROUTE="/c" is a second instance of the same library (same
+ * name) that may run beside the first: two plugins may not declare the same route. */
+#ifndef BOUNDARY_ROUTE
+#define BOUNDARY_ROUTE "/b"
+#endif
+static const stackctl_str routes[] = { STR(BOUNDARY_ROUTE) };
 
 static const stackctl_sink table = {
     STACKCTL_SINK_MAGIC, STACKCTL_SINK_ABI_MAJOR, STACKCTL_SINK_ABI_MINOR, sizeof(stackctl_sink),
