@@ -13,7 +13,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use stackctl_tests::plugins::{c_plugin, http_get, request, rust_plugin, toml_path};
 use stackctl_tests::unique_shm;
@@ -165,44 +164,6 @@ fn a_plugin_lying_about_framing_cannot_desynchronise_a_keep_alive_connection() {
     up.terminate();
 }
 
-/// `promtool check metrics` on `scrape`: it must parse (exit 0, or 3 for lint advice alone).
-/// `None` (after saying so) when promtool is not installed.
-fn promtool(scrape: &str) -> Option<String> {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!(
-                "SKIPPED: promtool check metrics: promtool is not installed ({e}; apt-get install prometheus)"
-            );
-            return None;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(scrape.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        matches!(out.status.code(), Some(0 | 3)),
-        "promtool check metrics refused the scrape ({}):\n{said}\n--- scrape:\n{scrape}",
-        out.status
-    );
-    Some(said)
-}
-
 #[test]
 fn metrics_stay_valid_whatever_a_plugin_emits() {
     // Two instances of one library (the same sink name), on two routes: two plugins may not
@@ -229,7 +190,7 @@ fn metrics_stay_valid_whatever_a_plugin_emits() {
     let (code, scrape) = http_get(port, "/metrics");
     assert_eq!(code, 200, "{scrape}");
     eprintln!("{scrape}");
-    let said = promtool(&scrape);
+    let said = stackctl_tests::plugins::promtool_check_metrics(&scrape);
     if let Some(said) = said {
         eprintln!("promtool check metrics said:\n{said}");
     }

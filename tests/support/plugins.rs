@@ -489,6 +489,47 @@ pub fn unlabelled(scrape: &str) -> String {
         .join("\n")
 }
 
+/// `promtool check metrics` on `scrape`, asserting that it parses (exit 0, or 3 for lint advice
+/// alone; 1 would be a scrape it cannot parse): what it said, or `None` after saying so when
+/// promtool is not installed (Debian's `prometheus` package).
+pub fn promtool_check_metrics(scrape: &str) -> Option<String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: promtool check metrics: promtool is not installed ({e}; apt-get install prometheus)"
+            );
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(scrape.as_bytes())
+        .expect("write the scrape to promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "promtool check metrics refused the scrape ({}):\n{said}\n--- scrape:\n{scrape}",
+        out.status
+    );
+    Some(said)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
