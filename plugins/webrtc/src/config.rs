@@ -72,6 +72,9 @@ pub struct Config {
     pub nack_window: u16,
     /// WHIP publications (`[[plugins.streaming.publish]]`): the camera offered to SFUs.
     pub publish: Vec<crate::publish::PublishConfig>,
+    /// Send the detector's results to viewers that open a data channel labelled `detections`
+    /// ([`crate::overlay`]). `false`: such a channel is closed as soon as it opens.
+    pub detections: bool,
 }
 
 /// What to answer when the offer lacks the camera's H.264 profile.
@@ -127,6 +130,7 @@ impl Default for Config {
             playout_delay: true,
             nack_window: 1024,
             publish: Vec::new(),
+            detections: true,
         }
     }
 }
@@ -376,6 +380,14 @@ mod tests {
         );
         let strict = parse(r#"profile_policy = "strict""#).unwrap();
         assert_eq!(strict.profile_policy, ProfilePolicy::Strict);
+    }
+
+    #[test]
+    fn detections_are_on_unless_turned_off() {
+        assert!(parse("").unwrap().detections);
+        assert!(!parse("detections = false").unwrap().detections);
+        let e = parse("detections = \"no\"").unwrap_err().to_string();
+        assert!(e.contains("detections"), "{e}");
     }
 
     #[test]

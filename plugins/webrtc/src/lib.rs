@@ -26,6 +26,7 @@ pub mod frame;
 pub mod hub;
 pub mod keyframe;
 pub mod metrics;
+pub mod overlay;
 pub mod pace;
 pub mod peer;
 pub mod publish;
@@ -44,12 +45,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use stackctl_media::monotonic_ns;
-use stackctl_sink_sdk::{Context, Error, Frame, Request, Responder, Sink, export_sink};
+use stackctl_sink_sdk::{Context, Detections, Error, Frame, Request, Responder, Sink, export_sink};
 
 pub use crate::config::Config;
 use crate::frame::Packetized;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::overlay::Overlay;
 use crate::publish::Publishers;
 use crate::sessions::Sessions;
 
@@ -78,6 +80,8 @@ pub struct StreamingSink {
     hub: Arc<Hub>,
     sessions: Arc<Sessions>,
     publishers: Publishers,
+    /// `detections`: results go to viewers' detections channels.
+    detections: bool,
 }
 
 impl Sink for StreamingSink {
@@ -86,6 +90,8 @@ impl Sink for StreamingSink {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const ROUTES: &'static [&'static str] =
         &["/", "/offer", "/api/webrtc/offer", "/whep", "/publish"];
+    // The boxes for the viewer page's overlay (`detections` data channels).
+    const WANTS_DETECTIONS: bool = true;
 
     fn check(config: &Config) -> Result<(), Error> {
         config.validate()
@@ -95,6 +101,7 @@ impl Sink for StreamingSink {
         // The publications' STUN servers give the sink its public address too.
         config.stun = config.gathering_servers();
         let publications = std::mem::take(&mut config.publish);
+        let detections = config.detections;
         let hub = Arc::new(Hub::new(
             Arc::new(Metrics::default()),
             config.max_clients,
@@ -115,6 +122,7 @@ impl Sink for StreamingSink {
             hub,
             sessions,
             publishers,
+            detections,
         })
     }
 
@@ -142,6 +150,15 @@ impl Sink for StreamingSink {
         metrics
             .process_latency_us
             .store(started.elapsed().as_micros() as u64, Relaxed);
+    }
+
+    fn on_detections(&self, detections: &Detections<'_>) {
+        // Costs nothing but this check while no viewer has a detections channel.
+        if !self.detections || self.hub.metrics.detection_channels.load(Relaxed) == 0 {
+            return;
+        }
+        self.sessions
+            .publish_overlay(Overlay::of(detections, Instant::now()));
     }
 
     fn on_http(&self, request: Request, responder: Responder) {

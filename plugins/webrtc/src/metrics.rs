@@ -99,6 +99,14 @@ pub struct Metrics {
     pub udp_send_calls: AtomicU64,
     /// Sends the kernel refused (their datagrams are lost).
     pub udp_send_errors: AtomicU64,
+    /// Detection results handed to viewers' `detections` channels, summed over viewers.
+    pub detections_sent: AtomicU64,
+    /// Detection results a viewer missed: its channel full (more than
+    /// [`overlay::MAX_BUFFERED`](crate::overlay::MAX_BUFFERED) bytes waiting), its channel
+    /// refusing, or its worker's queue full; summed over viewers.
+    pub detections_dropped: AtomicU64,
+    /// Viewers with a `detections` channel open.
+    pub detection_channels: AtomicU64,
     /// From a viewer's offer to its first frame on the wire.
     pub ttff: Histogram,
     /// From a viewer's first frame to live (its GOP replayed, frames going out as they come).
@@ -236,6 +244,21 @@ impl Metrics {
             "webrtc_udp_send_calls_total",
             "Syscalls that sent them: runs of a viewer's packets go out in one (UDP GSO).",
             get(&self.udp_send_calls),
+        )
+        .gauge(
+            "webrtc_detection_channels",
+            "Viewers with a detections data channel open.",
+            get(&self.detection_channels) as f64,
+        )
+        .counter(
+            "webrtc_detections_sent_total",
+            "Detection results sent on viewers' detections channels, summed over viewers.",
+            get(&self.detections_sent),
+        )
+        .counter(
+            "webrtc_detections_dropped_total",
+            "Detection results a viewer missed (its channel full or refusing, or its worker behind), summed over viewers.",
+            get(&self.detections_dropped),
         )
         .counter(
             "webrtc_udp_send_errors_total",

@@ -152,6 +152,7 @@ impl Sessions {
             connect_timeout: config.connect_timeout,
             gop_cache: config.gop_cache,
             monotonic_timestamps: config.rtp_timestamp_origin == TimestampOrigin::Monotonic,
+            detections: config.detections,
         };
         let mut handles = Vec::new();
         for (i, poll) in polls.into_iter().enumerate() {
@@ -248,6 +249,21 @@ impl Sessions {
         for worker in self.workers.iter() {
             if !worker.push_frame(Arc::clone(&frame)) {
                 self.hub.metrics.worker_frames_lost.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Hands one detection result (JSON made once) to every worker, for the viewers with a
+    /// detections channel. Nothing is done while no viewer has one.
+    pub fn publish_overlay(&self, result: crate::overlay::Overlay) {
+        let metrics = &self.hub.metrics;
+        if metrics.detection_channels.load(Relaxed) == 0 {
+            return;
+        }
+        let result = Arc::new(result);
+        for worker in self.workers.iter() {
+            if !worker.push_overlay(Arc::clone(&result)) {
+                metrics.detections_dropped.fetch_add(1, Relaxed);
             }
         }
     }

@@ -13,10 +13,14 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext};
 
+use rtc::data_channel::RTCDataChannelId;
+use rtc::peer_connection::event::RTCDataChannelEvent;
+
 use crate::feed::Feed;
 use crate::frame::Packetized;
 use crate::hub::ViewerStats;
 use crate::keyframe;
+use crate::overlay::{self, Overlay, Sent};
 use crate::peer::{Built, Extensions};
 use stackctl_media::rtp;
 
@@ -35,6 +39,10 @@ pub enum Happening {
     Closed,
     /// It asked for keyframes (PLI, FIR), this many.
     KeyframeRequests(u64),
+    /// It opened a data channel labelled [`overlay::LABEL`] (its id on the connection).
+    DetectionsOpened(RTCDataChannelId),
+    /// Its detections channel closed.
+    DetectionsClosed,
 }
 
 /// Where a viewer's datagrams go out: a socket of its worker and, on a wildcard socket, the
@@ -84,6 +92,8 @@ pub struct Viewer {
     replays: u8,
     packets: u32,
     octets: u32,
+    /// Its `detections` data channel, once open and accepted.
+    detections: Option<RTCDataChannelId>,
 }
 
 /// Between two sender reports.
@@ -133,6 +143,7 @@ impl Viewer {
             replays: 0,
             packets: 0,
             octets: 0,
+            detections: None,
         }
     }
 
@@ -291,6 +302,22 @@ impl Viewer {
             }
             while let Some(event) = self.pc.poll_event() {
                 any = true;
+                if let RTCPeerConnectionEvent::OnDataChannel(event) = &event {
+                    match *event {
+                        RTCDataChannelEvent::OnOpen(id) => {
+                            let label = self.pc.data_channel(id).map(|dc| dc.label().to_owned());
+                            tracing::debug!(viewer = %self.id, ?label, "data channel open");
+                            if label.as_deref() == Some(overlay::LABEL) {
+                                happenings.push(Happening::DetectionsOpened(id));
+                            }
+                        }
+                        RTCDataChannelEvent::OnClose(id) if self.detections == Some(id) => {
+                            self.detections = None;
+                            happenings.push(Happening::DetectionsClosed);
+                        }
+                        _ => {}
+                    }
+                }
                 if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) = &event {
                     tracing::debug!(viewer = %self.id, %state, since_offer = ?self.created.elapsed(), "ICE");
                     if *state == RTCIceConnectionState::Connected {
@@ -322,6 +349,53 @@ impl Viewer {
             send(&out.transport, &out.message);
         }
         self.deadline = self.pc.poll_timeout();
+    }
+
+    /// Takes channel `id` (labelled [`overlay::LABEL`]) as its detections channel: `false` if
+    /// it has one already (the other is left alone, unused).
+    pub fn accept_detections(&mut self, id: RTCDataChannelId) -> bool {
+        if self.detections.is_some() {
+            return false;
+        }
+        self.detections = Some(id);
+        true
+    }
+
+    /// Whether it has a detections channel open.
+    pub fn has_detections(&self) -> bool {
+        self.detections.is_some()
+    }
+
+    /// Closes data channel `id` (a detections channel the sink is not to serve).
+    pub fn close_channel(&mut self, id: RTCDataChannelId) {
+        if let Some(mut dc) = self.pc.data_channel(id)
+            && let Err(e) = dc.close()
+        {
+            tracing::debug!(viewer = %self.id, "closing a data channel: {e}");
+        }
+    }
+
+    /// Sends it a detection result, with the RTP timestamp its own frame of that result
+    /// carries; `None` when it has no detections channel. A channel holding more than
+    /// [`overlay::MAX_BUFFERED`] bytes gets nothing more until its peer catches up.
+    pub fn send_overlay(&mut self, now: Instant, result: &Overlay) -> Option<Sent> {
+        let id = self.detections?;
+        let timestamp = rtp::rtp_timestamp(result.timestamp_ns, self.timestamp_origin);
+        let message = result.message(timestamp);
+        let Some(mut dc) = self.pc.data_channel(id) else {
+            self.detections = None;
+            return Some(Sent::Refused);
+        };
+        if !overlay::has_room(dc.outstanding_bytes(), message.len()) {
+            return Some(Sent::Full);
+        }
+        Some(match dc.send_text(now, message) {
+            Ok(()) => Sent::Sent,
+            Err(e) => {
+                tracing::debug!(viewer = %self.id, "detections channel: {e}");
+                Sent::Refused
+            }
+        })
     }
 
     /// Closes the connection (queues the DTLS close_notify, drained by [`Viewer::drain`]).

@@ -40,6 +40,7 @@ use stackctl_media::{monotonic_ns, unix_now_ns};
 use crate::feed::{Feed, FeedConfig, Offered, Step};
 use crate::frame::Packetized;
 use crate::hub::{Hub, Removal, State, ViewerStats};
+use crate::overlay::{self, Overlay, Sent};
 use crate::peer::{Built, Candidate};
 use crate::route::Router;
 use crate::stun::Gatherer;
@@ -124,6 +125,7 @@ struct Forwarded {
 #[derive(Default)]
 struct Inbox {
     frames: VecDeque<Arc<Packetized>>,
+    overlays: VecDeque<Arc<Overlay>>,
     commands: VecDeque<Command>,
     datagrams: VecDeque<Forwarded>,
 }
@@ -161,6 +163,19 @@ impl Shared {
         let room = inbox.frames.len() < INBOX_FRAMES;
         if room {
             inbox.frames.push_back(frame);
+        }
+        drop(inbox);
+        self.wake();
+        room
+    }
+
+    /// Hands a detection result to the worker, for its viewers with a detections channel;
+    /// `false` if its queue was full (the result is lost for them).
+    pub fn push_overlay(&self, result: Arc<Overlay>) -> bool {
+        let mut inbox = lock(&self.inbox);
+        let room = inbox.overlays.len() < overlay::INBOX_RESULTS;
+        if room {
+            inbox.overlays.push_back(result);
         }
         drop(inbox);
         self.wake();
@@ -358,6 +373,8 @@ pub struct Settings {
     pub gop_cache: bool,
     /// RTP timestamps are the camera's clock (no random origin).
     pub monotonic_timestamps: bool,
+    /// Serve `detections` data channels (else they are closed as they open).
+    pub detections: bool,
 }
 
 /// The bytes a second of the stream, over its last [`RATE_WINDOW_NS`].
@@ -571,10 +588,11 @@ impl Worker {
 
     fn take_inbox(&mut self, now: Instant) {
         self.me.woken.store(false, Relaxed);
-        let (frames, commands, datagrams) = {
+        let (frames, overlays, commands, datagrams) = {
             let mut inbox = lock(&self.me.inbox);
             (
                 std::mem::take(&mut inbox.frames),
+                std::mem::take(&mut inbox.overlays),
                 std::mem::take(&mut inbox.commands),
                 std::mem::take(&mut inbox.datagrams),
             )
@@ -584,6 +602,9 @@ impl Worker {
         }
         for frame in frames {
             self.frame(frame);
+        }
+        for result in overlays {
+            self.overlay(now, &result);
         }
         for d in datagrams {
             self.deliver(now, d);
@@ -695,6 +716,25 @@ impl Worker {
                     metrics.frames_dropped.fetch_add(1, Relaxed);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A detection result: sent at once to every viewer with a detections channel (its
+    /// frame went out already, or will when the viewer's feed gets to it; the page holds
+    /// results until their frame shows).
+    fn overlay(&mut self, now: Instant, result: &Overlay) {
+        let metrics = &self.hub.metrics;
+        for viewer in self.viewers.values_mut() {
+            match viewer.send_overlay(now, result) {
+                None => {}
+                Some(Sent::Sent) => {
+                    metrics.detections_sent.fetch_add(1, Relaxed);
+                    viewer.deadline = Some(now);
+                }
+                Some(Sent::Full | Sent::Refused) => {
+                    metrics.detections_dropped.fetch_add(1, Relaxed);
+                }
             }
         }
     }
@@ -920,6 +960,20 @@ impl Worker {
                     Happening::Disconnected => viewer.stats.set_state(State::Disconnected),
                     Happening::Failed => removals.push((key, Some(Removal::Failed))),
                     Happening::Closed => removals.push((key, Some(Removal::Closed))),
+                    Happening::DetectionsOpened(id) => {
+                        if !self.settings.detections {
+                            tracing::debug!(viewer = %viewer.id, "detections = false: channel closed");
+                            viewer.close_channel(id);
+                            viewer.deadline = Some(now);
+                        } else if viewer.accept_detections(id) {
+                            tracing::info!(viewer = %viewer.id, "detections channel open");
+                            metrics.detection_channels.fetch_add(1, Relaxed);
+                        }
+                    }
+                    Happening::DetectionsClosed => {
+                        tracing::debug!(viewer = %viewer.id, "detections channel closed");
+                        metrics.detection_channels.fetch_sub(1, Relaxed);
+                    }
                     Happening::KeyframeRequests(n) => {
                         viewer.stats.keyframe_requests.fetch_add(n, Relaxed);
                         metrics.keyframe_requests.fetch_add(n, Relaxed);
@@ -1030,6 +1084,9 @@ impl Worker {
     /// closed (the DTLS close_notify sent), its memory given back soon.
     fn forget(&mut self, viewer: &mut Viewer, now: Instant) {
         self.publications.remove(&viewer.key);
+        if viewer.has_detections() {
+            self.hub.metrics.detection_channels.fetch_sub(1, Relaxed);
+        }
         lock(&self.group.router).remove((self.index, viewer.key));
         viewer.close();
         let group = &self.group;

@@ -63,6 +63,7 @@ impl Rig {
             connect_timeout: config.connect_timeout,
             gop_cache,
             monotonic_timestamps: true,
+            detections: config.detections,
         };
         let worker = Worker::new(
             poll,
@@ -86,7 +87,16 @@ impl Rig {
 
     /// A viewer offers at `now`: answered and handed to the worker, as `Sessions::open` does.
     pub fn join(&mut self, now: Instant) -> (Client, String) {
-        let (mut client, offer) = Client::new(now);
+        self.join_with(now, None)
+    }
+
+    /// A viewer that opens data channel `channel` (label, options) offers at `now`.
+    pub fn join_with(
+        &mut self,
+        now: Instant,
+        channel: Option<(&str, rtc::data_channel::RTCDataChannelInit)>,
+    ) -> (Client, String) {
+        let (mut client, offer) = Client::with_channel(now, channel);
         let video = sdp::read_video(&offer).unwrap();
         let camera = self.hub.camera().unwrap();
         let (format, _) =

@@ -7,9 +7,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
 use bytes::BytesMut;
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelInit};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
-use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -46,12 +47,31 @@ pub struct Client {
     pub state: RTCPeerConnectionState,
     /// The RTP it received, in order of arrival.
     pub received: Vec<Received>,
+    /// Its data channel (from [`Client::with_channel`]).
+    pub channel: Option<RTCDataChannelId>,
+    /// Whether its channel opened; whether it closed.
+    pub channel_open: bool,
+    pub channel_closed: bool,
+    /// The text messages its channel received, with the instant each came.
+    pub messages: Vec<(Instant, String)>,
+    /// Drop every DTLS datagram that arrives (SCTP then hears nothing, its peer's buffer
+    /// fills), keep SRTP and STUN.
+    pub drop_dtls: bool,
     buf: Vec<u8>,
 }
 
 impl Client {
     /// A viewer at `now`, and its offer.
     pub fn new(now: Instant) -> (Self, String) {
+        Self::with_channel(now, None)
+    }
+
+    /// A viewer at `now` that also opens a data channel `(label, options)`, and its offer
+    /// (with an SCTP section).
+    pub fn with_channel(
+        now: Instant,
+        channel: Option<(&str, RTCDataChannelInit)>,
+    ) -> (Self, String) {
         let mut media = MediaEngine::default();
         media
             .register_codec(
@@ -87,6 +107,8 @@ impl Client {
             }),
         )
         .unwrap();
+        let channel = channel
+            .map(|(label, options)| pc.create_data_channel(label, Some(options)).unwrap().id());
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let local = socket.local_addr().unwrap();
@@ -114,6 +136,11 @@ impl Client {
                 local,
                 state: RTCPeerConnectionState::New,
                 received: Vec::new(),
+                channel,
+                channel_open: false,
+                channel_closed: false,
+                messages: Vec::new(),
+                drop_dtls: false,
                 buf: vec![0; 65536],
             },
             sdp,
@@ -130,21 +157,65 @@ impl Client {
     /// Takes the connection's events and the RTP it has for the application.
     fn take(&mut self, now: Instant) {
         while let Some(event) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
-                self.state = state;
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => self.state = state,
+                RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id))
+                    if Some(id) == self.channel =>
+                {
+                    self.channel_open = true;
+                }
+                RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id))
+                    if Some(id) == self.channel =>
+                {
+                    self.channel_closed = true;
+                }
+                _ => {}
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = message {
-                self.received.push(Received {
+            match message {
+                RTCMessage::RtpPacket(_, packet) => self.received.push(Received {
                     at: now,
                     sequence: packet.header.sequence_number,
                     timestamp: packet.header.timestamp,
                     marker: packet.header.marker,
                     len: packet.payload.len(),
-                });
+                }),
+                RTCMessage::DataChannelMessage(_, message) if message.is_string => {
+                    let text = String::from_utf8(message.data.to_vec()).unwrap();
+                    self.messages.push((now, text));
+                }
+                _ => {}
             }
         }
+    }
+
+    /// The RTP timestamps of the access units it received whole (their marker packet came).
+    pub fn frame_timestamps(&self) -> std::collections::HashSet<u32> {
+        self.received
+            .iter()
+            .filter(|r| r.marker)
+            .map(|r| r.timestamp)
+            .collect()
+    }
+
+    /// Waits at most `max` (real time) for a datagram or the connection's next timer, then
+    /// [`pump`](Self::pump)s at the real instant: for a viewer of a real stack.
+    pub fn pump_real(&mut self, max: std::time::Duration) {
+        let now = Instant::now();
+        let until = self
+            .pc
+            .poll_timeout()
+            .map_or(now + max, |t| t.min(now + max));
+        let wait = until.saturating_duration_since(now);
+        if !wait.is_zero() {
+            self.socket.set_nonblocking(false).unwrap();
+            self.socket.set_read_timeout(Some(wait)).unwrap();
+            let mut peek = [0u8; 1];
+            let _ = self.socket.peek_from(&mut peek);
+            self.socket.set_nonblocking(true).unwrap();
+        }
+        self.pump(Instant::now());
     }
 
     /// Sends what it has to send, takes what arrived, fires its timers: at `now`.
@@ -154,6 +225,9 @@ impl Client {
         }
         self.take(now);
         while let Ok((n, from)) = self.socket.recv_from(&mut self.buf) {
+            if self.drop_dtls && (20..64).contains(&self.buf[0]) {
+                continue;
+            }
             let _ = self.pc.handle_read(TaggedBytesMut {
                 now,
                 transport: TransportContext {
