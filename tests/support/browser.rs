@@ -307,6 +307,21 @@ impl Browser {
         self.page_command(method, params)
     }
 
+    /// A screenshot of the page's viewport: its width, height and RGB pixels, row by row
+    /// (CSS pixels at the browser's scale factor, 1 in headless Chromium).
+    ///
+    /// # Panics
+    /// When Chromium answers with no image or one this decoder does not read.
+    pub fn screenshot(&mut self) -> Screenshot {
+        use base64::Engine as _;
+        let reply = self.cdp("Page.captureScreenshot", json!({"format": "png"}));
+        let data = reply["data"].as_str().expect("a screenshot");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64 PNG");
+        decode_png(&png).unwrap_or_else(|e| panic!("the screenshot: {e}"))
+    }
+
     /// The page's console messages and uncaught exceptions so far, one a line (`level: text`).
     pub fn console(&self) -> &[String] {
         &self.console
@@ -637,4 +652,149 @@ mod tests {
         });
         assert!(!profile.exists(), "the profile directory is left behind");
     }
+}
+
+/// A decoded screenshot: RGB, 3 bytes a pixel, row by row.
+#[derive(Debug, Clone)]
+pub struct Screenshot {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// The pixels.
+    pub rgb: Vec<u8>,
+}
+
+impl Screenshot {
+    /// The pixel at `(x, y)`.
+    pub fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// The smallest rectangle `(left, top, right, bottom)`, inclusive, holding every pixel of
+    /// `area` (same form) for which `matches` is true; `None` when none does.
+    pub fn bounds(
+        &self,
+        area: (usize, usize, usize, usize),
+        matches: impl Fn([u8; 3]) -> bool,
+    ) -> Option<(usize, usize, usize, usize)> {
+        let mut found: Option<(usize, usize, usize, usize)> = None;
+        for y in area.1..=area.3.min(self.height - 1) {
+            for x in area.0..=area.2.min(self.width - 1) {
+                if matches(self.at(x, y)) {
+                    let b = found.get_or_insert((x, y, x, y));
+                    *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+                }
+            }
+        }
+        found
+    }
+
+    /// How many pixels of `area` match.
+    pub fn count(
+        &self,
+        area: (usize, usize, usize, usize),
+        matches: impl Fn([u8; 3]) -> bool,
+    ) -> usize {
+        let mut n = 0;
+        for y in area.1..=area.3.min(self.height - 1) {
+            for x in area.0..=area.2.min(self.width - 1) {
+                n += usize::from(matches(self.at(x, y)));
+            }
+        }
+        n
+    }
+}
+
+/// Decodes what Chromium's screenshots are: an 8-bit RGB or RGBA PNG, not interlaced.
+fn decode_png(png: &[u8]) -> Result<Screenshot, String> {
+    let body = png.strip_prefix(b"\x89PNG\r\n\x1a\n").ok_or("not a PNG")?;
+    let (mut width, mut height, mut channels) = (0usize, 0usize, 0usize);
+    let mut idat = Vec::new();
+    let mut rest = body;
+    while rest.len() >= 12 {
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let kind = &rest[4..8];
+        let data = rest.get(8..8 + len).ok_or("a truncated chunk")?;
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+                height = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) as usize;
+                let (depth, colour, interlace) = (data[8], data[9], data[12]);
+                channels = match (depth, colour, interlace) {
+                    (8, 2, 0) => 3,
+                    (8, 6, 0) => 4,
+                    other => {
+                        return Err(format!(
+                            "unsupported PNG (depth, colour, interlace) {other:?}"
+                        ));
+                    }
+                };
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            b"IEND" => break,
+            _ => {}
+        }
+        rest = &rest[12 + len..];
+    }
+    let raw = miniz_oxide::inflate::decompress_to_vec_zlib(&idat)
+        .map_err(|e| format!("inflate: {e:?}"))?;
+    let stride = width * channels;
+    if raw.len() != height * (stride + 1) {
+        return Err(format!(
+            "{} bytes of pixels for {width}x{height}",
+            raw.len()
+        ));
+    }
+    let mut pixels = vec![0u8; height * stride];
+    for y in 0..height {
+        let filter = raw[y * (stride + 1)];
+        let line = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
+        for i in 0..stride {
+            let a = if i >= channels {
+                pixels[y * stride + i - channels]
+            } else {
+                0
+            };
+            let b = if y > 0 {
+                pixels[(y - 1) * stride + i]
+            } else {
+                0
+            };
+            let c = if y > 0 && i >= channels {
+                pixels[(y - 1) * stride + i - channels]
+            } else {
+                0
+            };
+            let predictor = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                f => return Err(format!("PNG filter {f}")),
+            };
+            pixels[y * stride + i] = line[i].wrapping_add(predictor);
+        }
+    }
+    let rgb = pixels
+        .chunks_exact(channels)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    Ok(Screenshot { width, height, rgb })
 }

@@ -7,8 +7,15 @@
 //! - End to end: `stackctl up` with camsim and this sink, the page served at `/` playing the
 //!   camera: frames decoded at camsim's size, no errors, and the session removed on leaving.
 //!
+//! - The detector's boxes: camsim's square found by detector-sim, sent on the page's
+//!   `detections` channel, drawn over the frame it belongs to: a screenshot of a paused frame
+//!   shows the box's outline around the square (pixels, with a tolerance), and no outline once
+//!   the toggle is off (remembered across a reload).
+//!
 //! Each test skips (passes, after a loud `SKIPPED:` line) without Chromium.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -630,4 +637,153 @@ fn a_high_profile_camera_plays_in_chromium_through_the_legacy_client() {
     );
     assert_eq!(stats["errors"], 0, "{stats:#}");
     up.terminate();
+}
+
+/// Is this pixel the page's box outline (#00ff00)? camsim's green bar is (0, 190, 0).
+fn outline(p: [u8; 3]) -> bool {
+    p[1] >= 230 && p[0] <= 70 && p[2] <= 70
+}
+
+/// Is this pixel camsim's orange square (255, 128, 0 after decoding)?
+fn orange(p: [u8; 3]) -> bool {
+    p[0] >= 200 && (80..=180).contains(&p[1]) && p[2] <= 80
+}
+
+/// Pauses the page's video on a frame with a box, once that frame's own result has come (it
+/// is drawn again then); tries frame after frame. Returns the page's `overlay.last`.
+fn pause_on_a_box(browser: &mut Browser) -> Value {
+    for _ in 0..40 {
+        browser.evaluate(
+            "(() => { const o = window.stackctlViewer.overlay; o.pausedTs = null; video.play(); o.pauseNext = true; return true; })()",
+        );
+        browser.wait_for(
+            "the video paused on a frame",
+            "video.paused && window.stackctlViewer.overlay.pausedTs !== null",
+            Duration::from_secs(5),
+        );
+        // Its own result comes within a few milliseconds, if the detector ran on it.
+        let deadline = Instant::now() + Duration::from_millis(600);
+        while Instant::now() < deadline {
+            let last = browser.evaluate(
+                "(() => { const o = window.stackctlViewer.overlay; return o.last && o.last.exact && o.last.rtpTimestamp === o.pausedTs && o.last.boxes.length === 1 ? o.last : null; })()",
+            );
+            if !last.is_null() {
+                // Let the compositor show the canvas drawn for it.
+                browser.evaluate(
+                    "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))",
+                );
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("no frame with its own box within 40 tries");
+}
+
+/// The `<video>` element's box on the screen: (left, top, right, bottom), inclusive.
+fn video_area(browser: &mut Browser) -> (usize, usize, usize, usize) {
+    let r = browser.evaluate(
+        "(() => { const r = video.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, devicePixelRatio]; })()",
+    );
+    let v: Vec<f64> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(v[4], 1.0, "a scale factor of 1: {r}");
+    (
+        v[0] as usize,
+        v[1] as usize,
+        v[2] as usize - 1,
+        v[3] as usize - 1,
+    )
+}
+
+#[test]
+fn chromium_draws_the_detectors_box_over_the_square_and_hides_it_when_toggled_off() {
+    let Some(mut browser) = Browser::launch() else {
+        return;
+    };
+    // The square shows for a minute (the whole test); the detector looks every 10 ms.
+    let vision = common::Vision::start("webrtc-boxes", "640x480", "60s:1s", "10ms", "");
+    browser.open(&format!("http://127.0.0.1:{}/", vision.port));
+    let viewer = browser.wait_for(
+        "playing, with results on the detections channel",
+        "window.stackctlViewer.stats.framesDecoded > 30 && window.stackctlViewer.overlay.channel === 'open' \
+         && window.stackctlViewer.overlay.received > 10 && window.stackctlViewer",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        viewer["overlay"]["events"][0]["class_name"], "cat",
+        "{viewer:#}"
+    );
+    assert_eq!(vision.metric("webrtc_detection_channels"), Some(1.0));
+
+    let last = pause_on_a_box(&mut browser);
+    let shot = browser.screenshot();
+    let area = video_area(&mut browser);
+    let square = shot.bounds(area, orange).expect("the square on the screen");
+    let drawn = shot
+        .bounds(area, outline)
+        .unwrap_or_else(|| panic!("no box outline on the screen; the page drew {last:#}"));
+    eprintln!("square on screen {square:?}, outline {drawn:?}, result {last}");
+    // The outline (2 px, centred on the box's edge) lies on the square's edge: within 4 px
+    // (the detector's box is exact to a chroma sample, scaled by the video's size on screen).
+    let near = |a: usize, b: usize| a.abs_diff(b) <= 4;
+    assert!(
+        near(square.0, drawn.0)
+            && near(square.1, drawn.1)
+            && near(square.2, drawn.2)
+            && near(square.3, drawn.3),
+        "square {square:?}, outline {drawn:?}, result {last:#}"
+    );
+    // The outline is an outline: its pixels run along all four sides.
+    let side = |a: (usize, usize, usize, usize)| shot.count(a, outline);
+    let (l, t, r, b) = drawn;
+    for (name, edge) in [
+        ("left", (l, t, l + 2, b)),
+        ("right", (r - 2, t, r, b)),
+        ("top", (l, t, r, t + 2)),
+        ("bottom", (l, b - 2, r, b)),
+    ] {
+        let run = if matches!(name, "left" | "right") {
+            b - t
+        } else {
+            r - l
+        };
+        assert!(
+            side(edge) >= run * 8 / 10,
+            "{name} side: {} of {run}",
+            side(edge)
+        );
+    }
+
+    // Toggled off: no outline, the square still there; remembered across a reload.
+    browser.evaluate("document.getElementById('boxes').click()");
+    assert_eq!(
+        browser.evaluate("localStorage.getItem('stackctl.boxes')"),
+        "off"
+    );
+    let last = pause_on_a_box(&mut browser);
+    let shot = browser.screenshot();
+    assert!(
+        shot.bounds(area, orange).is_some(),
+        "the square is on the screen"
+    );
+    assert_eq!(
+        shot.count(area, outline),
+        0,
+        "an outline with the boxes off: {last:#}"
+    );
+    browser.evaluate("location.reload()");
+    browser.wait_for(
+        "playing again",
+        "window.stackctlViewer && window.stackctlViewer.stats.framesDecoded > 10",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        browser.evaluate("document.getElementById('boxes').checked"),
+        false
+    );
 }

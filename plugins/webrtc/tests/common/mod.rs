@@ -112,6 +112,99 @@ path = {lib}
     }
 }
 
+/// A running stack that sees: camsim (its square on `schedule`, where it drew it written to
+/// [`Vision::objects`]) publishing H.264 and NV12, detector-sim finding the square every
+/// `interval`, stackctl reading both with the streaming sink (`sink_keys` added).
+pub struct Vision {
+    pub up: Up,
+    pub port: u16,
+    /// camsim's `--dump-objects`: `frame timestamp_ns x y side ... visible` per frame.
+    pub objects: PathBuf,
+    _stack: Stack,
+    _shm: [ShmName; 3],
+    _dir: tempfile::TempDir,
+}
+
+impl Vision {
+    /// Starts it (`size`: camsim's `--size`) and waits until it is ready.
+    pub fn start(tag: &str, size: &str, schedule: &str, interval: &str, sink_keys: &str) -> Self {
+        let lib = rust_plugin("sink-webrtc");
+        let (stream, nv12, detections) = (
+            unique_shm(&format!("{tag}-s")),
+            unique_shm(&format!("{tag}-n")),
+            unique_shm(&format!("{tag}-d")),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = dir.path().join("objects.txt");
+        let stack = Stack::new(&format!(
+            r#"
+[source]
+shm = "{stream}"
+detections = "{detections}"
+nv12 = "{nv12}"
+
+[services.camera]
+command = {camsim}
+args = ["--shm", "{stream}", "--nv12-shm", "{nv12}", "--size", "{size}", "--fps", "30",
+        "--object-schedule", "{schedule}", "--dump-objects", {objects}]
+ready = {{ shm = "{stream}", timeout = "20s" }}
+
+[services.detector]
+command = {detector}
+args = ["--shm", "{nv12}", "--detections", "{detections}", "--interval", "{interval}", "--wait", "30"]
+depends_on = {{ camera = "ready" }}
+
+[plugins.streaming]
+path = {lib}
+bind = ["127.0.0.1"]
+{sink_keys}
+"#,
+            stream = stream.as_str(),
+            nv12 = nv12.as_str(),
+            detections = detections.as_str(),
+            camsim = toml_path(&bin("camsim")),
+            detector = toml_path(&bin("detector-sim")),
+            objects = toml_path(&objects),
+            lib = toml_path(&lib),
+        ));
+        let port = stack.http_port().expect("the harness chose the HTTP port");
+        let mut up = stack.up(&[], &[]);
+        up.first_line(&["plugin started", "plugin=streaming"]);
+        up.first_line(&["stack ready"]);
+        Self {
+            up,
+            port,
+            objects,
+            _stack: stack,
+            _shm: [stream, nv12, detections],
+            _dir: dir,
+        }
+    }
+
+    /// camsim's truth for frame `n`: its capture time, the square's corner and side, whether
+    /// it showed; `None` if the frame is not in the file (yet).
+    pub fn truth(&self, n: u64) -> Option<(u64, i64, i64, i64, bool)> {
+        let text = std::fs::read_to_string(&self.objects).ok()?;
+        let prefix = format!("{n} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&prefix) && l.split(' ').count() == 7)?;
+        let f: Vec<i64> = line.split(' ').map(|n| n.parse().unwrap()).collect();
+        Some((f[1] as u64, f[2], f[3], f[4], f[6] == 1))
+    }
+
+    /// One sample of `/metrics` (the first whose name and labels match exactly).
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let (code, text) = http_get(self.port, "/metrics");
+        assert_eq!(code, 200, "/metrics: {text}");
+        let text = stackctl_tests::plugins::unlabelled(&text);
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok())?
+        })
+    }
+}
+
 /// A multi-thread runtime for the viewers.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
