@@ -723,10 +723,20 @@ fn chromium_draws_the_detectors_box_over_the_square_and_hides_it_when_toggled_of
     let last = pause_on_a_box(&mut browser);
     let shot = browser.screenshot();
     let area = video_area(&mut browser);
-    let square = shot.bounds(area, orange).expect("the square on the screen");
     let drawn = shot
         .bounds(area, outline)
         .unwrap_or_else(|| panic!("no box outline on the screen; the page drew {last:#}"));
+    // The square, looked for around the outline (the colour bars' edges blend into orange
+    // elsewhere): an outline off the square finds it cut at this area's edge.
+    let around = (
+        drawn.0.saturating_sub(16).max(area.0),
+        drawn.1.saturating_sub(16).max(area.1),
+        (drawn.2 + 16).min(area.2),
+        (drawn.3 + 16).min(area.3),
+    );
+    let square = shot
+        .bounds(around, orange)
+        .expect("the square on the screen");
     eprintln!("square on screen {square:?}, outline {drawn:?}, result {last}");
     // The outline (2 px, centred on the box's edge) lies on the square's edge: within 4 px
     // (the detector's box is exact to a chroma sample, scaled by the video's size on screen).

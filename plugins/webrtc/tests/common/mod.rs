@@ -205,6 +205,15 @@ bind = ["127.0.0.1"]
     }
 }
 
+/// [`Vision::truth`] for frame `n`, waiting for camsim to have written it.
+pub fn poll_truth(vision: &Vision, n: u64) -> (u64, i64, i64, i64, bool) {
+    poll(
+        &format!("frame {n} in --dump-objects"),
+        EVENT_TIMEOUT,
+        || vision.truth(n).ok_or_else(|| "not yet".to_owned()),
+    )
+}
+
 /// A multi-thread runtime for the viewers.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
