@@ -97,17 +97,26 @@ depends_on = {{ camera = "ready" }}
         )
     });
     up.first_line(&["stack ready"]);
-    // A second or more of the event written: several fragments.
-    let clip = poll(
-        "an event in progress with a second of video",
-        Duration::from_secs(30),
-        || clip_in_progress(dir.path(), 40_000),
-    );
+    // The event begins; two seconds of it written (fragments of 0.25 s) before the kill.
+    let clip = poll("an event in progress", Duration::from_secs(30), || {
+        clip_in_progress(dir.path(), 1)
+    });
+    let begun = std::time::Instant::now();
+    poll("two seconds of the event", Duration::from_secs(10), || {
+        let now = clip_in_progress(dir.path(), 1)?;
+        if now != clip {
+            return Err(format!("another event: {}", now.display()));
+        }
+        (begun.elapsed() >= Duration::from_secs(2))
+            .then_some(())
+            .ok_or_else(|| "under way".to_owned())
+    });
     kill(up.pid(), 9);
     up.wait_exit();
     let p = probe(&clip);
     eprintln!("{} after kill -9: {p:?}", clip.display());
-    assert!(p.frames >= 25, "{p:?}");
+    // Two seconds of the event (and its pre-roll) but the fragment not yet written.
+    assert!(p.frames >= 45, "{p:?}");
     assert!(p.first_key, "starts on a key frame: {p:?}");
     assert_eq!((p.width, p.height), (320, 240));
     decodes_cleanly(&clip);

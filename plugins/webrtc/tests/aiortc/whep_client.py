@@ -1,10 +1,14 @@
 """A WHEP viewer built on aiortc (a WebRTC stack the project did not write).
 
-Usage: whep_client.py BASE_URL FRAMES
+Usage: whep_client.py BASE_URL FRAMES [RESULTS]
 
 Offers a recvonly video transceiver to BASE_URL/whep, decodes FRAMES frames of the video track
 (aiortc decodes H.264 with libavcodec), deletes the session, and prints one JSON line:
 {"frames": N, "width": W, "height": H, "codec": "...", "keyframes": K}.
+
+With RESULTS, it also opens a data channel labelled "detections" (unordered, no retransmission,
+as the viewer page does) and reads until RESULTS messages have come as well; the line then has
+"messages" (each message parsed) and "pts" (the RTP timestamp of every decoded frame).
 """
 
 import asyncio
@@ -23,20 +27,36 @@ def http(method, url, body=None, content_type=None):
         return response.status, response.headers, response.read().decode()
 
 
-async def main(base, want):
+async def main(base, want, results):
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
     frames = []
+    pts = []
+    messages = []
     done = asyncio.get_running_loop().create_future()
+
+    def check():
+        if len(frames) >= want and len(messages) >= results and not done.done():
+            done.set_result(True)
+
+    if results:
+        channel = pc.createDataChannel("detections", ordered=False, maxRetransmits=0)
+
+        @channel.on("message")
+        def on_message(message):
+            messages.append(json.loads(message))
+            check()
 
     @pc.on("track")
     def on_track(track):
         async def read():
             try:
-                while len(frames) < want:
+                while not done.done():
                     frame = await track.recv()
                     frames.append((frame.width, frame.height, frame.key_frame))
-                done.set_result(True)
+                    # aiortc's frame pts is the RTP timestamp of its packets.
+                    pts.append(frame.pts)
+                    check()
             except Exception as error:  # the track ended early
                 if not done.done():
                     done.set_exception(error)
@@ -61,8 +81,10 @@ async def main(base, want):
         await loop.run_in_executor(None, http, "DELETE", base + location)
     await pc.close()
     width, height, _ = frames[-1]
+    extra = {"messages": messages, "pts": pts} if results else {}
     print(json.dumps({
-        "frames": len(frames),
+        **extra,
+        "frames": min(len(frames), want) if not results else len(frames),
         "width": width,
         "height": height,
         "codec": codec,
@@ -71,4 +93,4 @@ async def main(base, want):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0))

@@ -156,9 +156,14 @@ depends_on = {{ camera = "ready" }}
 
 [plugins.streaming]
 path = {lib}
-bind = ["127.0.0.1"]
+{bind}
 {sink_keys}
 "#,
+            bind = if sink_keys.contains("bind") {
+                ""
+            } else {
+                "bind = [\"127.0.0.1\"]"
+            },
             stream = stream.as_str(),
             nv12 = nv12.as_str(),
             detections = detections.as_str(),
