@@ -123,15 +123,20 @@ fn an_aiortc_viewer_receives_the_detections_with_its_frames_rtp_timestamps() {
         String::from_utf8_lossy(&out.stderr)
     );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("its JSON line");
+    // aiortc's pts counts from the first RTP timestamp it received (`origin`).
+    let origin = got["origin"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("aiortc did not say its timestamp origin: {got}"));
+    let rtp_of = |pts: &serde_json::Value| (pts.as_u64().unwrap() + origin) as u32;
     let pts: std::collections::HashSet<u64> = got["pts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p.as_u64().unwrap() & 0xffff_ffff)
+        .map(|p| u64::from(rtp_of(p)))
         .collect();
     let messages = got["messages"].as_array().unwrap();
     assert!(messages.len() >= 60, "{} messages", messages.len());
-    let first = got["pts"][0].as_u64().unwrap() as u32;
+    let first = rtp_of(&got["pts"][0]);
     let (mut matched, mut with_cat) = (0, 0);
     let mut origin = None;
     for m in messages {

@@ -8,7 +8,8 @@ Offers a recvonly video transceiver to BASE_URL/whep, decodes FRAMES frames of t
 
 With RESULTS, it also opens a data channel labelled "detections" (unordered, no retransmission,
 as the viewer page does) and reads until RESULTS messages have come as well; the line then has
-"messages" (each message parsed) and "pts" (the RTP timestamp of every decoded frame).
+"messages" (each message parsed), "pts" (every decoded frame's pts) and "origin" (the RTP
+timestamp of pts 0).
 """
 
 import asyncio
@@ -54,7 +55,6 @@ async def main(base, want, results):
                 while not done.done():
                     frame = await track.recv()
                     frames.append((frame.width, frame.height, frame.key_frame))
-                    # aiortc's frame pts is the RTP timestamp of its packets.
                     pts.append(frame.pts)
                     check()
             except Exception as error:  # the track ended early
@@ -76,12 +76,19 @@ async def main(base, want, results):
     codec = next(
         (line.split()[1] for line in answer.splitlines() if line.startswith("a=rtpmap:")), None
     )
+    extra = {}
+    if results:
+        # aiortc's frame pts is the RTP timestamp less the first one it received (its
+        # TimestampMapper's origin, a private attribute of aiortc 1.x): given here, so that
+        # the RTP timestamps of the decoded frames can be told.
+        receiver = pc.getReceivers()[0]
+        mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+        extra = {"messages": messages, "pts": pts, "origin": getattr(mapper, "_origin", None)}
     location = headers.get("Location")
     if location:
         await loop.run_in_executor(None, http, "DELETE", base + location)
     await pc.close()
     width, height, _ = frames[-1]
-    extra = {"messages": messages, "pts": pts} if results else {}
     print(json.dumps({
         **extra,
         "frames": min(len(frames), want) if not results else len(frames),
