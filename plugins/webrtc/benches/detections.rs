@@ -8,8 +8,9 @@
 //! once, as for a real detector, which looks at frames the camera published before. The viewer
 //! stamps each message as it is read from its socket. `WARM_UP` results first, then `RESULTS`.
 //!
-//! Run: `cargo build --release -p stackctl -p camsim && cargo bench -p sink-webrtc --bench
-//! detections` (the stackctl binary and the plugin of the bench's profile).
+//! Run: `cargo build --release -p stackctl -p camsim -p sink-webrtc && cargo bench -p
+//! sink-webrtc --bench detections` (stackctl, camsim and the plugin of the bench's profile;
+//! `cargo bench --profile dev ...` measures debug builds, the plugin then built by the bench).
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/rtc_client.rs"]
@@ -51,6 +52,15 @@ fn whep(port: u16, offer: &str) -> String {
     body.to_owned()
 }
 
+/// The plugin of the bench's profile: the release build's (built beforehand), or a debug one.
+fn plugin() -> std::path::PathBuf {
+    if cfg!(debug_assertions) {
+        rust_plugin("sink-webrtc")
+    } else {
+        stackctl_tests::bin("libsink_webrtc.so")
+    }
+}
+
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let results = if quick { 90 } else { RESULTS };
@@ -64,7 +74,7 @@ fn main() {
     );
     let stack = Stack::new(&format!(
         "{camera_toml}\n[plugins.streaming]\npath = {}\nbind = [\"127.0.0.1\"]\n",
-        toml_path(&rust_plugin("sink-webrtc"))
+        toml_path(&plugin())
     ));
     let port = stack.http_port().expect("port");
     let mut up = stack.up(&[], &[]);
