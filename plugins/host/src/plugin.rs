@@ -452,6 +452,26 @@ impl Plugin {
         true
     }
 
+    /// Tells the plugin that streamed answer `id` has room again, or was closed (ABI 1.2
+    /// `on_http_writable`; nothing for a plugin without it, which polls).
+    pub(crate) fn on_http_writable(&self, id: u64) {
+        let Some(on_http_writable) = self.table.on_http_writable else {
+            return;
+        };
+        let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
+        if !*alive || self.is_failed() || self.is_stopping() {
+            return;
+        }
+        // SAFETY: a live instance (the read lock keeps `destroy` out); the callback is
+        // [any-thread].
+        unsafe { on_http_writable(self.instance.0, id) };
+    }
+
+    /// Streamed answers under way.
+    pub fn open_streams(&self) -> usize {
+        self.ctx.open_streams()
+    }
+
     /// Stops delivery, then the plugin, then frees it. A plugin stuck in `on_frame` for longer
     /// than [`STOP_WAIT`] is left behind (stopping or freeing it under its feet would be worse).
     pub fn stop(&self) {

@@ -124,6 +124,10 @@ impl FakeHost {
                 config: std::ptr::null(),
                 config_count: 0,
                 fail_reason: Some(fail_reason),
+                http_respond_start: None,
+                http_respond_chunk: None,
+                http_respond_end: None,
+                http_respond_abort: None,
             },
             record,
         })
