@@ -102,6 +102,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         source: attached.source.clone(),
         cors_origins: Arc::new(config.http.cors_origins.clone()),
         vision: vision.routes.clone(),
+        write_timeout: config.http.write_timeout,
     };
     let http_addr = format!("{}:{}", config.http.host, config.http.port);
     let http = bind_tcp(&http_addr, "http.port").await?;
