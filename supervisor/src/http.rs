@@ -67,6 +67,10 @@ pub enum Routes {
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's read and write buffer per connection: a head larger than this is refused (431), and
+/// hyper stops taking a response body past it until the client reads. Its default (about
+/// 400 KiB) would hold more of a stalled download than the plugin's own bounded buffer.
+const CONNECTION_BUFFER: usize = 128 * 1024;
 /// Largest request body accepted (SDP offers are a few kB).
 pub const BODY_LIMIT: usize = 1 << 20;
 /// Frames older than this mean the stream has stopped (the night rate is 2 fps).
@@ -117,6 +121,7 @@ pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(CONNECTION_BUFFER)
                 .serve_connection(TokioIo::new(hyper_errors::JsonErrors::new(stream)), service);
             tokio::select! {
                 ended = conn => if let Err(e) = ended {
