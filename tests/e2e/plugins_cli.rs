@@ -94,7 +94,7 @@ path = {wrong_abi}
         "wrong_abi",
         &[
             "UNUSABLE",
-            "built for sink ABI 99.1, this stackctl speaks 1.1",
+            "built for sink ABI 99.1, this stackctl speaks 1.2",
         ],
     );
     let found = listing
@@ -195,7 +195,7 @@ fn check_refuses_a_plugin_of_another_abi() {
         2,
         &[
             "plugin wrong_abi",
-            "built for sink ABI 99.1, this stackctl speaks 1.1",
+            "built for sink ABI 99.1, this stackctl speaks 1.2",
         ],
         "check with a plugin of ABI 99",
     );

@@ -54,7 +54,7 @@ windw = 5
         (
             "wrong_abi",
             &wrong_abi,
-            "built for sink ABI 99.1, this stackctl speaks 1.1",
+            "built for sink ABI 99.1, this stackctl speaks 1.2",
         ),
         (
             "no_entry",
@@ -146,7 +146,7 @@ required = true
     );
     for needle in [
         &format!("plugin wrong_abi ({})", wrong_abi.display()),
-        "built for sink ABI 99.1, this stackctl speaks 1.1",
+        "built for sink ABI 99.1, this stackctl speaks 1.2",
         "(required)",
     ] {
         assert!(log.contains(needle), "the error lacks {needle:?}:\n{log}");

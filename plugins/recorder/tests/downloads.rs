@@ -50,11 +50,20 @@ fn a_recording_over_8_mib_downloads_whole_and_byte_equal() {
     let port = stack.port;
     let mut up = stack.up();
 
-    let whole = request(port, "GET", "/recordings/recording_20200101_000000.mp4", &[]);
+    let whole = request(
+        port,
+        "GET",
+        "/recordings/recording_20200101_000000.mp4",
+        &[],
+    );
     assert_eq!(whole.code, 200, "{}", whole.text());
     assert_eq!(whole.header("content-length"), Some("20971520"));
     assert_eq!(whole.header("content-type"), Some("video/mp4"));
-    assert!(whole.body == data, "{} bytes, not the file", whole.body.len());
+    assert!(
+        whole.body == data,
+        "{} bytes, not the file",
+        whole.body.len()
+    );
 
     let rest = request(
         port,
@@ -115,7 +124,9 @@ fn stalled_downloads_are_bounded_capped_at_max_downloads_and_cut_by_the_write_ti
     drop(big);
     let stack = Recording::new("rec-stall", &[], &rec, "");
     let port = stack.port;
-    let mut up = stack.stack.up(&[], &[("STACKCTL_HTTP__WRITE_TIMEOUT", "3s")]);
+    let mut up = stack
+        .stack
+        .up(&[], &[("STACKCTL_HTTP__WRITE_TIMEOUT", "3s")]);
     up.first_line(&["stack ready"]);
     let pid = up.pid();
     let url = "/recordings/recording_20200101_000000.mp4";
@@ -190,8 +201,7 @@ fn stalled_downloads_are_bounded_capped_at_max_downloads_and_cut_by_the_write_ti
     // Each stalled connection was closed mid-body: EOF, short of the announced length.
     for mut s in stalled {
         let mut rest = Vec::new();
-        s.read_to_end(&mut rest)
-            .expect("EOF: the server closed it");
+        s.read_to_end(&mut rest).expect("EOF: the server closed it");
         assert!(
             (rest.len() as u64) < 1 << 30,
             "{} bytes: the whole body?",
