@@ -12,7 +12,7 @@ use stackctl_core::Frame;
 
 use crate::config::FlatConfig;
 use crate::http::framing;
-use crate::http::stream::{Registry, Stream, StreamError};
+use crate::http::stream::{PendingStream, Registry, Stream, StreamError};
 use stackctl_plugin_abi as abi;
 use tokio::sync::oneshot;
 
@@ -26,7 +26,7 @@ pub struct PluginResponse {
     /// Body (empty for a streamed answer).
     pub body: Vec<u8>,
     /// A streamed answer's body (ABI 1.2), to follow.
-    pub stream: Option<Arc<Stream>>,
+    pub stream: Option<PendingStream>,
 }
 
 /// The host side of one plugin instance: the `host_ctx` of its callbacks.
@@ -311,7 +311,7 @@ unsafe extern "C" fn http_respond_start(
         let length = u64::try_from(content_length).ok();
         let stream = Stream::open(request_id, length, &ctx.streams);
         match waiter.send(PluginResponse {
-            stream: Some(stream.clone()),
+            stream: Some(PendingStream::new(stream.clone())),
             ..head
         }) {
             Ok(()) => abi::stream::OK,

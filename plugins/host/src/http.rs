@@ -176,7 +176,7 @@ impl Plugin {
                         "plugin answered with hop-by-hop or framing headers, which the host owns: dropped (said once)"
                     );
                 }
-                let Some(stream) = checked.stream else {
+                let Some(stream) = checked.stream.and_then(|s| s.take()) else {
                     return Ok(checked
                         .response
                         .map(|body| PluginBody::Whole(Bytes::from(body))));

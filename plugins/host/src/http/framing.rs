@@ -50,7 +50,7 @@ pub struct Checked {
     /// The host-owned headers it carried (lower-cased names), dropped.
     pub dropped: Vec<String>,
     /// A streamed answer's body, to follow (ABI 1.2).
-    pub stream: Option<std::sync::Arc<super::stream::Stream>>,
+    pub stream: Option<super::stream::PendingStream>,
 }
 
 /// True for a header the host owns (`name` lower-cased).

@@ -272,6 +272,33 @@ impl Stream {
     }
 }
 
+/// A streamed answer on its way to the server: closed (as if the client went away) if it is
+/// dropped before it became a [`StreamBody`], e.g. when the request's waiter gave up between
+/// the plugin's start and the answer being read, so no stream is left open with nobody to
+/// write it.
+#[derive(Debug)]
+pub struct PendingStream(Option<Arc<Stream>>);
+
+impl PendingStream {
+    pub(crate) fn new(stream: Arc<Stream>) -> Self {
+        Self(Some(stream))
+    }
+
+    /// The stream, now someone takes it over.
+    pub(crate) fn take(mut self) -> Option<Arc<Stream>> {
+        self.0.take()
+    }
+}
+
+impl Drop for PendingStream {
+    fn drop(&mut self) {
+        if let Some(stream) = self.0.take() {
+            stream.close(StreamError::ClientGone);
+            stream.finish();
+        }
+    }
+}
+
 /// The body of a streamed answer, as the server writes it.
 #[derive(Debug)]
 pub struct StreamBody {
@@ -483,6 +510,12 @@ mod tests {
         assert!(poll(&mut body).is_pending());
         drop(body);
         assert_eq!(told.load(Ordering::SeqCst), 1, "told the client went away");
+        assert_eq!(stream.chunk(b"x"), abi::stream::CLOSED);
+        assert!(registry.lock().unwrap().is_empty());
+
+        // Started, but nobody took the answer: closed, not left open.
+        let stream = Stream::open(4, None, &registry);
+        drop(PendingStream::new(stream.clone()));
         assert_eq!(stream.chunk(b"x"), abi::stream::CLOSED);
         assert!(registry.lock().unwrap().is_empty());
     }
