@@ -203,7 +203,9 @@ typedef struct stackctl_header {
  *   http_respond_start(id, status, headers, length)  instead of http_respond: the status and
  *       headers now, the body to follow. `length` is the body's size when the plugin knows it
  *       (the host then sends Content-Length and checks it), or -1 (the host sends it chunked).
- *       The framing stays the host's: the same headers are dropped as for http_respond.
+ *       The framing stays the host's: the same headers are dropped as for http_respond. At
+ *       most STACKCTL_HTTP_STREAMS_MAX answers of one plugin stream at once: beyond, it returns
+ *       STACKCTL_STREAM_CLOSED and the client gets 503 with Retry-After.
  *   http_respond_chunk(id, bytes, len)  the next bytes of the body, copied before it returns:
  *       STACKCTL_STREAM_OK         taken, all of it;
  *       STACKCTL_STREAM_WOULD_BLOCK nothing taken: the response's buffer (at most
@@ -239,6 +241,9 @@ typedef struct stackctl_header {
  */
 #define STACKCTL_HTTP_STREAM_BUFFER (256u * 1024u)
 #define STACKCTL_HTTP_WRITE_TIMEOUT_MS 30000u
+/* Streamed answers one plugin may have open at once; a start beyond gets CLOSED, and its
+ * client 503 with Retry-After (so its memory is bounded: 64 x 256 KiB). */
+#define STACKCTL_HTTP_STREAMS_MAX 64u
 
 typedef enum stackctl_stream_status {
     STACKCTL_STREAM_OK = 0,

@@ -229,6 +229,8 @@ pub const HTTP_ANSWER_TIMEOUT_MS: u64 = 30_000;
 pub const HTTP_STREAM_BUFFER: usize = 256 * 1024;
 /// `STACKCTL_HTTP_WRITE_TIMEOUT_MS`: the default write time-out of a streamed answer.
 pub const HTTP_WRITE_TIMEOUT_MS: u64 = 30_000;
+/// `STACKCTL_HTTP_STREAMS_MAX`: streamed answers one plugin may have open at once.
+pub const HTTP_STREAMS_MAX: usize = 64;
 
 /// `stackctl_stream_status` values: what `http_respond_chunk` (and `_start`) return.
 pub mod stream {

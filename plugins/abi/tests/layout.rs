@@ -277,6 +277,7 @@ fn rust_and_c_agree_on_every_constant() {
             abi::HTTP_STREAM_BUFFER as u64,
         ),
         ("STACKCTL_HTTP_WRITE_TIMEOUT_MS", abi::HTTP_WRITE_TIMEOUT_MS),
+        ("STACKCTL_HTTP_STREAMS_MAX", abi::HTTP_STREAMS_MAX as u64),
         ("STACKCTL_HOST_SIZE_1_2", abi::HOST_V1_2_SIZE as u64),
         ("STACKCTL_STREAM_OK", abi::stream::OK as u64),
         (

@@ -308,6 +308,24 @@ unsafe extern "C" fn http_respond_start(
             let _ = waiter.send(head);
             return abi::stream::INVALID;
         }
+        if ctx.open_streams() >= abi::HTTP_STREAMS_MAX {
+            // Bounded: the client is told to come back, the plugin that it may not stream.
+            let _ = waiter.send(PluginResponse {
+                status: 503,
+                headers: vec![
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                    ("retry-after".to_owned(), "2".to_owned()),
+                ],
+                body: format!(
+                    "{{\"error\":\"plugin {} has {} streamed answers open, the most the host allows\",\"status\":503}}",
+                    ctx.plugin,
+                    abi::HTTP_STREAMS_MAX
+                )
+                .into_bytes(),
+                stream: None,
+            });
+            return abi::stream::CLOSED;
+        }
         let length = u64::try_from(content_length).ok();
         let stream = Stream::open(request_id, length, &ctx.streams);
         match waiter.send(PluginResponse {

@@ -2,7 +2,8 @@
 //! four times the host's buffer arrives whole and in order, with back-pressure (the plugin is
 //! told WOULD_BLOCK, then woken by `on_http_writable`); without a length it comes all the same;
 //! an abort fails the body; a client that goes away, and an answer that is never ended (cut by
-//! the write time-out), are reported to the plugin. The real server (connection closed
+//! the write time-out), are reported to the plugin; a plugin streams at most
+//! `STACKCTL_HTTP_STREAMS_MAX` answers at once. The real server (connection closed
 //! mid-message, memory under stalled clients) is tested with the recorder:
 //! plugins/recorder/tests/downloads.rs.
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -135,6 +136,20 @@ async fn a_c_sink_streams_with_back_pressure_and_is_told_when_the_client_leaves_
     let cut = collect(answer.into_body()).await;
     assert_eq!(cut, Err(StreamError::TimedOut(Duration::from_millis(300))));
     until(&plugin, "stream_closed_total", 2).await;
+    assert_eq!(plugin.open_streams(), 0);
+
+    // At most STACKCTL_HTTP_STREAMS_MAX open at once: the next client gets 503.
+    let mut open = Vec::new();
+    for _ in 0..abi::HTTP_STREAMS_MAX {
+        let answer = plugin.http(get("/never")).await.expect("answer");
+        assert!(answer.body().whole().is_none(), "streamed");
+        open.push(answer);
+    }
+    assert_eq!(plugin.open_streams(), abi::HTTP_STREAMS_MAX);
+    let refused = plugin.http(get("/never")).await.expect("answer");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    drop(open);
     assert_eq!(plugin.open_streams(), 0);
     plugin.stop();
 }
