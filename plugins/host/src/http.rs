@@ -73,6 +73,11 @@ impl Body for PluginBody {
     }
 }
 
+/// The request header that tells a plugin served behind a `route_prefix` what that prefix is, for the
+/// links it writes into its answers (`/clips` + `/events/1.mp4`). The host's own: a client's is
+/// dropped, and a plugin without a route prefix never sees one.
+pub const PREFIX_HEADER: &str = "x-forwarded-prefix";
+
 /// How long a plugin may take to answer a request (`STACKCTL_HTTP_ANSWER_TIMEOUT_MS`).
 pub const PLUGIN_TIMEOUT: Duration = Duration::from_millis(abi::HTTP_ANSWER_TIMEOUT_MS);
 
@@ -112,14 +117,18 @@ impl Plugin {
             .get::<StreamOptions>()
             .cloned()
             .unwrap_or_default();
-        let headers: Vec<(String, String)> = parts
+        let mut headers: Vec<(String, String)> = parts
             .headers
             .iter()
+            .filter(|(k, _)| k.as_str() != PREFIX_HEADER)
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
+        if let Some(prefix) = self.route_prefix() {
+            headers.push((PREFIX_HEADER.to_owned(), prefix.to_owned()));
+        }
         let (id, answer) = self.ctx.expect_response();
         let method = parts.method.as_str().to_owned();
-        let path = parts.uri.path().to_owned();
+        let path = self.local_path(parts.uri.path()).to_owned();
         let query = parts.uri.query().unwrap_or("").to_owned();
         let plugin = self.clone();
         let accepted = tokio::task::spawn_blocking(move || {

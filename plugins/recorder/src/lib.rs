@@ -227,6 +227,8 @@ impl Sink for Recorder {
                 path,
                 request.query(),
                 request.header("range"),
+                // Served behind a `route_prefix`, its links carry it.
+                request.header("x-forwarded-prefix").unwrap_or(""),
             )
         } else {
             http::handle(self, request.method(), path, request.header("range"))

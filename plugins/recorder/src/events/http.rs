@@ -32,13 +32,15 @@ pub const MAX_LIMIT: usize = 500;
 /// Largest sidecar or thumbnail read (they are a few KiB).
 pub const MAX_COMPANION_BYTES: u64 = 4 << 20;
 
-/// Answers a request under `/events` (`query` without the `?`).
+/// Answers a request under `/events` (`query` without the `?`); `prefix` is the `route_prefix` the
+/// host serves the recorder behind ("" for none), put in front of the links it lists.
 pub fn handle(
     ctl: &impl Control,
     method: &str,
     path: &str,
     query: &str,
     range: Option<&str>,
+    prefix: &str,
 ) -> Served {
     if method != "GET" {
         let mut a = Answer::error(405, "method not allowed: use GET");
@@ -46,7 +48,7 @@ pub fn handle(
         return a.into();
     }
     match path {
-        "/events" | "/events/" => list(ctl, query).into(),
+        "/events" | "/events/" => list(ctl, query, prefix).into(),
         _ => match path.strip_prefix("/events/") {
             Some(rest) => item(ctl, rest, range),
             None => Answer::error(404, &format!("no route {path}")).into(),
@@ -209,7 +211,7 @@ fn start_of(name: &RecordingName) -> Option<Timestamp> {
     Some(civil.to_zoned(TimeZone::system()).ok()?.timestamp())
 }
 
-fn list(ctl: &impl Control, query: &str) -> Answer {
+fn list(ctl: &impl Control, query: &str, prefix: &str) -> Answer {
     let q = match parse_query(query) {
         Ok(q) => q,
         Err(e) => return Answer::error(400, &e),
@@ -258,9 +260,12 @@ fn list(ctl: &impl Control, query: &str) -> Answer {
         v["id"] = json!(id);
         v["size"] = json!(e.size);
         v["recording"] = json!(status.recording && status.filename == file);
-        v["video"] = json!(format!("/events/{id}.{}", e.name.format.extension()));
+        v["video"] = json!(format!(
+            "{prefix}/events/{id}.{}",
+            e.name.format.extension()
+        ));
         v["thumbnail_url"] = if own_file(ctl.dir(), &format!("{id}.jpg")).is_some() {
-            json!(format!("/events/{id}.jpg"))
+            json!(format!("{prefix}/events/{id}.jpg"))
         } else {
             Value::Null
         };
