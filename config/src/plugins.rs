@@ -1,5 +1,6 @@
-//! `[plugins.NAME]`: each section's host keys (`path`, `enabled`, `required`, `queue`), read
-//! and checked like every other key, and the plugin's own keys, passed to it as TOML.
+//! `[plugins.NAME]`: each section's host keys (`path`, `enabled`, `required`, `queue`,
+//! `route_prefix`), read and checked like every other key, and the plugin's own keys, passed to it as
+//! TOML.
 //!
 //! Two options of the legacy launch script reach sinks that took over from its streaming
 //! server: `streaming.max_clients` becomes the streaming sink's `max_clients`, `recording.path`
@@ -22,7 +23,17 @@ pub const DEFAULT_QUEUE: usize = 60;
 pub const MAX_QUEUE: usize = 10_000;
 
 /// Keys of a `[plugins.NAME]` table that are the host's, not the plugin's.
-const HOST_KEYS: [&str; 5] = ["path", "enabled", "required", "queue", "name"];
+const HOST_KEYS: [&str; 6] = [
+    "path",
+    "enabled",
+    "required",
+    "queue",
+    "name",
+    "route_prefix",
+];
+
+/// The longest `route_prefix` accepted, in bytes.
+const MAX_ROUTE_PREFIX: usize = 64;
 
 /// One `[plugins.NAME]` section, split into the host's keys and the plugin's own.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +49,10 @@ pub struct PluginSection {
     pub required: bool,
     /// `queue`: frames its bus subscription holds ([`DEFAULT_QUEUE`], 1 to [`MAX_QUEUE`]).
     pub queue: usize,
+    /// `route_prefix`: a path prefix such as `/clips` put in front of every route the plugin declares,
+    /// so that two instances of one library can both serve HTTP (`/clips/events` reaches the
+    /// second instance as `/events`). `None`: its routes as declared.
+    pub route_prefix: Option<String>,
     /// Every other key, the legacy ones filled in: the plugin's own configuration.
     pub own: Table,
 }
@@ -102,6 +117,18 @@ pub(crate) fn sections(
         // `--no-streaming` (streaming.enabled = false) switches the streaming sink off.
         let enabled = enabled && (name != "streaming" || config.streaming.enabled);
         let required = key.boolean(&table, "required", false);
+        let route_prefix = match table.get("route_prefix") {
+            None => None,
+            Some(Value::String(m)) if prefix_problem(m).is_none() => Some(m.clone()),
+            Some(other) => {
+                let problem = match other {
+                    Value::String(m) => prefix_problem(m).unwrap_or_default(),
+                    _ => "expected a path prefix such as \"/clips\"".to_owned(),
+                };
+                key.invalid("route_prefix", other, &problem);
+                None
+            }
+        };
         let own = table
             .iter()
             .filter(|(k, _)| !HOST_KEYS.contains(&k.as_str()))
@@ -113,10 +140,33 @@ pub(crate) fn sections(
             enabled,
             required,
             queue,
+            route_prefix,
             own,
         });
     }
     out
+}
+
+/// Why `route_prefix` cannot be a route prefix, if it cannot: it must be `/` followed by one or more
+/// segments of letters, digits, `-`, `_`, `.` and `~` (no `.` or `..` segment), without a
+/// trailing `/`.
+fn prefix_problem(prefix: &str) -> Option<String> {
+    let expected = "expected a path prefix such as \"/clips\": `/` and segments of letters, \
+                    digits, `-`, `_`, `.`, `~`, without a trailing `/`";
+    let Some(rest) = prefix.strip_prefix('/') else {
+        return Some(expected.to_owned());
+    };
+    if prefix.len() > MAX_ROUTE_PREFIX {
+        return Some(format!("at most {MAX_ROUTE_PREFIX} bytes"));
+    }
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+    };
+    (!rest.split('/').all(segment_ok)).then(|| expected.to_owned())
 }
 
 /// The section with the legacy top-level keys filled in (see the module documentation).

@@ -111,6 +111,10 @@ pub(crate) fn validate(
         c.not_empty(&["control", "group"], group);
     }
     c.not_empty(&["http", "host"], &config.http.host);
+    if config.http.write_timeout < Duration::from_millis(100) {
+        let d = quote(&duration::format(config.http.write_timeout));
+        c.fail(&["http", "write_timeout"], d, "must be at least 100ms");
+    }
     c.not_empty(&["profiling", "host"], &config.profiling.host);
     if config.profiling.max_duration < Duration::from_secs(1) {
         let d = quote(&duration::format(config.profiling.max_duration));

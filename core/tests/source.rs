@@ -19,11 +19,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(tag: &str) -> Self {
+        Self::checking_every(tag, Duration::ZERO)
+    }
+
+    /// A fixture whose source checks the name's identity every `identity_check` while the
+    /// writer writes.
+    fn checking_every(tag: &str, identity_check: Duration) -> Self {
         let name = format!("/stackctl-source-{tag}-{}", std::process::id());
         let writer = ShmWriter::create(&name).expect("create segment");
         let mut cfg = SourceConfig::new(&name);
         cfg.start = StartPosition::Next;
-        cfg.identity_check = Duration::ZERO;
+        cfg.identity_check = identity_check;
         let mut source = ShmSource::new(cfg);
         let stop = AtomicBool::new(false);
         source
@@ -165,6 +171,54 @@ fn a_replaced_segment_is_read_to_its_end_before_the_new_writer() {
     assert_eq!([f.next(), f.next()], tail, "the old segment's last frames");
     assert_eq!([f.next(), f.next()], new[..2], "then the new writer's");
     assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 1);
+    drop(old);
+}
+
+/// A camera restarted just before it stops: the new writer publishes a few frames and unlinks
+/// its segment long before the routine identity check (an hour here) comes round. The old
+/// writer going quiet is what makes the source look at the name again, within a few frame
+/// intervals, so the new writer's frames are read before its segment goes.
+#[test]
+fn a_writer_that_comes_and_goes_between_routine_checks_is_read() {
+    let mut f = Fixture::checking_every("brief", Duration::from_secs(3600));
+    // A 30 fps camera, so the source knows when a frame is overdue.
+    for _ in 0..6 {
+        let n = f.publish(PixelFormat::H264);
+        assert_eq!(f.next(), n);
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    f.writer.unlink().expect("the old writer leaves");
+    let old = std::mem::replace(
+        &mut f.writer,
+        ShmWriter::create(&f.name).expect("the new writer's segment"),
+    );
+    f.next_number = 0;
+    let brief = [f.publish(PixelFormat::H264), f.publish(PixelFormat::H264)];
+    // The new writer lives two seconds, 60 frame intervals: plenty for a source that looks
+    // once the old writer is two frames overdue, nothing for one that waits the hour. Then it
+    // unlinks its segment and the reader is stopped: what was not read by then is lost.
+    let name = f.name.clone();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let reader = std::thread::current();
+    let leaver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = nix::sys::mman::shm_unlink(name.as_str());
+        std::thread::sleep(Duration::from_secs(1));
+        flag.store(true, Ordering::Relaxed);
+        reader.unpark();
+    });
+    let mut got = Vec::new();
+    while got.len() < brief.len() {
+        match f.source.next_frame(&stop).expect("read") {
+            Some(frame) => got.push(frame.meta().frame_number),
+            None => break,
+        }
+    }
+    assert_eq!(got, brief, "the brief writer's frames");
+    assert_eq!(f.source.stats().restarts.load(Ordering::Relaxed), 1);
+    stop.store(true, Ordering::Relaxed);
+    leaver.join().expect("the leaver thread");
     drop(old);
 }
 

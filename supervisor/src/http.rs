@@ -20,27 +20,38 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use stackctl_core::shm::SourceStats;
 use stackctl_media::clock::monotonic_ns;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::status::StackStatus;
-use stackctl_plugin_host::{HttpError, Plugin, PluginHost, Routed};
+use stackctl_plugin_host::{HttpError, Plugin, PluginBody, PluginHost, Routed, StreamOptions};
 
 pub mod detections;
 pub mod hyper_errors;
 pub mod snapshot;
 pub mod vision;
 
-/// A response body: a whole one, or a stream (server-sent events).
-pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+/// Why a response body failed: a plugin's streamed answer was cut or aborted (hyper then closes
+/// the connection mid-message, so the client sees it incomplete).
+pub type BodyError = stackctl_plugin_host::StreamError;
+
+/// A response body: a whole one, or a stream (server-sent events, a plugin's streamed answer).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BodyError>;
 
 /// A whole body.
 pub fn full(bytes: Bytes) -> Body {
-    Full::new(bytes).boxed()
+    boxed(Full::new(bytes))
 }
 
 /// A whole body as a [`Body`].
 pub fn boxed(body: Full<Bytes>) -> Body {
-    body.boxed()
+    never_fails(body)
+}
+
+/// A body that cannot fail as a [`Body`].
+pub fn never_fails(
+    body: impl hyper::body::Body<Data = Bytes, Error = Infallible> + Send + Sync + 'static,
+) -> Body {
+    body.map_err(|never: Infallible| match never {}).boxed()
 }
 
 /// Which routes a listener serves.
@@ -56,6 +67,10 @@ pub enum Routes {
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's read and write buffer per connection: a head larger than this is refused (431), and
+/// hyper stops taking a response body past it until the client reads. Its default (about
+/// 400 KiB) would hold more of a stalled download than the plugin's own bounded buffer.
+const CONNECTION_BUFFER: usize = 128 * 1024;
 /// Largest request body accepted (SDP offers are a few kB).
 pub const BODY_LIMIT: usize = 1 << 20;
 /// Frames older than this mean the stream has stopped (the night rate is 2 fps).
@@ -74,6 +89,8 @@ pub struct Context {
     pub cors_origins: Arc<Vec<String>>,
     /// Detections and snapshots.
     pub vision: vision::Vision,
+    /// A plugin's streamed answer that sends nothing for this long is cut (`http.write_timeout`).
+    pub write_timeout: Duration,
 }
 
 /// Serves `listener` until the task is dropped.
@@ -88,16 +105,31 @@ pub async fn serve(listener: TcpListener, ctx: Context, routes: Routes) {
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            // A plugin's streamed answer that is cut (write time-out) or aborted drops its
+            // connection through this, also when hyper is not polling the body (a client that
+            // stopped reading leaves hyper waiting on the socket).
+            let close = Arc::new(Notify::new());
+            let options = StreamOptions {
+                write_timeout: ctx.write_timeout,
+                close_connection: Some(close.clone()),
+            };
+            let service = service_fn(move |mut req: Request<Incoming>| {
                 let ctx = ctx.clone();
+                req.extensions_mut().insert(options.clone());
                 async move { Ok::<_, Infallible>(handle(req, &ctx, routes).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(CONNECTION_BUFFER)
                 .serve_connection(TokioIo::new(hyper_errors::JsonErrors::new(stream)), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                },
+                () = close.notified() => {
+                    tracing::debug!(%peer, "HTTP connection closed: its streamed answer was cut or aborted");
+                }
             }
         });
     }
@@ -115,7 +147,7 @@ async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Respon
     } else if let Some(response) = vision::dispatch(&req, &ctx.vision, routes).await {
         response
     } else {
-        dispatch(req, ctx, routes).await.map(boxed)
+        dispatch(req, ctx, routes).await
     };
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
         let h = response.headers_mut();
@@ -137,7 +169,7 @@ async fn handle(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Respon
     response
 }
 
-async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Full<Bytes>> {
+async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let own = match routes {
         Routes::All => matches!(path.as_str(), "/metrics" | "/api/status" | "/health"),
@@ -148,14 +180,16 @@ async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Resp
             return json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &format!("{path} only answers GET"),
-            );
+            )
+            .map(boxed);
         }
         let status = ctx.status.borrow().clone();
         return match path.as_str() {
             "/metrics" => metrics(&status, ctx),
             "/health" => health(ctx),
             _ => json(StatusCode::OK, &*status),
-        };
+        }
+        .map(boxed);
     }
     if routes == Routes::All
         && let Some(plugins) = &ctx.plugins
@@ -171,11 +205,11 @@ async fn dispatch(req: Request<Incoming>, ctx: &Context, routes: Routes) -> Resp
         };
         match routed {
             Some(Ok(plugin)) => return to_plugin(req, &plugin).await,
-            Some(Err(response)) => return response,
+            Some(Err(response)) => return response.map(boxed),
             None => {}
         }
     }
-    json_error(StatusCode::NOT_FOUND, &format!("no route {path}"))
+    json_error(StatusCode::NOT_FOUND, &format!("no route {path}")).map(boxed)
 }
 
 fn metrics(status: &StackStatus, ctx: &Context) -> Response<Full<Bytes>> {
@@ -255,29 +289,46 @@ fn health(ctx: &Context) -> Response<Full<Bytes>> {
 
 /// Reads a request's body (within [`BODY_LIMIT`] and [`BODY_TIMEOUT`]) and hands the request
 /// to a plugin, which may answer later (a 504 after the host's timeout).
-async fn to_plugin(req: Request<Incoming>, plugin: &Arc<Plugin>) -> Response<Full<Bytes>> {
+async fn to_plugin(req: Request<Incoming>, plugin: &Arc<Plugin>) -> Response<Body> {
+    match from_plugin(req, plugin).await {
+        Ok(answer) => answer.map(|body| match body {
+            PluginBody::Whole(bytes) => full(bytes),
+            stream @ PluginBody::Stream(_) => stream.boxed(),
+        }),
+        Err(refusal) => refusal.map(boxed),
+    }
+}
+
+/// The plugin's answer, or the server's own when there is none.
+async fn from_plugin(
+    req: Request<Incoming>,
+    plugin: &Arc<Plugin>,
+) -> Result<Response<PluginBody>, Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body =
         match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
             Err(_) => {
-                return json_error(
+                return Err(json_error(
                     StatusCode::REQUEST_TIMEOUT,
                     "the request body did not arrive in time",
-                );
+                ));
             }
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return json_error(
+                return Err(json_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("request bodies are limited to {BODY_LIMIT} bytes"),
-                );
+                ));
             }
             Ok(Err(e)) => {
-                return json_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"));
+                return Err(json_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("reading the body: {e}"),
+                ));
             }
             Ok(Ok(collected)) => collected.to_bytes(),
         };
-    match plugin.http(Request::from_parts(parts, body)).await {
-        Ok(answer) => answer.map(|body| Full::new(Bytes::from(body))),
+    let refusal = match plugin.http(Request::from_parts(parts, body)).await {
+        Ok(answer) => return Ok(answer),
         // It refused the request (and is detached now), or was detached meanwhile.
         Err(HttpError::Failed(name)) => match plugin.failure() {
             Some(reason) => unavailable(&name, &reason, false),
@@ -285,7 +336,8 @@ async fn to_plugin(req: Request<Incoming>, plugin: &Arc<Plugin>) -> Response<Ful
         },
         Err(e @ HttpError::TimedOut(_)) => json_error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
         Err(e @ HttpError::BadAnswer { .. }) => json_error(StatusCode::BAD_GATEWAY, &e.to_string()),
-    }
+    };
+    Err(refusal)
 }
 
 /// How long a client is told to wait before asking a plugin that may come back again.
@@ -351,6 +403,7 @@ mod tests {
             source: None,
             cors_origins: Arc::new(vec!["http://localhost:8080".to_owned()]),
             vision: vision::Vision::default(),
+            write_timeout: Duration::from_secs(30),
         }
     }
 

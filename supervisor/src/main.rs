@@ -61,6 +61,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(flags) => commands::check::run(&flags),
         Command::Plugins(flags) => commands::plugins::run(&flags),
         Command::Up(args) => {
+            commands::up::survive_signals()?;
             let loaded = commands::load(&args.config)?;
             // The flag beats the file (and its variable), as every flag does.
             let format = args.log_format.map_or(loaded.config.log.format, Into::into);

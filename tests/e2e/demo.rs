@@ -5,9 +5,10 @@
 //! recording directory.
 //!
 //! It checks what the demo promises: the stack gets ready with every service healthy, the viewer
-//! page is served, a WebRTC viewer receives frames, the continuous recording plays, and a
-//! camera killed with SIGKILL is restarted together with the detector while the same viewer,
-//! without reconnecting, receives frames captured after the kill.
+//! page is served, a WebRTC viewer receives frames, the continuous recording plays, the second
+//! recorder (events mode, behind the route prefix `/clips`) makes a clip of the detector's cat, and a camera
+//! killed with SIGKILL is restarted together with the detector while the same viewer, without
+//! reconnecting, receives frames captured after the kill.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod up_common;
@@ -59,6 +60,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
             .replace(DEMO_DETECTIONS, detections_shm.as_str()),
     );
     let recordings = stack.path().join("recordings");
+    let clips = stack.path().join("clips");
     let port = free_port();
     let sets = [
         format!("source.shm={}", stream_shm.as_str()),
@@ -72,6 +74,8 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
         format!("plugins.streaming.path={}", webrtc.display()),
         format!("plugins.recording.path={}", recorder.display()),
         format!("plugins.recording.dir={}", recordings.display()),
+        format!("plugins.clips.path={}", recorder.display()),
+        format!("plugins.clips.dir={}", clips.display()),
         // The demo's RTSP port may be taken on this machine.
         format!("plugins.rtsp.port={}", free_port()),
         // RECORDING_PATH in the environment would beat the plugin's own key; a flag beats both.
@@ -87,6 +91,7 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     // (not required, so READY does not wait for it: it is awaited on its own).
     up.first_line(&["plugin started", "plugin=streaming"]);
     up.first_line(&["plugin started", "plugin=recording"]);
+    up.first_line(&["plugin started", "plugin=clips"]);
     up.first_line(&["stack ready"]);
     // The line to click.
     up.first_line(&[&format!("viewer page: http://127.0.0.1:{port}/")]);
@@ -140,6 +145,23 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
     let (code, resumed) = http_post(port, "/start");
     assert_eq!(code, 200, "POST /start: {resumed}");
 
+    // The cat shows from the camera's start: the clips recorder, behind its route prefix, lists the
+    // clip it is recording, with links behind the prefix too.
+    let event = poll("a clip of the cat", EVENT_TIMEOUT, || {
+        let list = http_json(port, "/clips/events");
+        match list["events"].get(0) {
+            Some(e) => Ok(e.clone()),
+            None => Err(list.to_string()),
+        }
+    });
+    let video = event["video"].as_str().expect("a video link");
+    assert!(video.starts_with("/clips/events/"), "{event:#}");
+    let (code, _) = http_get(port, video);
+    assert_eq!(code, 200, "GET {video}");
+    // The continuous recorder's routes are where they were.
+    let (code, body) = http_get(port, "/recordings");
+    assert_eq!(code, 200, "GET /recordings: {body}");
+
     // Kill the camera: it is restarted, and the detector with it.
     let camera_pid = pid(camera);
     let detector_pid = pid(detector);
@@ -182,6 +204,16 @@ fn the_demo_streams_records_and_survives_a_camera_kill() {
 
     // Every recording plays, the one across the camera's restart included.
     up.terminate();
+    // The stop finished the clip: a normal file that opens at an IDR, with its sidecar.
+    let clip = clips.join(video.rsplit('/').next().expect("a file name"));
+    let sidecar = clip.with_extension("json");
+    let said = std::fs::read_to_string(&sidecar)
+        .unwrap_or_else(|e| panic!("{} has no sidecar: {e}", clip.display()));
+    assert!(said.contains("\"cat\""), "{said}");
+    if ffmpeg {
+        let p = probe(&clip);
+        assert!(p.frames > 0 && p.first_key, "{}: {p:?}", clip.display());
+    }
     if ffmpeg {
         let files = media::recordings(&recordings);
         assert!(

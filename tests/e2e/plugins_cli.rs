@@ -73,7 +73,7 @@ path = {wrong_abi}
         &[
             " enabled ",
             &stats_lib.display().to_string(),
-            "stats 0.1.0 (ABI 1.1)",
+            "stats 0.1.0 (ABI 1.2)",
             "routes: /stats",
         ],
     );
@@ -82,19 +82,19 @@ path = {wrong_abi}
         &[
             " enabled ",
             &plugin_dir.join(&unique).display().to_string(),
-            "meta 0.1.0 (ABI 1.1)",
+            "meta 0.1.0 (ABI 1.2)",
             "routes: none",
         ],
     );
     expect(
         "off",
-        &[" disabled ", "probe 0.0.1-test (ABI 1.1)", "routes: none"],
+        &[" disabled ", "probe 0.0.1-test (ABI 1.2)", "routes: none"],
     );
     expect(
         "wrong_abi",
         &[
             "UNUSABLE",
-            "built for sink ABI 99.1, this stackctl speaks 1.1",
+            "built for sink ABI 99.2, this stackctl speaks 1.2",
         ],
     );
     let found = listing
@@ -102,7 +102,7 @@ path = {wrong_abi}
         .find(|l| l.contains("libunconfigured_probe.so"))
         .unwrap_or_else(|| panic!("the unconfigured library is not listed:\n{listing}"));
     assert!(found.contains("found"), "{found}");
-    assert!(found.contains("probe 0.0.1-test (ABI 1.1)"), "{found}");
+    assert!(found.contains("probe 0.0.1-test (ABI 1.2)"), "{found}");
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn check_refuses_a_plugin_of_another_abi() {
         2,
         &[
             "plugin wrong_abi",
-            "built for sink ABI 99.1, this stackctl speaks 1.1",
+            "built for sink ABI 99.2, this stackctl speaks 1.2",
         ],
         "check with a plugin of ABI 99",
     );

@@ -182,13 +182,13 @@ output = {out}
     let st = stack.status();
     let stats = plugin(&st, "stats");
     assert_eq!(stats["state"], "running", "{st:#}");
-    assert_eq!(stats["abi"], "1.1", "{st:#}");
+    assert_eq!(stats["abi"], "1.2", "{st:#}");
     assert_eq!(stats["version"], "0.1.0", "{st:#}");
     assert_eq!(stats["routes"], serde_json::json!(["/stats"]), "{st:#}");
     assert!(stats["frames"].as_u64() > Some(0), "{st:#}");
     let meta_status = plugin(&st, "meta");
     assert_eq!(meta_status["state"], "running", "{st:#}");
-    assert_eq!(meta_status["abi"], "1.1", "{st:#}");
+    assert_eq!(meta_status["abi"], "1.2", "{st:#}");
     assert_eq!(meta_status["routes"], serde_json::json!([]), "{st:#}");
     assert!(meta_status["frames"].as_u64() >= Some(60), "{st:#}");
     assert_eq!(st["source"]["shm"], shm.as_str(), "{st:#}");

@@ -54,7 +54,7 @@ windw = 5
         (
             "wrong_abi",
             &wrong_abi,
-            "built for sink ABI 99.1, this stackctl speaks 1.1",
+            "built for sink ABI 99.2, this stackctl speaks 1.2",
         ),
         (
             "no_entry",
@@ -103,7 +103,7 @@ windw = 5
     eprintln!("plugins: {}", st["plugins"]);
     assert_eq!(plugin(&st, "stats")["state"], "running", "{st:#}");
     for (name, why) in [
-        ("wrong_abi", "ABI 99.1"),
+        ("wrong_abi", "ABI 99.2"),
         ("no_entry", "stackctl_sink_entry"),
         ("null_fn", "on_http"),
         ("typo", "windw"),
@@ -146,7 +146,7 @@ required = true
     );
     for needle in [
         &format!("plugin wrong_abi ({})", wrong_abi.display()),
-        "built for sink ABI 99.1, this stackctl speaks 1.1",
+        "built for sink ABI 99.2, this stackctl speaks 1.2",
         "(required)",
     ] {
         assert!(log.contains(needle), "the error lacks {needle:?}:\n{log}");

@@ -15,6 +15,8 @@
  *                         host why (fail_reason, ABI 1.1): "told to fail at frame N"
  *     refuse = "KEY"      create refuses the configuration: "KEY: refused on request"
  *                         (read from the pre-parsed section, ABI 1.1)
+ *     start_gate = "/fifo" start writes `W` to output, then blocks until something opens the
+ *                         named pipe for writing (holds `up` before its service driver runs)
  *
  * Lines of `output` (times are CLOCK_MONOTONIC nanoseconds, like the frames' timestamps):
  *
@@ -80,6 +82,7 @@ typedef struct retained {
 typedef struct probe {
     const stackctl_host *host;
     char *output;
+    char *start_gate;
     FILE *file;
     uint64_t retain, block_every, block_ms, fail_after;
     uint64_t frames; /* on_frame calls */
@@ -187,6 +190,7 @@ static stackctl_status probe_create(const stackctl_host *host, stackctl_str conf
     }
     p->host = host;
     p->output = value_of(config, "output");
+    p->start_gate = value_of(config, "start_gate");
     p->retain = number_of(config, "retain");
     p->block_every = number_of(config, "block_every");
     p->block_ms = number_of(config, "block_ms");
@@ -202,6 +206,7 @@ static stackctl_status probe_create(const stackctl_host *host, stackctl_str conf
                 snprintf(text, sizeof text, "%.*s: refused on request", (int)v->string.len,
                          v->string.ptr);
                 free(p->output);
+                free(p->start_gate);
                 free(p);
                 *error = message(text);
                 return STACKCTL_ERR_CONFIG;
@@ -211,6 +216,7 @@ static stackctl_status probe_create(const stackctl_host *host, stackctl_str conf
 #endif
     if (p->retain > PROBE_MAX_RETAIN) {
         free(p->output);
+        free(p->start_gate);
         free(p);
         *error = message("retain: at most 1024 frames");
         return STACKCTL_ERR_CONFIG;
@@ -226,6 +232,14 @@ static stackctl_status probe_start(void *instance, stackctl_buf *error) {
         if (p->file == NULL) {
             *error = message("probe: cannot open output");
             return STACKCTL_ERR_FAILED;
+        }
+    }
+    if (p->start_gate != NULL) {
+        FILE *gate;
+        line(p, "W\n");
+        gate = fopen(p->start_gate, "r"); /* a FIFO: blocks until a writer opens it */
+        if (gate != NULL) {
+            fclose(gate);
         }
     }
 #ifndef PROBE_ABI_1_0
@@ -368,6 +382,7 @@ static void probe_destroy(void *instance) {
         fclose(p->file);
     }
     free(p->output);
+    free(p->start_gate);
     free(p);
 }
 

@@ -97,11 +97,19 @@ pub fn probe(file: &Path) -> Probe {
     }
 }
 
-/// `ffmpeg -v error -i FILE -f null -`: whether it succeeded, and what it printed.
+/// `ffmpeg -v error -i FILE -f null -`, every frame passed through at its own time: whether it
+/// succeeded, and what it printed.
+///
+/// Without `-fps_mode passthrough -enc_time_base -1`, ffmpeg re-times the frames onto the
+/// constant rate it guessed (1/30 s here) and calls two frames that land on one tick
+/// "non monotonically increasing dts". A camera that runs late and catches up (camsim on a
+/// loaded machine) delivers frames closer together than that, and a recording keeps their
+/// true times; the file's own timestamps are what must increase, and they are checked here.
 fn ffmpeg_null(file: &Path) -> (bool, String) {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(file)
+        .args(["-fps_mode", "passthrough", "-enc_time_base", "-1"])
         .args(["-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
@@ -111,18 +119,18 @@ fn ffmpeg_null(file: &Path) -> (bool, String) {
     )
 }
 
-/// `ffmpeg -v error -i FILE -f null -` must succeed; what it printed, if anything.
+/// [`ffmpeg_null`] must succeed; what it printed, if anything.
 pub fn ffmpeg_says(file: &Path) -> Option<String> {
     let (ok, stderr) = ffmpeg_null(file);
     let said = format!(
-        "ffmpeg -v error -i {} -f null - said: {stderr}",
+        "ffmpeg -v error -i {} -fps_mode passthrough -enc_time_base -1 -f null - said: {stderr}",
         file.display()
     );
     assert!(ok, "{said}");
     (!stderr.trim().is_empty()).then_some(said)
 }
 
-/// `ffmpeg -v error -i FILE -f null -` must print nothing and succeed.
+/// [`ffmpeg_null`] must print nothing and succeed.
 pub fn decodes_cleanly(file: &Path) {
     let (ok, stderr) = ffmpeg_null(file);
     if !(ok && stderr.trim().is_empty()) {
@@ -134,7 +142,8 @@ pub fn decodes_cleanly(file: &Path) {
         ));
         let _ = std::fs::copy(file, &kept);
         panic!(
-            "ffmpeg -v error -i {} -f null - said (file kept as {}): {stderr}",
+            "ffmpeg -v error -i {} -fps_mode passthrough -enc_time_base -1 -f null - said (file kept \
+             as {}): {stderr}",
             file.display(),
             kept.display()
         );

@@ -72,6 +72,10 @@ pub struct HttpConfig {
     pub port: u16,
     /// Origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// A plugin's streamed answer (a recording's download) that sends nothing to the client
+    /// for this long is cut: its connection is closed and the plugin told.
+    #[serde(with = "crate::duration")]
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -80,6 +84,7 @@ impl Default for HttpConfig {
             host: "0.0.0.0".into(),
             port: 8081,
             cors_origins: vec!["http://localhost:8080".into()],
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -266,3 +266,20 @@ fn errors_expose_key_and_origin() {
         })
     );
 }
+
+#[test]
+fn the_write_timeout_is_a_duration_of_at_least_100ms() {
+    let mut s = sources();
+    s.env = env(&[("STACKCTL_HTTP__WRITE_TIMEOUT", "10ms")]);
+    assert_eq!(
+        errors(&s),
+        [
+            "http.write_timeout = \"10ms\": must be at least 100ms, from env STACKCTL_HTTP__WRITE_TIMEOUT"
+        ]
+    );
+    s.env = env(&[("STACKCTL_HTTP__WRITE_TIMEOUT", "2s")]);
+    let loaded = crate::ok(&s);
+    assert_eq!(loaded.config.http.write_timeout.as_secs(), 2);
+    s.env = env(&[]);
+    assert_eq!(crate::ok(&s).config.http.write_timeout.as_secs(), 30);
+}

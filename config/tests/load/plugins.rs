@@ -94,6 +94,43 @@ fn bad_host_keys_are_errors_with_their_origin_and_all_are_reported() {
 }
 
 #[test]
+fn route_prefix_puts_a_prefix_in_front_of_the_plugins_routes_and_bad_ones_are_errors() {
+    let f = file("[plugins.clips]\npath = \"libsink_recorder.so\"\nroute_prefix = \"/clips/v1\"\n");
+    let clips = section(&sources_with(&f), "clips");
+    assert_eq!(clips.route_prefix.as_deref(), Some("/clips/v1"));
+    assert!(clips.own.is_empty(), "route_prefix is the host's key");
+    let f = file("[plugins.x]\npath = \"x.so\"\n");
+    assert_eq!(section(&sources_with(&f), "x").route_prefix, None);
+    let expected = "expected a path prefix such as \"/clips\": `/` and segments of letters, \
+                    digits, `-`, `_`, `.`, `~`, without a trailing `/`";
+    // (value, problem)
+    let long = format!("\"/{}\"", "a".repeat(64));
+    for (value, problem) in [
+        ("\"clips\"", expected),
+        ("\"/clips/\"", expected),
+        ("\"/\"", expected),
+        ("\"/a//b\"", expected),
+        ("\"/a/../b\"", expected),
+        ("\"/a b\"", expected),
+        ("\"/a?b\"", expected),
+        ("\"/a%2e\"", expected),
+        ("3", "expected a path prefix such as \"/clips\""),
+        (long.as_str(), "at most 64 bytes"),
+    ] {
+        let text = format!("[plugins.m]\npath = \"m.so\"\nroute_prefix = {value}\n");
+        let f = file(&text);
+        assert_eq!(
+            errors(&sources_with(&f)),
+            [format!(
+                "plugins.m.route_prefix = {value}: {problem}, {}",
+                f.origin_at(&text, "route_prefix")
+            )],
+            "{value}"
+        );
+    }
+}
+
+#[test]
 fn no_streaming_switches_the_streaming_plugin_off() {
     let f = file(SINKS);
     let mut s = sources_with(&f);

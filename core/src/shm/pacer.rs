@@ -74,6 +74,11 @@ impl Pacer {
         self.period
     }
 
+    /// When frames last arrived, if ever.
+    pub fn last_arrival(&self) -> Option<Duration> {
+        self.last_arrival
+    }
+
     /// Records that new frames were found at `now` (any monotonic clock, as a duration since its
     /// origin).
     pub fn on_arrival(&mut self, now: Duration) {
@@ -92,6 +97,18 @@ impl Pacer {
         }
         self.last_arrival = Some(now);
         self.late_poll = self.cfg.fine_poll;
+    }
+
+    /// True at `now` when the writer has missed two frames it was expected to write (or, before
+    /// a period is known, has written nothing for `silence`): a writer that stopped, maybe
+    /// because it was replaced by a new one under the same name.
+    pub fn overdue(&self, now: Duration, silence: Duration) -> bool {
+        let last = self.last_arrival.unwrap_or_default();
+        let quiet = now.saturating_sub(last);
+        match self.period {
+            Some(period) => quiet > period * 2,
+            None => quiet > silence,
+        }
     }
 
     /// Forgets everything (after the writer restarted).
@@ -200,6 +217,34 @@ mod tests {
             period > Duration::from_micros(33_333) && period < 34 * MS,
             "{period:?}"
         );
+    }
+
+    #[test]
+    fn a_writer_is_overdue_after_two_missed_frames() {
+        let p = at_30fps(10);
+        let last = Duration::from_micros(33_333) * 9;
+        let silence = 100 * MS;
+        // (time since the last frame, overdue?)
+        for (quiet, want) in [
+            (Duration::ZERO, false),
+            (40 * MS, false),
+            (66 * MS, false),
+            (67 * MS, true),
+        ] {
+            assert_eq!(p.overdue(last + quiet, silence), want, "{quiet:?}");
+        }
+        // At 2 fps a writer is allowed its second.
+        let mut night = at_30fps(10);
+        night.on_arrival(last + 500 * MS);
+        assert!(!night.overdue(last + 1400 * MS, silence));
+        assert!(night.overdue(last + 1600 * MS, silence));
+        // Before a period is known, silence decides.
+        let mut fresh = Pacer::new(PacerConfig::default());
+        assert!(!fresh.overdue(50 * MS, silence));
+        assert!(fresh.overdue(150 * MS, silence));
+        fresh.on_arrival(200 * MS);
+        assert!(!fresh.overdue(250 * MS, silence));
+        assert!(fresh.overdue(301 * MS, silence));
     }
 
     #[test]

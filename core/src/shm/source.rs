@@ -38,6 +38,18 @@ use stackctl_media::h264::{ParamCache, analyse};
 /// the new writer anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
+/// The shortest interval between identity checks, right after the mapped writer became
+/// overdue (see [`Pacer::overdue`]). A restarted writer stops writing the old segment at once,
+/// so it is noticed within a frame or two rather than within [`SourceConfig::identity_check`]:
+/// a new writer that writes a few frames and then unlinks its segment (a camera restarted just
+/// before it stops) would otherwise come and go unseen, its frames neither read nor counted.
+/// The interval then grows with the silence (an eighth of it) back to `identity_check`, so a
+/// stopped camera costs no more than a running one. A check is `shm_open`, `fstat`, `close`.
+const OVERDUE_IDENTITY_CHECK: Duration = Duration::from_millis(5);
+
+/// Before the pacer knows the writer's period, this much silence makes the writer overdue.
+const SILENCE_BEFORE_PERIOD: Duration = Duration::from_millis(100);
+
 /// Where a newly attached source starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartPosition {
@@ -60,7 +72,8 @@ pub struct SourceConfig {
     /// Where to start on the first attach (after a writer restart it always starts at the
     /// beginning of the new stream).
     pub start: StartPosition,
-    /// How often to check whether the name now points at a new segment.
+    /// How often to check whether the name now points at a new segment while the writer keeps
+    /// writing (once it misses two frames, the check runs every few milliseconds).
     pub identity_check: Duration,
 }
 
@@ -130,7 +143,8 @@ pub struct ShmSource {
     params: ParamCache,
     generation: u32,
     stats: Arc<SourceStats>,
-    last_identity_check: Instant,
+    /// When the name's identity was last checked, since `epoch`.
+    last_identity_check: Duration,
     /// True once a look for the segment found nothing: a segment that appears later is a new
     /// stream, read from its first frame (its writer may have written one or two already).
     waited: bool,
@@ -165,7 +179,7 @@ impl ShmSource {
             params: ParamCache::default(),
             generation: 0,
             stats: Arc::default(),
-            last_identity_check: Instant::now(),
+            last_identity_check: Duration::ZERO,
             waited: false,
             gone_logged: false,
             replaced: None,
@@ -270,7 +284,7 @@ impl ShmSource {
         self.audit = None;
         tracing::info!(segment = %self.cfg.name, write_index = w, restarted, "attached to shared memory");
         self.seg = Some(seg);
-        self.last_identity_check = Instant::now();
+        self.last_identity_check = self.epoch.elapsed();
         self.gone_logged = false;
         self.replaced = None;
     }
@@ -311,11 +325,11 @@ impl ShmSource {
                 self.wait_for_segment(None, stop)?;
                 continue;
             }
-            self.check_identity()?;
+            let now = self.epoch.elapsed();
+            self.check_identity(now)?;
             let Some(w) = self.seg.as_ref().map(Segment::write_index) else {
                 continue;
             };
-            let now = self.epoch.elapsed();
             if w != self.seen {
                 self.seen = w;
                 self.pacer.on_arrival(now);
@@ -527,12 +541,23 @@ impl ShmSource {
         });
     }
 
-    /// Notices a writer that unlinked the name and created a new segment under it.
-    fn check_identity(&mut self) -> Result<(), ShmError> {
-        if self.replaced.is_some() || self.last_identity_check.elapsed() < self.cfg.identity_check {
+    /// Notices a writer that unlinked the name and created a new segment under it: every
+    /// `identity_check` while the writer writes, every [`OVERDUE_IDENTITY_CHECK`] once it is
+    /// overdue, growing with the silence. `now` is time since `epoch`.
+    fn check_identity(&mut self, now: Duration) -> Result<(), ShmError> {
+        let every = if self.pacer.overdue(now, SILENCE_BEFORE_PERIOD) {
+            let silence = now.saturating_sub(self.pacer.last_arrival().unwrap_or_default());
+            (silence / 8).clamp(
+                OVERDUE_IDENTITY_CHECK.min(self.cfg.identity_check),
+                self.cfg.identity_check,
+            )
+        } else {
+            self.cfg.identity_check
+        };
+        if self.replaced.is_some() || now.saturating_sub(self.last_identity_check) < every {
             return Ok(());
         }
-        self.last_identity_check = Instant::now();
+        self.last_identity_check = now;
         let mapped = self.seg.as_ref().map(Segment::id);
         match current_id(&self.cfg.name)? {
             None => {

@@ -13,13 +13,28 @@
  * sides read only the fields the other one has. Fields are never removed, reordered or resized.
  * A field appended in a minor version is read only when the other side's `struct_size` covers
  * it (offsetof(field) + sizeof(field) <= struct_size); otherwise the reader behaves as the older
- * minor did. A 1.0 plugin therefore keeps working with a 1.1 host, and a 1.1 plugin that reads
+ * minor did. A 1.0 plugin therefore keeps working with a 1.2 host, and a 1.2 plugin that reads
  * nothing past 1.0 works with a 1.0 host.
+ *
+ * `struct_size` rules, for both sides:
+ *   - the writer of a struct sets `struct_size` to its own sizeof (never less than 1.0's size);
+ *   - the reader reads a field only when `struct_size` covers it, as above, and treats an
+ *     uncovered function pointer as NULL and an uncovered value as absent;
+ *   - a covered function pointer that is NULL means "not offered" (the fields that may be NULL
+ *     say so), never "call anyway";
+ *   - a reader never reads past its own sizeof, even when the other side's `struct_size` is
+ *     larger (fields of a newer minor are not its to read).
+ * Example: a 1.2 plugin checks
+ *     host->struct_size >= offsetof(stackctl_host, http_respond_abort) + sizeof(void (*)(void))
+ * (STACKCTL_HOST_SIZE_1_2) before it calls any of the four streaming functions, and answers with
+ * `http_respond` otherwise.
  *
  * History:
  *   1.0  frames, HTTP, metrics, logs, frame retain/release.
  *   1.1  `stackctl_sink.on_detections` (the detector's results, on the delivery thread);
  *        `stackctl_host.config` (the plugin's section pre-parsed: no TOML parser needed).
+ *   1.2  streamed HTTP responses: `stackctl_host.http_respond_start`, `http_respond_chunk`,
+ *        `http_respond_end`, `http_respond_abort`; `stackctl_sink.on_http_writable`.
  *
  * Threads (CLAP style, on every function pointer):
  *   [load]       called once on stackctl's control thread, before any other call;
@@ -50,7 +65,7 @@ extern "C" {
 /* "SINK" in little-endian ASCII: the first field of `stackctl_sink`. */
 #define STACKCTL_SINK_MAGIC 0x4B4E4953u
 #define STACKCTL_SINK_ABI_MAJOR 1u
-#define STACKCTL_SINK_ABI_MINOR 1u
+#define STACKCTL_SINK_ABI_MINOR 2u
 /* The one symbol a plugin exports. */
 #define STACKCTL_SINK_ENTRY_SYMBOL "stackctl_sink_entry"
 
@@ -182,6 +197,62 @@ typedef struct stackctl_header {
 #define STACKCTL_HTTP_ANSWER_TIMEOUT_MS 30000u
 
 /*
+ * Streamed answers [ABI 1.2]: a body of any size, sent as the plugin produces it (a file read
+ * from disk, a live feed), with bounded memory on both sides.
+ *
+ *   http_respond_start(id, status, headers, length)  instead of http_respond: the status and
+ *       headers now, the body to follow. `length` is the body's size when the plugin knows it
+ *       (the host then sends Content-Length and checks it), or -1 (the host sends it chunked).
+ *       The framing stays the host's: the same headers are dropped as for http_respond. At
+ *       most STACKCTL_HTTP_STREAMS_MAX answers of one plugin stream at once: beyond, it returns
+ *       STACKCTL_STREAM_CLOSED and the client gets 503 with Retry-After.
+ *   http_respond_chunk(id, bytes, len)  the next bytes of the body, copied before it returns:
+ *       STACKCTL_STREAM_OK         taken, all of it;
+ *       STACKCTL_STREAM_WOULD_BLOCK nothing taken: the response's buffer (at most
+ *                                  STACKCTL_HTTP_STREAM_BUFFER bytes, the bytes taken and not
+ *                                  yet handed to the connection) has no room for `len` bytes;
+ *                                  try again after `on_http_writable(id)`;
+ *       STACKCTL_STREAM_CLOSED     the response is over: the client went away, the write
+ *                                  time-out cut it, it was ended or aborted, or the id is
+ *                                  unknown. Stop producing (close the file);
+ *       STACKCTL_STREAM_INVALID    `len` is larger than STACKCTL_HTTP_STREAM_BUFFER, or more
+ *                                  than the announced length: the response is aborted.
+ *   http_respond_end(id)  the body is complete. With an announced length, ending short of it
+ *       aborts instead.
+ *   http_respond_abort(id)  the body cannot be completed (a read error): the host closes the
+ *       connection without finishing the message, so the client sees it incomplete (never a
+ *       short body that looks whole).
+ *
+ * Back-pressure is a notification, not a poll: `stackctl_sink.on_http_writable(instance, id)`
+ * is called, on any thread, once room comes back after a WOULD_BLOCK (the buffer drained to
+ * half), and once when the response is closed under the plugin (client gone, write time-out);
+ * the next http_respond_chunk then tells which. A notification lets a plugin park its reading
+ * thread on a condition variable, or wake an async task, and costs nothing while a client reads
+ * at full speed; a poll would spin a timer for every slow client. A plugin that leaves
+ * `on_http_writable` NULL may poll instead (retry after a few milliseconds). Notifications may
+ * arrive late, twice, or for an id already ended: ignore those.
+ *
+ * Write time-out: a streamed response that sends nothing to the client for the host's write
+ * time-out (`http.write_timeout`, default STACKCTL_HTTP_WRITE_TIMEOUT_MS) is cut: the client
+ * stopped reading, or the plugin stopped producing without ending it. The connection is closed
+ * and the plugin told (on_http_writable, then CLOSED). `http_respond_start` itself must come
+ * within STACKCTL_HTTP_ANSWER_TIMEOUT_MS, like any answer. Every id is answered once: either
+ * http_respond, or http_respond_start followed by chunks and exactly one of end or abort.
+ */
+#define STACKCTL_HTTP_STREAM_BUFFER (256u * 1024u)
+#define STACKCTL_HTTP_WRITE_TIMEOUT_MS 30000u
+/* Streamed answers one plugin may have open at once; a start beyond gets CLOSED, and its
+ * client 503 with Retry-After (so its memory is bounded: 64 x 256 KiB). */
+#define STACKCTL_HTTP_STREAMS_MAX 64u
+
+typedef enum stackctl_stream_status {
+    STACKCTL_STREAM_OK = 0,
+    STACKCTL_STREAM_WOULD_BLOCK = 1,
+    STACKCTL_STREAM_CLOSED = 2,
+    STACKCTL_STREAM_INVALID = 3
+} stackctl_stream_status;
+
+/*
  * An HTTP request for a path the plugin declared, owned by the host.
  * Valid until `on_http` returns: copy what you need to answer later.
  */
@@ -283,7 +354,28 @@ typedef struct stackctl_host {
      * on_http: one line, copied before it returns; the last one given is shown with the failure.
      * Calling it does not fail the plugin by itself. */
     void (*fail_reason)(void *host_ctx, stackctl_str message);
+
+    /* ---- ABI 1.2: read only when `struct_size` covers the field (see "Streamed answers") ---- */
+
+    /* [any-thread] Starts a streamed answer to `request_id` instead of `http_respond`: status
+     * and headers (copied before it returns), `content_length` the body's size or -1. Returns
+     * STACKCTL_STREAM_OK; CLOSED when the id is unknown or answered (e.g. it timed out);
+     * INVALID when the status or a header cannot be sent (the client gets 502). */
+    int32_t (*http_respond_start)(void *host_ctx, uint64_t request_id, uint16_t status,
+                                  const stackctl_header *headers, size_t header_count,
+                                  int64_t content_length);
+    /* [any-thread] The next `len` bytes of the body (copied before it returns): a
+     * stackctl_stream_status. Calls for one id must not overlap. */
+    int32_t (*http_respond_chunk)(void *host_ctx, uint64_t request_id, const uint8_t *data,
+                                  size_t len);
+    /* [any-thread] The body is complete. */
+    void (*http_respond_end)(void *host_ctx, uint64_t request_id);
+    /* [any-thread] The body cannot be completed: the connection is closed mid-message. */
+    void (*http_respond_abort)(void *host_ctx, uint64_t request_id);
 } stackctl_host;
+
+/* The end of `http_respond_abort`: a host whose struct_size is at least this streams. */
+#define STACKCTL_HOST_SIZE_1_2 (offsetof(stackctl_host, http_respond_abort) + sizeof(void (*)(void)))
 
 /*
  * The plugin's table, static in the plugin (valid for the life of the process). No function
@@ -343,6 +435,14 @@ typedef struct stackctl_sink {
      * are delivered too (the object left the picture). Anything but STACKCTL_OK detaches the
      * plugin, as for on_frame. */
     stackctl_status (*on_detections)(void *instance, const stackctl_detections *detections);
+
+    /* ---- ABI 1.2: read by the host only when `struct_size` covers the field ---- */
+
+    /* [any-thread] A streamed answer to `request_id` has room again after a WOULD_BLOCK, or
+     * was closed under the plugin (see "Streamed answers"). Must return at once: wake the
+     * thread or task that writes the body. Optional: NULL means the plugin polls. Never called
+     * after `stop` returns. */
+    void (*on_http_writable)(void *instance, uint64_t request_id);
 } stackctl_sink;
 
 /* sizeof(stackctl_sink) of ABI 1.0: a table at least this long is a usable 1.0 table. */

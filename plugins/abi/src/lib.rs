@@ -12,8 +12,9 @@ use std::ffi::c_void;
 pub const MAGIC: u32 = 0x4B4E_4953;
 /// Major ABI version: a plugin of another major is refused.
 pub const ABI_MAJOR: u16 = 1;
-/// Minor ABI version: grows when fields are appended (1.1: `on_detections`).
-pub const ABI_MINOR: u16 = 1;
+/// Minor ABI version: grows when fields are appended (1.1: `on_detections`; 1.2: streamed
+/// HTTP answers).
+pub const ABI_MINOR: u16 = 2;
 /// The one symbol a plugin exports.
 pub const ENTRY_SYMBOL: &str = "stackctl_sink_entry";
 
@@ -223,6 +224,46 @@ pub const HTTP_BODY_MAX: usize = 1024 * 1024;
 pub const HTTP_BODY_TIMEOUT_MS: u64 = 10_000;
 /// `STACKCTL_HTTP_ANSWER_TIMEOUT_MS`: how long a plugin may take to answer a request.
 pub const HTTP_ANSWER_TIMEOUT_MS: u64 = 30_000;
+/// `STACKCTL_HTTP_STREAM_BUFFER`: the most bytes a streamed answer holds between the plugin and
+/// the connection; also the largest chunk.
+pub const HTTP_STREAM_BUFFER: usize = 256 * 1024;
+/// `STACKCTL_HTTP_WRITE_TIMEOUT_MS`: the default write time-out of a streamed answer.
+pub const HTTP_WRITE_TIMEOUT_MS: u64 = 30_000;
+/// `STACKCTL_HTTP_STREAMS_MAX`: streamed answers one plugin may have open at once.
+pub const HTTP_STREAMS_MAX: usize = 64;
+
+/// `stackctl_stream_status` values: what `http_respond_chunk` (and `_start`) return.
+pub mod stream {
+    /// Taken, all of it.
+    pub const OK: i32 = 0;
+    /// Nothing taken: no room; try again after `on_http_writable`.
+    pub const WOULD_BLOCK: i32 = 1;
+    /// The answer is over (client gone, time-out, ended, aborted, unknown id).
+    pub const CLOSED: i32 = 2;
+    /// Too large a chunk, more than announced, or a start that cannot be sent.
+    pub const INVALID: i32 = 3;
+}
+
+/// `http_respond_start`'s type (ABI 1.2).
+pub type RespondStartFn = unsafe extern "C" fn(
+    host_ctx: *mut c_void,
+    request_id: u64,
+    status: u16,
+    headers: *const Header,
+    header_count: usize,
+    content_length: i64,
+) -> i32;
+/// `http_respond_chunk`'s type (ABI 1.2).
+pub type RespondChunkFn = unsafe extern "C" fn(
+    host_ctx: *mut c_void,
+    request_id: u64,
+    data: *const u8,
+    len: usize,
+) -> i32;
+/// `http_respond_end`'s and `http_respond_abort`'s type (ABI 1.2).
+pub type RespondEndFn = unsafe extern "C" fn(host_ctx: *mut c_void, request_id: u64);
+/// `on_http_writable`'s type (ABI 1.2).
+pub type OnHttpWritableFn = unsafe extern "C" fn(instance: *mut c_void, request_id: u64);
 
 /// `STACKCTL_CONFIG_MAX_VALUES`: the most entries of a pre-parsed section.
 pub const CONFIG_MAX_VALUES: usize = 1024;
@@ -299,7 +340,19 @@ pub struct Host {
     pub config_count: usize,
     /// ABI 1.1: why the plugin is about to return non-OK (one line, copied).
     pub fail_reason: Option<unsafe extern "C" fn(host_ctx: *mut c_void, message: Str)>,
+    /// ABI 1.2: starts a streamed answer.
+    pub http_respond_start: Option<RespondStartFn>,
+    /// ABI 1.2: the next bytes of a streamed answer.
+    pub http_respond_chunk: Option<RespondChunkFn>,
+    /// ABI 1.2: ends a streamed answer.
+    pub http_respond_end: Option<RespondEndFn>,
+    /// ABI 1.2: aborts a streamed answer (the connection is closed mid-message).
+    pub http_respond_abort: Option<RespondEndFn>,
 }
+
+/// `STACKCTL_HOST_SIZE_1_2`: the end of `http_respond_abort`, the last field of ABI 1.2.
+pub const HOST_V1_2_SIZE: usize =
+    std::mem::offset_of!(Host, http_respond_abort) + std::mem::size_of::<Option<RespondEndFn>>();
 
 /// The plugin's table (`stackctl_sink`).
 #[repr(C)]
@@ -347,6 +400,9 @@ pub struct Sink {
     /// ABI 1.1: one result of the detector; `None` (NULL) when not wanted. Read only when
     /// `struct_size` covers it ([`SINK_V1_1_SIZE`]).
     pub on_detections: Option<OnDetectionsFn>,
+    /// ABI 1.2: a streamed answer has room again, or was closed; `None` (NULL): the plugin
+    /// polls. Read only when `struct_size` covers it ([`SINK_V1_2_SIZE`]).
+    pub on_http_writable: Option<OnHttpWritableFn>,
 }
 
 // SAFETY: the table is immutable static data plus function pointers, shared read-only between
@@ -368,6 +424,10 @@ pub const SINK_V1_0_SIZE: usize = std::mem::offset_of!(Sink, on_detections);
 /// least this has the field.
 pub const SINK_V1_1_SIZE: usize =
     std::mem::offset_of!(Sink, on_detections) + std::mem::size_of::<Option<OnDetectionsFn>>();
+
+/// The end of `on_http_writable`, the last field of ABI 1.2.
+pub const SINK_V1_2_SIZE: usize =
+    std::mem::offset_of!(Sink, on_http_writable) + std::mem::size_of::<Option<OnHttpWritableFn>>();
 
 /// The end of `stackctl_detections`' last 1.1 field (`count`).
 pub const DETECTIONS_V1_1_SIZE: usize =

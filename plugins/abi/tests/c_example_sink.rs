@@ -211,6 +211,10 @@ fn the_c_example_works_through_the_rust_mirror() {
         config: std::ptr::null(),
         config_count: 0,
         fail_reason: None,
+        http_respond_start: None,
+        http_respond_chunk: None,
+        http_respond_end: None,
+        http_respond_abort: None,
     };
 
     // A config error, its message in a plugin buffer.

@@ -152,10 +152,12 @@ fn rust_fields() -> BTreeMap<(String, String), (usize, usize)> {
         key, reserved, string, integer, number));
     all.extend(fields!(abi::Host as "stackctl_host":
         struct_size, abi_major, abi_minor, host_ctx, max_log_level, reserved, log, http_respond,
-        frame_retain, frame_release, config, config_count, fail_reason));
+        frame_retain, frame_release, config, config_count, fail_reason, http_respond_start,
+        http_respond_chunk, http_respond_end, http_respond_abort));
     all.extend(fields!(abi::Sink as "stackctl_sink":
         magic, abi_major, abi_minor, struct_size, reserved, name, version, routes, route_count,
-        create, start, on_frame, on_http, metrics, stop, destroy, free_buf, on_detections));
+        create, start, on_frame, on_http, metrics, stop, destroy, free_buf, on_detections,
+        on_http_writable));
     all
 }
 
@@ -270,6 +272,20 @@ fn rust_and_c_agree_on_every_constant() {
             "STACKCTL_HTTP_ANSWER_TIMEOUT_MS",
             abi::HTTP_ANSWER_TIMEOUT_MS,
         ),
+        (
+            "STACKCTL_HTTP_STREAM_BUFFER",
+            abi::HTTP_STREAM_BUFFER as u64,
+        ),
+        ("STACKCTL_HTTP_WRITE_TIMEOUT_MS", abi::HTTP_WRITE_TIMEOUT_MS),
+        ("STACKCTL_HTTP_STREAMS_MAX", abi::HTTP_STREAMS_MAX as u64),
+        ("STACKCTL_HOST_SIZE_1_2", abi::HOST_V1_2_SIZE as u64),
+        ("STACKCTL_STREAM_OK", abi::stream::OK as u64),
+        (
+            "STACKCTL_STREAM_WOULD_BLOCK",
+            abi::stream::WOULD_BLOCK as u64,
+        ),
+        ("STACKCTL_STREAM_CLOSED", abi::stream::CLOSED as u64),
+        ("STACKCTL_STREAM_INVALID", abi::stream::INVALID as u64),
         ("STACKCTL_VALUE_STRING", u64::from(abi::value_type::STRING)),
         (
             "STACKCTL_VALUE_INTEGER",

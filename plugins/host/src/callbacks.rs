@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use stackctl_core::Frame;
 
 use crate::config::FlatConfig;
+use crate::http::framing;
+use crate::http::stream::{PendingStream, Registry, Stream, StreamError};
 use stackctl_plugin_abi as abi;
 use tokio::sync::oneshot;
 
@@ -21,8 +23,10 @@ pub struct PluginResponse {
     pub status: u16,
     /// Headers.
     pub headers: Vec<(String, String)>,
-    /// Body.
+    /// Body (empty for a streamed answer).
     pub body: Vec<u8>,
+    /// A streamed answer's body (ABI 1.2), to follow.
+    pub stream: Option<PendingStream>,
 }
 
 /// The host side of one plugin instance: the `host_ctx` of its callbacks.
@@ -31,6 +35,8 @@ pub struct HostCtx {
     /// The plugin's name in the configuration (logs are attributed to it).
     pub plugin: String,
     pending: Mutex<HashMap<u64, oneshot::Sender<PluginResponse>>>,
+    /// Streamed answers under way (ABI 1.2), by request id.
+    streams: Registry,
     next_id: AtomicU64,
     /// Frames retained and not yet released (to show leaks).
     pub retained: AtomicU64,
@@ -44,6 +50,7 @@ impl HostCtx {
         Self {
             plugin: plugin.to_owned(),
             pending: Mutex::default(),
+            streams: Registry::default(),
             next_id: AtomicU64::new(1),
             retained: AtomicU64::new(0),
             fail_reason: Mutex::new(None),
@@ -67,6 +74,31 @@ impl HostCtx {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, tx);
         (id, rx)
+    }
+
+    /// The streamed answer to request `id`, while it is under way.
+    fn stream(&self, id: u64) -> Option<Arc<Stream>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Streamed answers under way.
+    pub fn open_streams(&self) -> usize {
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Takes the waiter of request `id` (it gets one answer).
+    fn take_waiter(&self, id: u64) -> Option<oneshot::Sender<PluginResponse>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
     }
 
     /// Forgets a request that will not be answered (time-out, or the plugin refused it).
@@ -103,6 +135,10 @@ pub fn table(ctx: &Arc<HostCtx>, config: &FlatConfig) -> abi::Host {
         config,
         config_count,
         fail_reason: Some(fail_reason),
+        http_respond_start: Some(http_respond_start),
+        http_respond_chunk: Some(http_respond_chunk),
+        http_respond_end: Some(http_respond_end),
+        http_respond_abort: Some(http_respond_abort),
     }
 }
 
@@ -191,6 +227,24 @@ unsafe extern "C" fn fail_reason(host_ctx: *mut c_void, message: abi::Str) {
     }));
 }
 
+/// Copies a plugin's headers.
+///
+/// # Safety
+/// `headers` must be `header_count` readable headers (or null with 0), valid for the call.
+unsafe fn copy_headers(headers: *const abi::Header, header_count: usize) -> Vec<(String, String)> {
+    let headers: &[abi::Header] = if headers.is_null() || header_count == 0 {
+        &[]
+    } else {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts(headers, header_count) }
+    };
+    headers
+        .iter()
+        // SAFETY: every string of a valid header is readable for the call.
+        .map(|h| unsafe { (text(h.name), text(h.value)) })
+        .collect()
+}
+
 unsafe extern "C" fn http_respond(
     host_ctx: *mut c_void,
     request_id: u64,
@@ -204,28 +258,123 @@ unsafe extern "C" fn http_respond(
         // SAFETY: the callback contract: a live host_ctx, `header_count` headers and `body_len`
         // body bytes valid for this call; everything is copied before returning.
         let (ctx, headers, body) = unsafe {
-            let headers: &[abi::Header] = if headers.is_null() || header_count == 0 {
-                &[]
-            } else {
-                std::slice::from_raw_parts(headers, header_count)
-            };
-            let headers: Vec<(String, String)> = headers
-                .iter()
-                .map(|h| (text(h.name), text(h.value)))
-                .collect();
-            (ctx(host_ctx), headers, bytes(body, body_len).to_vec())
+            (
+                ctx(host_ctx),
+                copy_headers(headers, header_count),
+                bytes(body, body_len).to_vec(),
+            )
         };
-        let waiter = ctx
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&request_id);
-        if let Some(waiter) = waiter {
+        if let Some(waiter) = ctx.take_waiter(request_id) {
             let _ = waiter.send(PluginResponse {
                 status,
                 headers,
                 body,
+                stream: None,
             });
+        }
+    }));
+}
+
+unsafe extern "C" fn http_respond_start(
+    host_ctx: *mut c_void,
+    request_id: u64,
+    status: u16,
+    headers: *const abi::Header,
+    header_count: usize,
+    content_length: i64,
+) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the callback contract: a live host_ctx and `header_count` headers valid for
+        // this call; copied before returning.
+        let (ctx, headers) = unsafe { (ctx(host_ctx), copy_headers(headers, header_count)) };
+        let Some(waiter) = ctx.take_waiter(request_id) else {
+            return abi::stream::CLOSED;
+        };
+        let head = PluginResponse {
+            status,
+            headers,
+            body: Vec::new(),
+            stream: None,
+        };
+        // A head that cannot be sent goes on as it is: the server answers 502 for it.
+        if framing::check(PluginResponse {
+            status,
+            headers: head.headers.clone(),
+            body: Vec::new(),
+            stream: None,
+        })
+        .is_err()
+        {
+            let _ = waiter.send(head);
+            return abi::stream::INVALID;
+        }
+        if ctx.open_streams() >= abi::HTTP_STREAMS_MAX {
+            // Bounded: the client is told to come back, the plugin that it may not stream.
+            let _ = waiter.send(PluginResponse {
+                status: 503,
+                headers: vec![
+                    ("content-type".to_owned(), "application/json".to_owned()),
+                    ("retry-after".to_owned(), "2".to_owned()),
+                ],
+                body: format!(
+                    "{{\"error\":\"plugin {} has {} streamed answers open, the most the host allows\",\"status\":503}}",
+                    ctx.plugin,
+                    abi::HTTP_STREAMS_MAX
+                )
+                .into_bytes(),
+                stream: None,
+            });
+            return abi::stream::CLOSED;
+        }
+        let length = u64::try_from(content_length).ok();
+        let stream = Stream::open(request_id, length, &ctx.streams);
+        match waiter.send(PluginResponse {
+            stream: Some(PendingStream::new(stream.clone())),
+            ..head
+        }) {
+            Ok(()) => abi::stream::OK,
+            Err(_) => {
+                // Nobody waits any more (the client went away meanwhile).
+                stream.close(StreamError::ClientGone);
+                abi::stream::CLOSED
+            }
+        }
+    }))
+    .unwrap_or(abi::stream::CLOSED)
+}
+
+unsafe extern "C" fn http_respond_chunk(
+    host_ctx: *mut c_void,
+    request_id: u64,
+    data: *const u8,
+    len: usize,
+) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the callback contract: a live host_ctx and `len` bytes valid for this call;
+        // copied (by `chunk`) before returning.
+        let (ctx, data) = unsafe { (ctx(host_ctx), bytes(data, len)) };
+        match ctx.stream(request_id) {
+            Some(stream) => stream.chunk(data),
+            None => abi::stream::CLOSED,
+        }
+    }))
+    .unwrap_or(abi::stream::CLOSED)
+}
+
+unsafe extern "C" fn http_respond_end(host_ctx: *mut c_void, request_id: u64) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the callback contract: a live host_ctx.
+        if let Some(stream) = unsafe { ctx(host_ctx) }.stream(request_id) {
+            stream.end();
+        }
+    }));
+}
+
+unsafe extern "C" fn http_respond_abort(host_ctx: *mut c_void, request_id: u64) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the callback contract: a live host_ctx.
+        if let Some(stream) = unsafe { ctx(host_ctx) }.stream(request_id) {
+            stream.close(StreamError::Aborted);
         }
     }));
 }

@@ -91,9 +91,17 @@ impl PluginHost {
                 .and_then(|path| loader::load(&cfg.name, &path));
             // Known once the library loaded: a plugin refused later still owns its routes.
             let routes = lib.as_ref().map(|l| l.routes()).unwrap_or_default();
+            let routes = crate::plugin::prefixed(cfg.route_prefix.as_deref(), routes);
             let started = lib
                 .map_err(StartError::from)
-                .and_then(|lib| Plugin::start(&cfg.name, lib, &cfg.own_toml()))
+                .and_then(|lib| {
+                    Plugin::start_with_prefix(
+                        &cfg.name,
+                        lib,
+                        &cfg.own_toml(),
+                        cfg.route_prefix.as_deref(),
+                    )
+                })
                 // After `create` (so a configuration error is reported first), before frames.
                 .and_then(
                     |plugin| match host.check_routes(&cfg.name, plugin.routes()) {

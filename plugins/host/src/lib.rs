@@ -12,7 +12,9 @@
 //!   `stackctl_config` read, found by route, listed with their state.
 //! - [`check`] creates and destroys an instance without starting it (`stackctl check`).
 //! - [`exposition`] checks plugins' metrics before they reach `/metrics`, and labels them.
-//! - `http::framing` makes a plugin's HTTP answer safe to write (the host owns framing).
+//! - `http::framing` makes a plugin's HTTP answer safe to write (the host owns framing);
+//!   `http::stream` carries a streamed answer (ABI 1.2): a bounded buffer, back-pressure and
+//!   the write time-out.
 //! - `callbacks` is what a plugin may call: the `stackctl_host` table (logs, HTTP answers,
 //!   frame retain and release) and the frame view it sees.
 //!
@@ -37,5 +39,6 @@ mod plugin;
 
 pub use host::{PluginHost, PluginStatus, Routed, StartFailed};
 pub use http::framing::Refusal;
-pub use http::{HttpError, PLUGIN_TIMEOUT};
+pub use http::stream::{StreamError, StreamOptions};
+pub use http::{HttpError, PLUGIN_TIMEOUT, PluginBody};
 pub use plugin::{Plugin, StartError};

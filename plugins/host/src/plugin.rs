@@ -103,8 +103,10 @@ pub struct Plugin {
     version: String,
     /// The ABI it was built for.
     abi: (u16, u16),
-    /// Path prefixes it serves.
+    /// Path prefixes it serves: the ones it declares, behind `route_prefix`.
     routes: Vec<String>,
+    /// The section's `route_prefix`, put in front of its routes.
+    route_prefix: Option<String>,
     table: &'static abi::Sink,
     instance: Instance,
     /// The host table (the plugin keeps a pointer to it).
@@ -124,6 +126,21 @@ pub struct Plugin {
     detections: AtomicU64,
     /// Its bus subscription's counters (frames dropped when it was too slow, gaps).
     queue: Mutex<Option<Arc<SubscriberStats>>>,
+}
+
+/// `routes` as served behind `route_prefix`: `/clips` + `/events` → `/clips/events` (a declared `/`
+/// becomes the prefix itself).
+pub fn prefixed(prefix: Option<&str>, routes: Vec<String>) -> Vec<String> {
+    match prefix {
+        None => routes,
+        Some(m) => routes
+            .into_iter()
+            .map(|r| match r.as_str() {
+                "/" => m.to_owned(),
+                _ => format!("{m}{r}"),
+            })
+            .collect(),
+    }
 }
 
 /// Plugin-owned buffer → text, then given back to the plugin.
@@ -195,6 +212,17 @@ impl Plugin {
     /// Creates and starts an instance of `lib` with its `config` (TOML text). Frames come once
     /// [`Plugin::attach`] is called.
     pub fn start(name: &str, lib: Library, config: &str) -> Result<Arc<Self>, StartError> {
+        Self::start_with_prefix(name, lib, config, None)
+    }
+
+    /// [`Plugin::start`], serving its routes behind `route_prefix` (e.g. `/clips`: a declared
+    /// `/events` is served at `/clips/events` and reaches the plugin as `/events`).
+    pub fn start_with_prefix(
+        name: &str,
+        lib: Library,
+        config: &str,
+        prefix: Option<&str>,
+    ) -> Result<Arc<Self>, StartError> {
         let t = lib.table;
         let Created {
             instance,
@@ -205,7 +233,8 @@ impl Plugin {
             name: name.to_owned(),
             version: str_of(t.version),
             abi: (t.abi_major, t.abi_minor),
-            routes: routes(t),
+            routes: prefixed(prefix, routes(t)),
+            route_prefix: prefix.map(str::to_owned),
             table: t,
             instance: Instance(instance),
             _host: host,
@@ -285,9 +314,28 @@ impl Plugin {
         &self.version
     }
 
-    /// The path prefixes it serves.
+    /// The path prefixes it serves (behind its route prefix, if it has one).
     pub fn routes(&self) -> &[String] {
         &self.routes
+    }
+
+    /// The prefix in front of its routes, if its section sets `route_prefix`.
+    pub fn route_prefix(&self) -> Option<&str> {
+        self.route_prefix.as_deref()
+    }
+
+    /// `path`, a path one of its [`Plugin::routes`] matched, as the plugin sees it: without
+    /// the prefix (`/clips/events` → `/events`; the prefix alone → `/`).
+    pub fn local_path<'a>(&self, path: &'a str) -> &'a str {
+        match self
+            .route_prefix
+            .as_deref()
+            .and_then(|m| path.strip_prefix(m))
+        {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        }
     }
 
     /// The name its library gives itself: instances of one library share metric families.
@@ -450,6 +498,26 @@ impl Plugin {
             return false;
         }
         true
+    }
+
+    /// Tells the plugin that streamed answer `id` has room again, or was closed (ABI 1.2
+    /// `on_http_writable`; nothing for a plugin without it, which polls).
+    pub(crate) fn on_http_writable(&self, id: u64) {
+        let Some(on_http_writable) = self.table.on_http_writable else {
+            return;
+        };
+        let alive = self.alive.read().unwrap_or_else(PoisonError::into_inner);
+        if !*alive || self.is_failed() || self.is_stopping() {
+            return;
+        }
+        // SAFETY: a live instance (the read lock keeps `destroy` out); the callback is
+        // [any-thread].
+        unsafe { on_http_writable(self.instance.0, id) };
+    }
+
+    /// Streamed answers under way.
+    pub fn open_streams(&self) -> usize {
+        self.ctx.open_streams()
     }
 
     /// Stops delivery, then the plugin, then frees it. A plugin stuck in `on_frame` for longer

@@ -197,7 +197,7 @@ fn detections_reach_c_and_rust_sinks_in_order_and_a_1_0_sink_still_gets_frames()
         assert_eq!(s.state, "running", "{s:?}");
         assert_eq!(s.dropped, 0, "{s:?}");
     }
-    assert_eq!(statuses[0].abi.as_deref(), Some("1.1"));
+    assert_eq!(statuses[0].abi.as_deref(), Some("1.2"));
     assert_eq!(statuses[2].abi.as_deref(), Some("1.0"));
     assert!(statuses[0].detections >= 40, "{:?}", statuses[0]);
     assert!(statuses[1].detections > 0, "{:?}", statuses[1]);

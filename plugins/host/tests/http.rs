@@ -34,7 +34,7 @@ async fn requests_cross_whole_and_what_a_plugin_gets_wrong_is_contained() {
         .expect("an answer");
     assert_eq!(answer.status(), StatusCode::CREATED);
     assert_eq!(
-        String::from_utf8_lossy(answer.body()),
+        String::from_utf8_lossy(answer.body().whole().expect("a whole answer")),
         "POST /echo ?a=1&b=2 type=text/plain body=hello"
     );
     assert_eq!(answer.headers()["x-echo"], "yes");

@@ -17,6 +17,7 @@ fn section(name: &str, path: &str, required: bool) -> PluginSection {
         enabled: true,
         required,
         queue: 8,
+        route_prefix: None,
         own: toml::Table::new(),
     }
 }
@@ -74,6 +75,69 @@ fn a_second_plugin_on_the_same_route_is_refused() {
     );
 }
 
+/// Two instances of one library both serve HTTP when the second has a `route_prefix`: its routes are
+/// served behind it, it sees its own paths, and it is told the prefix (for its links); a
+/// client cannot pass its own prefix header to a plugin.
+#[tokio::test]
+async fn a_second_instance_with_a_route_prefix_serves_its_routes_behind_it() {
+    let Some(path) = c_plugin("sink_echo", "plugins/host/tests/c/echo_sink.c", &[]) else {
+        return;
+    };
+    let path = path.display().to_string();
+    let mut second = section("second", &path, true);
+    second.route_prefix = Some("/two".into());
+    let bus = Bus::new();
+    let host =
+        PluginHost::start(&[section("first", &path, true), second], &[], &bus).expect("both start");
+    let served: Vec<_> = host
+        .statuses()
+        .into_iter()
+        .map(|s| (s.name, s.state, s.routes))
+        .collect();
+    assert_eq!(
+        served,
+        [
+            ("first".into(), "running".into(), vec!["/".to_owned()]),
+            ("second".into(), "running".into(), vec!["/two".to_owned()]),
+        ]
+    );
+    let echo = |plugin: &std::sync::Arc<stackctl_plugin_host::Plugin>, uri: &str| {
+        let request = http::Request::builder()
+            .method("GET")
+            .uri(uri)
+            .header("x-forwarded-prefix", "/forged")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let plugin = plugin.clone();
+        async move {
+            let answer = plugin.http(request).await.expect("an answer");
+            String::from_utf8_lossy(answer.body().whole().expect("a whole answer")).into_owned()
+        }
+    };
+    // (path asked, who answers, what it saw)
+    for (uri, who, saw) in [
+        (
+            "/two/echo?x=1",
+            "second",
+            "GET /echo ?x=1 type= body= prefix=/two",
+        ),
+        ("/echo", "first", "GET /echo ? type= body="),
+    ] {
+        let plugin = match host.route(uri.split('?').next().unwrap()) {
+            Some(Routed::Plugin(p)) => p.clone(),
+            other => panic!("{uri}: {other:?}"),
+        };
+        assert_eq!(plugin.name(), who, "{uri}");
+        assert_eq!(echo(&plugin, uri).await, saw, "{uri}");
+    }
+    // A route prefix matches whole path segments.
+    match host.route("/twofold/echo") {
+        Some(Routed::Plugin(p)) => assert_eq!(p.name(), "first"),
+        other => panic!("{other:?}"),
+    }
+    host.stop();
+}
+
 #[test]
 fn routes_of_plugins_that_cannot_answer_say_why_and_whether_they_come_back() {
     let Some(lib) = c_plugin("sink_boundary", "plugins/host/tests/c/boundary_sink.c", &[]) else {
@@ -85,6 +149,7 @@ fn routes_of_plugins_that_cannot_answer_say_why_and_whether_they_come_back() {
         enabled: true,
         required: false,
         queue: 4,
+        route_prefix: None,
         own: toml::from_str(own).unwrap(),
     };
     let bus = Bus::new();

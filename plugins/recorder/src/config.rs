@@ -94,9 +94,12 @@ pub struct Config {
     /// How often retention runs (it also runs at start and at each new file).
     #[serde(deserialize_with = "duration")]
     pub retention_interval: Duration,
-    /// Largest body of one download response; bigger files are served in ranges.
+    /// Largest body of one download answer when the host cannot stream (ABI 1.1 and older);
+    /// bigger files are then served in ranges. A streaming host has no cap.
     #[serde(deserialize_with = "bytes")]
     pub max_response_bytes: u64,
+    /// Downloads served at once; more get 503 with `Retry-After`.
+    pub max_downloads: usize,
     /// Events mode: the classes that start an event (empty: any).
     pub classes: Vec<String>,
     /// Events mode: the lowest confidence of a detection that counts.
@@ -133,6 +136,7 @@ impl Default for Config {
             min_free_bytes: None,
             retention_interval: Duration::from_secs(60),
             max_response_bytes: 8 << 20,
+            max_downloads: 4,
             classes: Vec::new(),
             min_confidence: 0.5,
             min_frames: 2,
@@ -222,6 +226,12 @@ impl Config {
             return Err(Error::config(
                 "classes",
                 format!("{c:?} is not a class name (1 to 64 bytes)"),
+            ));
+        }
+        if !(1..=64).contains(&self.max_downloads) {
+            return Err(Error::config(
+                "max_downloads",
+                format!("must be between 1 and 64, not {}", self.max_downloads),
             ));
         }
         if !(64 * 1024..=256 << 20).contains(&self.max_response_bytes) {
@@ -390,6 +400,8 @@ mod tests {
             ("dir = \"\"", "dir: "),
             ("fsync = \"always\"", "fsync: "),
             ("max_response_bytes = 10", "max_response_bytes: "),
+            ("max_downloads = 0", "max_downloads: "),
+            ("max_downloads = 65", "max_downloads: "),
             ("retention_interval = \"10ms\"", "retention_interval: "),
             ("dri = \"x\"", "dri: unknown field"),
             (

@@ -6,7 +6,11 @@
 //! | `POST /stop`, `POST /api/recording/stop` | the same; 409 when idle |
 //! | `GET /status`, `GET /api/recording/status` | the bare status object, as the legacy server |
 //! | `GET /recordings` | `{"dir":..., "recordings":[{name,size,start_time,duration,format,recording}]}` |
-//! | `GET /recordings/<name>` | the file, `Range` supported, at most `max_response_bytes` per answer |
+//! | `GET /recordings/<name>` | the file, streamed from disk (`Range` supported), at most `max_downloads` at once |
+//!
+//! Downloads stream ([`Served::File`]: the recorder's `downloads` module sends it in chunks, with
+//! the host's back-pressure), whatever the file's size. Only a host without streamed answers
+//! (ABI 1.1) gets the old whole answers, capped at `max_response_bytes` ([`Download::into_answer`]).
 //!
 //! A download name must be a recorder file name exactly (`names.rs`), which excludes `/`, `.`
 //! components, `%`, NUL and anything else; the file is opened with `O_NOFOLLOW` and must be a
@@ -57,6 +61,95 @@ impl Answer {
     }
 }
 
+/// What a route answers: a whole answer, or a file to stream.
+#[derive(Debug)]
+pub enum Served {
+    /// A whole answer.
+    Answer(Answer),
+    /// A recording (or a part of it) to send from disk.
+    File(Download),
+}
+
+impl From<Answer> for Served {
+    fn from(answer: Answer) -> Self {
+        Self::Answer(answer)
+    }
+}
+
+impl Served {
+    /// The answer, reading a file whole (tests; hosts without streamed answers go through
+    /// [`Download::into_answer`] instead).
+    pub fn read_whole(self) -> Answer {
+        match self {
+            Self::Answer(a) => a,
+            Self::File(d) => d.into_answer(u64::MAX),
+        }
+    }
+}
+
+/// A recording, opened and checked, and the part of it to send.
+#[derive(Debug)]
+pub struct Download {
+    /// The open file (`O_NOFOLLOW`, one link, the directory's file system).
+    pub file: File,
+    /// 200 (whole) or 206 (a range).
+    pub status: u16,
+    /// First byte to send.
+    pub start: u64,
+    /// Bytes to send.
+    pub len: u64,
+    /// The file's size.
+    pub size: u64,
+    /// Headers (type, ranges, disposition; `content-range` for a 206).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Download {
+    /// The whole answer, for a host that does not stream: at most `cap` bytes, read now. A
+    /// range is cut to `cap` (the client asks on); a whole file over `cap` is refused with 416
+    /// and a hint to ask in ranges.
+    pub fn into_answer(mut self, cap: u64) -> Answer {
+        let name = self
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "content-disposition")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if self.status == 200 && self.len > cap {
+            let size = self.size;
+            let mut a = Answer::error(
+                416,
+                &format!(
+                    "{name} is {size} bytes, more than one answer carries ({cap} bytes): \
+                     download it in ranges, e.g. Range: bytes=0-{}",
+                    cap - 1
+                ),
+            );
+            a.headers.push(("content-range", format!("bytes */{size}")));
+            a.headers.push(("accept-ranges", "bytes".to_owned()));
+            return a;
+        }
+        if self.status == 206 && self.len > cap {
+            self.len = cap;
+            let end = self.start + cap - 1;
+            for (n, v) in &mut self.headers {
+                if *n == "content-range" {
+                    *v = format!("bytes {}-{end}/{}", self.start, self.size);
+                }
+            }
+        }
+        let mut body = vec![0u8; usize::try_from(self.len).unwrap_or(0)];
+        if let Err(e) = self.file.read_exact_at(&mut body, self.start) {
+            return Answer::error(500, &format!("reading the recording: {e}"));
+        }
+        Answer {
+            status: self.status,
+            headers: self.headers,
+            body,
+        }
+    }
+}
+
 /// The recorder as the routes see it.
 pub trait Control {
     /// Starts recording.
@@ -67,12 +160,10 @@ pub trait Control {
     fn shared(&self) -> &Shared;
     /// The recording directory.
     fn dir(&self) -> &Path;
-    /// Largest body of one answer.
-    fn max_response_bytes(&self) -> u64;
 }
 
 /// Answers one request.
-pub fn handle(ctl: &impl Control, method: &str, path: &str, range: Option<&str>) -> Answer {
+pub fn handle(ctl: &impl Control, method: &str, path: &str, range: Option<&str>) -> Served {
     let route = path
         .strip_prefix("/api/recording")
         .filter(|r| r.starts_with('/'))
@@ -80,35 +171,35 @@ pub fn handle(ctl: &impl Control, method: &str, path: &str, range: Option<&str>)
     match route {
         "/start" | "/stop" => {
             if method != "POST" {
-                return Answer::method_not_allowed("POST");
+                return Answer::method_not_allowed("POST").into();
             }
             let reply = if route == "/start" {
                 ctl.start()
             } else {
                 ctl.stop()
             };
-            control_answer(route, reply)
+            control_answer(route, reply).into()
         }
         "/status" => {
             if method != "GET" {
-                return Answer::method_not_allowed("GET");
+                return Answer::method_not_allowed("GET").into();
             }
-            Answer::json(200, &json!(ctl.shared().snapshot()))
+            Answer::json(200, &json!(ctl.shared().snapshot())).into()
         }
         "/recordings" | "/recordings/" if path == route => {
             if method != "GET" {
-                return Answer::method_not_allowed("GET");
+                return Answer::method_not_allowed("GET").into();
             }
-            list(ctl)
+            list(ctl).into()
         }
         _ => match path.strip_prefix("/recordings/") {
             Some(name) => {
                 if method != "GET" {
-                    return Answer::method_not_allowed("GET");
+                    return Answer::method_not_allowed("GET").into();
                 }
                 download(ctl, name, range)
             }
-            None => Answer::error(404, &format!("no route {path}")),
+            None => Answer::error(404, &format!("no route {path}")).into(),
         },
     }
 }
@@ -227,12 +318,12 @@ fn open_recording(dir: &Path, name: &str) -> Result<(File, u64, RecordingName), 
     Ok((file, meta.len(), parsed))
 }
 
-pub(crate) fn download(ctl: &impl Control, name: &str, range: Option<&str>) -> Answer {
+/// Opens recording `name` and works out the part `range` asks for.
+pub(crate) fn download(ctl: &impl Control, name: &str, range: Option<&str>) -> Served {
     let (file, size, parsed) = match open_recording(ctl.dir(), name) {
         Ok(opened) => opened,
-        Err(answer) => return answer,
+        Err(answer) => return answer.into(),
     };
-    let cap = ctl.max_response_bytes();
     let (status, start, end) = match parse_range(range, size) {
         RangeAsk::Unsatisfiable => {
             let mut a = Answer::error(
@@ -241,30 +332,12 @@ pub(crate) fn download(ctl: &impl Control, name: &str, range: Option<&str>) -> A
             );
             a.headers.push(("content-range", format!("bytes */{size}")));
             a.headers.push(("accept-ranges", "bytes".to_owned()));
-            return a;
+            return a.into();
         }
-        // An open or large range is answered with at most `cap` bytes; the client asks on.
-        RangeAsk::Part(start, end) => (206, start, end.min(start + cap - 1)),
-        RangeAsk::Whole if size > cap => {
-            let mut a = Answer::error(
-                416,
-                &format!(
-                    "{name} is {size} bytes, more than one answer carries ({cap} bytes): \
-                     download it in ranges, e.g. Range: bytes=0-{}",
-                    cap - 1
-                ),
-            );
-            a.headers.push(("content-range", format!("bytes */{size}")));
-            a.headers.push(("accept-ranges", "bytes".to_owned()));
-            return a;
-        }
+        RangeAsk::Part(start, end) => (206, start, end),
         RangeAsk::Whole => (200, 0, size.saturating_sub(1)),
     };
     let len = if size == 0 { 0 } else { end - start + 1 };
-    let mut body = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    if let Err(e) = file.read_exact_at(&mut body, start) {
-        return Answer::error(500, &format!("reading {name}: {e}"));
-    }
     let mut headers = vec![
         ("content-type", parsed.format.content_type().to_owned()),
         ("accept-ranges", "bytes".to_owned()),
@@ -276,11 +349,14 @@ pub(crate) fn download(ctl: &impl Control, name: &str, range: Option<&str>) -> A
     if status == 206 {
         headers.push(("content-range", format!("bytes {start}-{end}/{size}")));
     }
-    Answer {
+    Served::File(Download {
+        file,
         status,
+        start,
+        len,
+        size,
         headers,
-        body,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -341,9 +417,6 @@ mod tests {
         fn dir(&self) -> &Path {
             &self.dir
         }
-        fn max_response_bytes(&self) -> u64 {
-            100
-        }
     }
 
     fn fake(dir: &Path) -> Fake {
@@ -351,6 +424,19 @@ mod tests {
             shared: Shared::new(Format::Mp4, Mode::Manual),
             dir: dir.to_owned(),
             recording: Mutex::new(false),
+        }
+    }
+
+    /// The answer, a file read whole.
+    fn answer(f: &Fake, method: &str, path: &str, range: Option<&str>) -> Answer {
+        handle(f, method, path, range).read_whole()
+    }
+
+    /// The answer a host without streamed answers gets: at most `cap` bytes.
+    fn capped(f: &Fake, path: &str, range: Option<&str>, cap: u64) -> Answer {
+        match handle(f, "GET", path, range) {
+            Served::File(d) => d.into_answer(cap),
+            Served::Answer(a) => a,
         }
     }
 
@@ -365,18 +451,18 @@ mod tests {
     fn control_routes_answer_409_and_405() {
         let dir = tempfile::tempdir().expect("tempdir");
         let f = fake(dir.path());
-        assert_eq!(handle(&f, "POST", "/start", None).status, 200);
-        assert_eq!(handle(&f, "POST", "/api/recording/start", None).status, 409);
-        assert_eq!(handle(&f, "POST", "/api/recording/stop", None).status, 200);
-        let again = handle(&f, "POST", "/stop", None);
+        assert_eq!(answer(&f, "POST", "/start", None).status, 200);
+        assert_eq!(answer(&f, "POST", "/api/recording/start", None).status, 409);
+        assert_eq!(answer(&f, "POST", "/api/recording/stop", None).status, 200);
+        let again = answer(&f, "POST", "/stop", None);
         assert_eq!(again.status, 409);
         assert!(String::from_utf8_lossy(&again.body).contains("\"error\":\"not recording\""));
-        let wrong = handle(&f, "GET", "/start", None);
+        let wrong = answer(&f, "GET", "/start", None);
         assert_eq!((wrong.status, header(&wrong, "allow")), (405, Some("POST")));
-        assert_eq!(handle(&f, "POST", "/status", None).status, 405);
-        assert_eq!(handle(&f, "GET", "/api/recording/status", None).status, 200);
-        assert_eq!(handle(&f, "GET", "/api/recording", None).status, 404);
-        assert_eq!(handle(&f, "GET", "/start/x", None).status, 404);
+        assert_eq!(answer(&f, "POST", "/status", None).status, 405);
+        assert_eq!(answer(&f, "GET", "/api/recording/status", None).status, 200);
+        assert_eq!(answer(&f, "GET", "/api/recording", None).status, 404);
+        assert_eq!(answer(&f, "GET", "/start/x", None).status, 404);
     }
 
     #[test]
@@ -401,7 +487,8 @@ mod tests {
         std::fs::write(&secret, b"TOP-SECRET").expect("write");
         std::fs::hard_link(&secret, dir.path().join("recording_20250101_000003.h264"))
             .expect("hard link");
-        let get = |path: &str, range: Option<&str>| handle(&f, "GET", path, range);
+        let get = |path: &str, range: Option<&str>| answer(&f, "GET", path, range);
+        let old = |path: &str, range: Option<&str>| capped(&f, path, range, 100);
 
         let small = get("/recordings/recording_20250101_000001.h264", None);
         assert_eq!(small.status, 200);
@@ -410,8 +497,17 @@ mod tests {
         assert_eq!(header(&small, "accept-ranges"), Some("bytes"));
 
         let big = get("/recordings/recording_20250101_000000.mp4", None);
+        assert_eq!((big.status, &big.body[..]), (200, &data[..]), "no size cap");
+        // A host that does not stream: whole answers of at most the cap.
+        let big = old("/recordings/recording_20250101_000000.mp4", None);
         assert_eq!(big.status, 416, "a file over the cap needs ranges");
         assert_eq!(header(&big, "content-range"), Some("bytes */250"));
+        let open = old(
+            "/recordings/recording_20250101_000000.mp4",
+            Some("bytes=0-"),
+        );
+        assert_eq!((open.status, open.body.len()), (206, 100));
+        assert_eq!(header(&open, "content-range"), Some("bytes 0-99/250"));
 
         let part = get(
             "/recordings/recording_20250101_000000.mp4",
@@ -425,8 +521,8 @@ mod tests {
             "/recordings/recording_20250101_000000.mp4",
             Some("bytes=0-"),
         );
-        assert_eq!((open.status, open.body.len()), (206, 100));
-        assert_eq!(header(&open, "content-range"), Some("bytes 0-99/250"));
+        assert_eq!((open.status, &open.body[..]), (206, &data[..]));
+        assert_eq!(header(&open, "content-range"), Some("bytes 0-249/250"));
         let tail = get(
             "/recordings/recording_20250101_000000.mp4",
             Some("bytes=-7"),

@@ -21,6 +21,7 @@
 //! every key and route.
 
 pub mod config;
+pub mod downloads;
 pub mod error;
 pub mod events;
 pub mod http;
@@ -46,8 +47,9 @@ use stackctl_sink_sdk::{
 };
 
 use crate::config::{Config, Mode};
+use crate::downloads::Downloads;
 use crate::events::{Hit, Observation};
-use crate::http::Control;
+use crate::http::{Control, Served};
 use crate::status::Shared;
 use crate::worker::{Command, ControlError, Reply, Worker};
 
@@ -71,6 +73,8 @@ pub struct Recorder {
     detections: Sender<Observation>,
     commands: Sender<Command>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Downloads streaming from disk.
+    downloads: Downloads,
 }
 
 impl Recorder {
@@ -118,9 +122,6 @@ impl Control for Recorder {
     fn dir(&self) -> &Path {
         &self.config.dir
     }
-    fn max_response_bytes(&self) -> u64 {
-        self.config.max_response_bytes
-    }
 }
 
 impl Sink for Recorder {
@@ -162,7 +163,9 @@ impl Sink for Recorder {
             mode = ?config.mode,
             "recorder ready"
         );
+        let downloads = Downloads::new(config.max_downloads);
         Ok(Self {
+            downloads,
             config,
             shared,
             armed,
@@ -217,16 +220,26 @@ impl Sink for Recorder {
 
     fn on_http(&self, request: Request, responder: Responder) {
         let path = request.path();
-        let answer = if path == "/events" || path.starts_with("/events/") {
+        let reply = if path == "/events" || path.starts_with("/events/") {
             events::http::handle(
                 self,
                 request.method(),
                 path,
                 request.query(),
                 request.header("range"),
+                // Served behind a `route_prefix`, its links carry it.
+                request.header("x-forwarded-prefix").unwrap_or(""),
             )
         } else {
             http::handle(self, request.method(), path, request.header("range"))
+        };
+        let answer = match reply {
+            Served::Answer(answer) => answer,
+            Served::File(download) if responder.can_stream() => {
+                return self.downloads.serve(download, responder);
+            }
+            // A host without streamed answers: whole answers, capped.
+            Served::File(download) => download.into_answer(self.config.max_response_bytes),
         };
         let headers: Vec<(&str, &str)> = answer
             .headers
@@ -237,10 +250,29 @@ impl Sink for Recorder {
     }
 
     fn metrics(&self) -> String {
-        self.shared.metrics(self.queue_fill())
+        let mut text = self.shared.metrics(self.queue_fill());
+        let mut m = stackctl_sink_sdk::MetricsText::new();
+        m.gauge(
+            "recorder_downloads_active",
+            "Downloads streaming from disk now.",
+            self.downloads.active() as f64,
+        )
+        .counter(
+            "recorder_downloads_refused_total",
+            "Downloads refused with 503 because max_downloads ran already.",
+            self.downloads.refused.load(Ordering::Relaxed),
+        )
+        .counter(
+            "recorder_downloads_cut_total",
+            "Downloads that ended before their end: the client went away or stopped reading, a read failed, the recorder stopped.",
+            self.downloads.cut.load(Ordering::Relaxed),
+        );
+        text.push_str(&m.finish());
+        text
     }
 
     fn stop(&self) {
+        self.downloads.stop();
         let _ = self.commands.send(Command::Shutdown);
         let thread = self
             .thread

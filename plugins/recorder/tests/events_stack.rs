@@ -47,9 +47,6 @@ impl Control for Dir {
     fn dir(&self) -> &Path {
         &self.dir
     }
-    fn max_response_bytes(&self) -> u64 {
-        64 << 20
-    }
 }
 
 fn complete_sidecars(dir: &Path) -> Vec<Value> {
@@ -177,7 +174,7 @@ fn camsim_and_detector_sim_make_one_clip_per_appearance() {
         assert!(dir.path().join(format!("{id}.jpg")).exists(), "{side}");
 
         // The routes.
-        let get = |path: &str, query: &str| handle(&ctl, "GET", path, query, None);
+        let get = |path: &str, query: &str| handle(&ctl, "GET", path, query, None, "").read_whole();
         let one = get(&format!("/events/{id}"), "");
         assert_eq!(one.status, 200);
         let served: Value = serde_json::from_slice(&one.body).expect("json");
@@ -189,21 +186,42 @@ fn camsim_and_detector_sim_make_one_clip_per_appearance() {
         assert_eq!(thumb.status, 200);
         assert!(thumb.body.starts_with(&[0xff, 0xd8]), "a JPEG");
     }
-    let list = handle(&ctl, "GET", "/events", "class=cat&limit=2", None);
+    let list = handle(&ctl, "GET", "/events", "class=cat&limit=2", None, "").read_whole();
     assert_eq!(list.status, 200);
     let v: Value = serde_json::from_slice(&list.body).expect("json");
     let events = v["events"].as_array().expect("events");
     assert_eq!(events.len(), 2);
     let newest = sidecars.last().expect("a clip");
     assert_eq!(events[0]["id"], newest["id"], "newest first");
+    let id = newest["id"].as_str().expect("an id");
+    assert_eq!(events[0]["video"], format!("/events/{id}.mp4"));
+    // Behind a route prefix, the links carry it.
+    let prefixed = handle(&ctl, "GET", "/events", "limit=1", None, "/clips").read_whole();
+    let page: Value = serde_json::from_slice(&prefixed.body).expect("json");
+    assert_eq!(
+        page["events"][0]["video"],
+        format!("/clips/events/{id}.mp4")
+    );
+    assert_eq!(
+        page["events"][0]["thumbnail_url"],
+        format!("/clips/events/{id}.jpg")
+    );
     let cursor = v["next_cursor"].as_str().expect("a next page");
-    let rest = handle(&ctl, "GET", "/events", &format!("cursor={cursor}"), None);
+    let rest = handle(
+        &ctl,
+        "GET",
+        "/events",
+        &format!("cursor={cursor}"),
+        None,
+        "",
+    )
+    .read_whole();
     let rest: Value = serde_json::from_slice(&rest.body).expect("json");
     assert_eq!(
         rest["events"].as_array().expect("events").len(),
         sidecars.len() - 2
     );
-    let dogs = handle(&ctl, "GET", "/events", "class=dog", None);
+    let dogs = handle(&ctl, "GET", "/events", "class=dog", None, "").read_whole();
     let dogs: Value = serde_json::from_slice(&dogs.body).expect("json");
     assert_eq!(dogs["events"], serde_json::json!([]));
     for bad in [
@@ -211,9 +229,18 @@ fn camsim_and_detector_sim_make_one_clip_per_appearance() {
         "/events/event_20260102_030405",
         "/events/x.jpg",
     ] {
-        assert_eq!(handle(&ctl, "GET", bad, "", None).status, 404, "{bad}");
+        assert_eq!(
+            handle(&ctl, "GET", bad, "", None, "").read_whole().status,
+            404,
+            "{bad}"
+        );
     }
-    assert_eq!(handle(&ctl, "POST", "/events", "", None).status, 405);
+    assert_eq!(
+        handle(&ctl, "POST", "/events", "", None, "")
+            .read_whole()
+            .status,
+        405
+    );
 
     assert!(
         metrics.contains("recorder_events_total{class=\"cat\"} "),

@@ -51,6 +51,12 @@ impl Sink for RtspSink {
     const NAME: &'static str = "rtsp";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
+    /// The ranges and names at `create`, so `stackctl check` (exit 2) reports them with the
+    /// key, rather than `up` at start; only binding the ports is left to `start`.
+    fn check(config: &Config) -> Result<(), Error> {
+        config.clone().validate().map(|_| ())
+    }
+
     fn start(config: Config, ctx: Context) -> Result<Self, Error> {
         let config = config.validate()?;
         let listener = std::net::TcpListener::bind((config.bind, config.port)).map_err(|e| {

@@ -48,6 +48,7 @@ pub const fn table<T: Sink>(routes: &'static [abi::Str]) -> abi::Sink {
         } else {
             None
         },
+        on_http_writable: Some(on_http_writable::<T>),
     }
 }
 
@@ -275,6 +276,16 @@ unsafe extern "C" fn on_http<T: Sink>(
             abi::STATUS_ERR_PANIC
         }
     }
+}
+
+/// [any-thread] `on_http_writable` (ABI 1.2): wakes the [`ResponseStream`](crate::ResponseStream)
+/// of request `id`, whichever thread waits on it.
+unsafe extern "C" fn on_http_writable<T: Sink>(instance: *mut c_void, id: u64) {
+    // SAFETY: the host passes what create returned.
+    let Some(inst) = (unsafe { self::instance::<T>(instance) }) else {
+        return;
+    };
+    let _ = panic::catch(|| inst.host().writable(id));
 }
 
 /// [any-thread] `metrics`.

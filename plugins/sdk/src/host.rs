@@ -3,15 +3,17 @@
 //! [`RetainedFrame`](crate::RetainedFrame) that outlives its instance then does nothing).
 #![allow(unsafe_code)] // Reads the host's table and calls its C function pointers.
 
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use stackctl_plugin_abi as abi;
 use tracing::Level;
 
 use crate::Error;
-use crate::versioned::{HOST_V1_0, HOST_V1_1, covers};
+use crate::versioned::{HOST_V1_0, HOST_V1_1, HOST_V1_2, covers};
 
 type LogFn = unsafe extern "C" fn(*mut c_void, u32, abi::Str, abi::Str);
 type RespondFn =
@@ -28,6 +30,47 @@ struct Callbacks {
     frame_release: FrameFn,
     /// ABI 1.1, `None` from a 1.0 host.
     fail_reason: Option<ReasonFn>,
+    /// ABI 1.2 (all four, or none), `None` from an older host.
+    streaming: Option<Streaming>,
+}
+
+/// The host's streamed-answer callbacks (ABI 1.2).
+#[derive(Clone, Copy)]
+struct Streaming {
+    start: abi::RespondStartFn,
+    chunk: abi::RespondChunkFn,
+    end: abi::RespondEndFn,
+    abort: abi::RespondEndFn,
+}
+
+/// Wakes a thread waiting to write a streamed answer: a counter bumped by every
+/// `on_http_writable`, so a wake-up between a `WOULD_BLOCK` and the wait is not lost.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    count: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Signal {
+    /// The count now.
+    pub(crate) fn seen(&self) -> u64 {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.cond.notify_all();
+    }
+
+    /// Waits until the count differs from `seen`, for at most `timeout`: whether it does.
+    pub(crate) fn wait(&self, seen: u64, timeout: Duration) -> bool {
+        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let (count, _) = self
+            .cond
+            .wait_timeout_while(count, timeout, |c| *c == seen)
+            .unwrap_or_else(PoisonError::into_inner);
+        *count != seen
+    }
 }
 
 struct Shared {
@@ -38,13 +81,16 @@ struct Shared {
     /// False once the instance is destroyed: the callbacks are dead then. Calls hold it for
     /// reading; `close` waits for them and flips it.
     alive: RwLock<bool>,
+    /// Streamed answers under way, woken by `on_http_writable`.
+    streams: Mutex<HashMap<u64, Arc<Signal>>>,
 }
 
-// SAFETY: the header makes `log`, `http_respond` and `frame_release` [any-thread], and `ctx` is
+// SAFETY: the header makes `log`, `http_respond`, `frame_release`, `fail_reason` and the four
+// streaming functions [any-thread], and `ctx` is
 // only ever passed back to them. `frame_retain` is [delivery]: it is only reached through
 // `Frame::retain`, and a `Frame` cannot leave the delivery thread (it is neither Send nor Sync).
 unsafe impl Send for Shared {}
-// SAFETY: as above; nothing in `Shared` is mutated except `alive`, behind its lock.
+// SAFETY: as above; nothing in `Shared` is mutated except `alive` and `streams`, behind locks.
 unsafe impl Sync for Shared {}
 
 /// The host that created this instance: its ABI version, its log level, its log.
@@ -111,6 +157,28 @@ impl HostHandle {
         } else {
             None
         };
+        let streaming = if covers(size, HOST_V1_2) {
+            // SAFETY: `struct_size` covers the 1.2 fields; read as `Option`s (NULL is `None`).
+            let (start, chunk, end, abort) = unsafe {
+                (
+                    (&raw const (*host).http_respond_start).read(),
+                    (&raw const (*host).http_respond_chunk).read(),
+                    (&raw const (*host).http_respond_end).read(),
+                    (&raw const (*host).http_respond_abort).read(),
+                )
+            };
+            match (start, chunk, end, abort) {
+                (Some(start), Some(chunk), Some(end), Some(abort)) => Some(Streaming {
+                    start,
+                    chunk,
+                    end,
+                    abort,
+                }),
+                _ => None,
+            }
+        } else {
+            None
+        };
         Ok(Self(Arc::new(Shared {
             callbacks: Callbacks {
                 ctx,
@@ -119,11 +187,13 @@ impl HostHandle {
                 frame_retain,
                 frame_release,
                 fail_reason,
+                streaming,
             },
             abi_major: major,
             abi_minor: minor,
             max_log_level,
             alive: RwLock::new(true),
+            streams: Mutex::default(),
         })))
     }
 
@@ -183,6 +253,79 @@ impl HostHandle {
                 );
             }
         });
+    }
+
+    /// Whether the host streams answers (ABI 1.2).
+    pub fn can_stream(&self) -> bool {
+        self.0.callbacks.streaming.is_some()
+    }
+
+    /// Starts a streamed answer to `id` (a `stackctl_stream_status`; `CLOSED` from a host
+    /// that does not stream, or once destroyed), registering its wake-up signal on success.
+    pub(crate) fn stream_start(
+        &self,
+        id: u64,
+        status: u16,
+        headers: &[abi::Header],
+        length: Option<u64>,
+    ) -> (i32, Option<Arc<Signal>>) {
+        let signal = Arc::new(Signal::default());
+        self.streams().insert(id, signal.clone());
+        let length = length.and_then(|l| i64::try_from(l).ok()).unwrap_or(-1);
+        let mut out = abi::stream::CLOSED;
+        self.call(|c| {
+            if let Some(s) = c.streaming {
+                // SAFETY: [any-thread]; the headers are valid for the call and copied.
+                out = unsafe {
+                    (s.start)(c.ctx, id, status, headers.as_ptr(), headers.len(), length)
+                };
+            }
+        });
+        if out == abi::stream::OK {
+            (out, Some(signal))
+        } else {
+            self.streams().remove(&id);
+            (out, None)
+        }
+    }
+
+    /// The next bytes of streamed answer `id` (a `stackctl_stream_status`).
+    pub(crate) fn stream_chunk(&self, id: u64, data: &[u8]) -> i32 {
+        let mut out = abi::stream::CLOSED;
+        self.call(|c| {
+            if let Some(s) = c.streaming {
+                // SAFETY: [any-thread]; `data` is valid for the call and copied.
+                out = unsafe { (s.chunk)(c.ctx, id, data.as_ptr(), data.len()) };
+            }
+        });
+        out
+    }
+
+    /// Ends (`abort` false) or aborts streamed answer `id`, and forgets its signal.
+    pub(crate) fn stream_finish(&self, id: u64, abort: bool) {
+        self.streams().remove(&id);
+        self.call(|c| {
+            if let Some(s) = c.streaming {
+                let f = if abort { s.abort } else { s.end };
+                // SAFETY: [any-thread].
+                unsafe { f(c.ctx, id) }
+            }
+        });
+    }
+
+    /// `on_http_writable`: wakes whoever writes streamed answer `id`.
+    pub(crate) fn writable(&self, id: u64) {
+        let signal = self.streams().get(&id).cloned();
+        if let Some(signal) = signal {
+            signal.bump();
+        }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Signal>>> {
+        self.0
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Tells the host why the plugin is about to return a failure (ABI 1.1; nothing with a 1.0

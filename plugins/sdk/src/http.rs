@@ -2,11 +2,14 @@
 //! answers it exactly once, now or later, from any thread.
 #![allow(unsafe_code)] // Copies the host's request out of raw pointers.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use stackctl_plugin_abi as abi;
 
 use crate::buf;
-use crate::host::HostHandle;
+use crate::host::{HostHandle, Signal};
 
 /// An HTTP request for one of [`Sink::ROUTES`](crate::Sink::ROUTES): an owned copy, free to
 /// move to another thread.
@@ -141,6 +144,52 @@ impl Responder {
         self.host.respond(self.id, status, &headers, body);
     }
 
+    /// Whether [`stream`](Self::stream) is available (the host speaks ABI 1.2). Without it,
+    /// answer whole with [`respond`](Self::respond).
+    pub fn can_stream(&self) -> bool {
+        self.host.can_stream()
+    }
+
+    /// Starts a streamed answer: `status` and `headers` now, the body through the returned
+    /// [`ResponseStream`], written from any thread, as it is produced. `length` is the body's
+    /// size when known (sent as `content-length` and held to), else the host sends it chunked.
+    ///
+    /// The host refuses a head it cannot send (the client gets 502: [`StreamError::Invalid`])
+    /// and a request already answered or timed out ([`StreamError::Closed`]); a host that does
+    /// not stream gets a 500 ([`StreamError::Unsupported`]): check
+    /// [`can_stream`](Self::can_stream) first.
+    pub fn stream(
+        mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+        length: Option<u64>,
+    ) -> Result<ResponseStream, StreamError> {
+        if !self.host.can_stream() {
+            return Err(StreamError::Unsupported);
+        }
+        let headers: Vec<abi::Header> = headers
+            .iter()
+            .map(|(name, value)| abi::Header {
+                name: abi::Str::new(name),
+                value: abi::Str::new(value),
+            })
+            .collect();
+        let (code, signal) = self.host.stream_start(self.id, status, &headers, length);
+        // Answered either way: a refused head is the host's to answer (502), a closed id
+        // needs no answer.
+        self.answered = true;
+        match (code, signal) {
+            (abi::stream::OK, Some(signal)) => Ok(ResponseStream {
+                host: self.host.clone(),
+                id: self.id,
+                signal,
+                finished: false,
+            }),
+            (abi::stream::INVALID, _) => Err(StreamError::Invalid),
+            _ => Err(StreamError::Closed),
+        }
+    }
+
     /// Answers with `status` and `value` as JSON (`content-type: application/json`).
     pub fn json<T: Serialize + ?Sized>(self, status: u16, value: &T) {
         match serde_json::to_vec(value) {
@@ -161,6 +210,129 @@ impl Drop for Responder {
 }
 
 const JSON: (&str, &str) = ("content-type", "application/json");
+
+/// What a [`ResponseStream::write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The bytes were taken, all of them.
+    Accepted,
+    /// Nothing was taken: the host's buffer for this answer is full (the client reads slower
+    /// than the sink writes). Wait with [`ResponseStream::wait_writable`], then write again.
+    WouldBlock,
+}
+
+/// Why a streamed answer cannot go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The answer is over: the client went away, the host's write time-out cut it, or the
+    /// request was answered already. Stop producing it.
+    #[error("the answer is closed (the client went away or the host cut it)")]
+    Closed,
+    /// The host refused it: a head that cannot be sent, a chunk larger than
+    /// [`ResponseStream::MAX_CHUNK`], or more bytes than announced.
+    #[error("the host refused the streamed answer")]
+    Invalid,
+    /// The host does not stream (it speaks ABI 1.1 or older).
+    #[error("the host does not stream answers (ABI 1.2)")]
+    Unsupported,
+    /// [`ResponseStream::write_all`] waited longer than it was allowed.
+    #[error("the client did not take the bytes in time")]
+    TimedOut,
+}
+
+/// A streamed answer's body, started by [`Responder::stream`]: written from any one thread at a
+/// time, with back-pressure, without an async runtime.
+///
+/// The host holds at most [`MAX_CHUNK`](Self::MAX_CHUNK) bytes of it
+/// (`STACKCTL_HTTP_STREAM_BUFFER`); [`write`](Self::write) says
+/// [`WouldBlock`](Written::WouldBlock) beyond, and [`wait_writable`](Self::wait_writable)
+/// returns once the host has room again (or the answer closed). [`end`](Self::end) completes
+/// the body; dropped without it, the answer is aborted (the client sees it incomplete).
+#[derive(Debug)]
+pub struct ResponseStream {
+    host: HostHandle,
+    id: u64,
+    signal: Arc<Signal>,
+    finished: bool,
+}
+
+impl ResponseStream {
+    /// The largest chunk one [`write`](Self::write) takes (`STACKCTL_HTTP_STREAM_BUFFER`);
+    /// [`write_all`](Self::write_all) cuts larger ones. Smaller chunks (64 KiB) keep the
+    /// buffer moving.
+    pub const MAX_CHUNK: usize = abi::HTTP_STREAM_BUFFER;
+
+    /// The request it answers.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Hands `data` to the host, all of it or nothing. Never blocks.
+    pub fn write(&self, data: &[u8]) -> Result<Written, StreamError> {
+        match self.host.stream_chunk(self.id, data) {
+            abi::stream::OK => Ok(Written::Accepted),
+            abi::stream::WOULD_BLOCK => Ok(Written::WouldBlock),
+            abi::stream::INVALID => Err(StreamError::Invalid),
+            _ => Err(StreamError::Closed),
+        }
+    }
+
+    /// A token for [`wait_writable`](Self::wait_writable): take it *before* the
+    /// [`write`](Self::write) that may say `WouldBlock`, so a wake-up in between is not lost.
+    pub fn token(&self) -> u64 {
+        self.signal.seen()
+    }
+
+    /// Blocks the calling thread until the host says there is room again (or the answer
+    /// closed) after `token`, for at most `timeout`: whether it did. The next
+    /// [`write`](Self::write) tells which.
+    pub fn wait_writable(&self, token: u64, timeout: Duration) -> bool {
+        self.signal.wait(token, timeout)
+    }
+
+    /// Writes all of `data`, in chunks of at most [`MAX_CHUNK`](Self::MAX_CHUNK), waiting
+    /// for room as needed, for at most `timeout` in all.
+    pub fn write_all(&self, data: &[u8], timeout: Duration) -> Result<(), StreamError> {
+        let deadline = Instant::now() + timeout;
+        for chunk in data.chunks(Self::MAX_CHUNK) {
+            loop {
+                let token = self.token();
+                match self.write(chunk)? {
+                    Written::Accepted => break,
+                    Written::WouldBlock => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Err(StreamError::TimedOut);
+                        }
+                        self.wait_writable(token, left);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the body. With an announced length, ending short of it aborts instead.
+    pub fn end(mut self) {
+        self.finished = true;
+        self.host.stream_finish(self.id, false);
+    }
+
+    /// Gives up: the host closes the connection mid-message, so the client sees the body
+    /// incomplete (a read error, say).
+    pub fn abort(mut self) {
+        self.finished = true;
+        self.host.stream_finish(self.id, true);
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.host.stream_finish(self.id, true);
+        }
+    }
+}
 
 fn header(name: &'static str, value: &'static str) -> abi::Header {
     abi::Header {

@@ -103,7 +103,7 @@ pub use detections::{Detection, Detections};
 pub use error::Error;
 pub use frame::{Frame, RetainedFrame};
 pub use host::HostHandle;
-pub use http::{Request, Responder};
+pub use http::{Request, Responder, ResponseStream, StreamError, Written};
 pub use metrics::MetricsText;
 #[cfg(feature = "runtime")]
 pub use runtime::SHUTDOWN_GRACE;

@@ -22,6 +22,8 @@ use stackctl_plugin_abi as abi;
 pub(crate) const HOST_V1_0: usize = offset_of!(abi::Host, frame_release) + size_of::<usize>();
 /// End of `stackctl_host`'s last 1.1 field (`fail_reason`, a function pointer).
 pub(crate) const HOST_V1_1: usize = offset_of!(abi::Host, fail_reason) + size_of::<usize>();
+/// End of `stackctl_host`'s last 1.2 field (`http_respond_abort`, a function pointer).
+pub(crate) const HOST_V1_2: usize = abi::HOST_V1_2_SIZE;
 /// End of `stackctl_frame`'s last 1.0 field (`pps_len`).
 pub(crate) const FRAME_V1_0: usize = offset_of!(abi::Frame, pps_len) + size_of::<usize>();
 /// End of `stackctl_http_request`'s last 1.0 field (`body_len`).
@@ -36,6 +38,7 @@ pub(crate) const fn covers(struct_size: u32, end: usize) -> bool {
 // The 1.0 ends lie inside the structs this crate was built with.
 const _: () = assert!(HOST_V1_0 <= size_of::<abi::Host>());
 const _: () = assert!(HOST_V1_1 <= size_of::<abi::Host>());
+const _: () = assert!(HOST_V1_2 <= size_of::<abi::Host>());
 const _: () = assert!(FRAME_V1_0 <= size_of::<abi::Frame>());
 const _: () = assert!(REQUEST_V1_0 <= size_of::<abi::HttpRequest>());
 
@@ -45,8 +48,8 @@ mod tests {
 
     #[test]
     fn in_abi_1_0_the_last_field_ends_each_struct() {
-        if abi::ABI_MINOR == 1 {
-            assert_eq!(HOST_V1_1, size_of::<abi::Host>());
+        if abi::ABI_MINOR == 2 {
+            assert_eq!(HOST_V1_2, size_of::<abi::Host>());
         }
         if abi::ABI_MINOR == 0 {
             assert_eq!(HOST_V1_0, size_of::<abi::Host>());

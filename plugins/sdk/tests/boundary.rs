@@ -127,6 +127,25 @@ impl Sink for Probe {
                 responder.json(200, &frames);
             }
             "/probe/drop" => drop(responder),
+            "/probe/stream" => {
+                if !responder.can_stream() {
+                    return responder.respond(501, &[], b"this host does not stream");
+                }
+                let Ok(stream) = responder.stream(200, &[("content-type", "text/plain")], Some(6))
+                else {
+                    return;
+                };
+                std::thread::spawn(move || {
+                    let wait = std::time::Duration::from_secs(5);
+                    match stream.write_all(b"abc", wait) {
+                        Ok(()) => {}
+                        Err(_) => return, // dropped: aborted
+                    }
+                    if stream.write_all(b"def", wait).is_ok() {
+                        stream.end();
+                    }
+                });
+            }
             "/probe/later" => {
                 std::thread::spawn(move || responder.respond(202, &[("x-probe", "1")], b"later"));
             }
@@ -286,6 +305,45 @@ fn a_full_life_with_frames_requests_and_metrics() {
     assert!(p.metrics(&i).1.contains("probe_frames_total 3"));
     p.destroy(i);
     assert!(host.logged(log_level::INFO, "probe started count=3"));
+}
+
+/// Streamed answers (ABI 1.2): `Responder::stream` and `ResponseStream` over the host's calls,
+/// waiting for `on_http_writable` after a WOULD_BLOCK; and a host without them is told apart.
+#[test]
+fn a_stream_waits_for_on_http_writable_and_an_old_host_answers_whole() {
+    let p = plugin();
+    let old = FakeHost::new(log_level::INFO);
+    let i = p.create(&old, "").expect("created");
+    p.start(&i).expect("started");
+    assert_eq!(p.http(&i, 1, "GET", "/probe/stream", ""), abi::STATUS_OK);
+    assert_eq!(old.wait_response(1).status, 501);
+    p.stop(&i);
+    p.destroy(i);
+
+    let host = FakeHost::streaming(log_level::INFO);
+    let i = p.create(&host, "").expect("created");
+    p.start(&i).expect("started");
+    host.record.block_next.store(true, Ordering::SeqCst);
+    assert_eq!(p.http(&i, 7, "GET", "/probe/stream", ""), abi::STATUS_OK);
+    // The writer thread waits for room: nothing more until the host says so.
+    assert_eq!(
+        host.wait_streamed("would_block"),
+        ["start 200 6", "would_block"]
+    );
+    p.writable(&i, 7);
+    assert_eq!(
+        host.wait_streamed("end"),
+        [
+            "start 200 6",
+            "would_block",
+            "chunk abc",
+            "chunk def",
+            "end"
+        ]
+    );
+    assert!(host.responses().is_empty(), "no whole answer besides");
+    p.stop(&i);
+    p.destroy(i);
 }
 
 #[test]

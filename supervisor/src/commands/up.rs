@@ -17,6 +17,13 @@ use crate::process::Reaper;
 use crate::service::driver::{Attachments, Driver};
 use crate::status::StackStatus;
 
+/// First thing `up` does, before it reads its configuration: a SIGHUP or SIGUSR1 from then on
+/// cannot kill it (the service driver, which handles them, runs only once the plugins are
+/// loaded and the ports bound).
+pub fn survive_signals() -> anyhow::Result<()> {
+    crate::signals::survive_hangup().context("cannot install the SIGHUP and SIGUSR1 handlers")
+}
+
 /// `stackctl up`, with the configuration already loaded (logging is set up from it).
 pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
     let config = &loaded.config;
@@ -102,6 +109,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<ExitCode> {
         source: attached.source.clone(),
         cors_origins: Arc::new(config.http.cors_origins.clone()),
         vision: vision.routes.clone(),
+        write_timeout: config.http.write_timeout,
     };
     let http_addr = format!("{}:{}", config.http.host, config.http.port);
     let http = bind_tcp(&http_addr, "http.port").await?;

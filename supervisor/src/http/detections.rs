@@ -188,7 +188,7 @@ impl Feed {
             rx,
             keep_alive,
         };
-        let mut response = Response::new(http_body_util::BodyExt::boxed(body));
+        let mut response = Response::new(super::never_fails(body));
         let h = response.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

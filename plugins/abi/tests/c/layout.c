@@ -100,6 +100,10 @@ int main(void) {
     FIELD(stackctl_host, config);
     FIELD(stackctl_host, config_count);
     FIELD(stackctl_host, fail_reason);
+    FIELD(stackctl_host, http_respond_start);
+    FIELD(stackctl_host, http_respond_chunk);
+    FIELD(stackctl_host, http_respond_end);
+    FIELD(stackctl_host, http_respond_abort);
 
     SIZE(stackctl_sink);
     FIELD(stackctl_sink, magic);
@@ -120,6 +124,7 @@ int main(void) {
     FIELD(stackctl_sink, destroy);
     FIELD(stackctl_sink, free_buf);
     FIELD(stackctl_sink, on_detections);
+    FIELD(stackctl_sink, on_http_writable);
 
     CONST(STACKCTL_SINK_MAGIC);
     CONST(STACKCTL_SINK_ABI_MAJOR);
@@ -144,6 +149,14 @@ int main(void) {
     CONST(STACKCTL_HTTP_BODY_MAX);
     CONST(STACKCTL_HTTP_BODY_TIMEOUT_MS);
     CONST(STACKCTL_HTTP_ANSWER_TIMEOUT_MS);
+    CONST(STACKCTL_HTTP_STREAM_BUFFER);
+    CONST(STACKCTL_HTTP_WRITE_TIMEOUT_MS);
+    CONST(STACKCTL_HTTP_STREAMS_MAX);
+    CONST(STACKCTL_HOST_SIZE_1_2);
+    CONST(STACKCTL_STREAM_OK);
+    CONST(STACKCTL_STREAM_WOULD_BLOCK);
+    CONST(STACKCTL_STREAM_CLOSED);
+    CONST(STACKCTL_STREAM_INVALID);
     CONST(STACKCTL_VALUE_STRING);
     CONST(STACKCTL_VALUE_INTEGER);
     CONST(STACKCTL_VALUE_FLOAT);

@@ -49,6 +49,8 @@ pub struct Checked {
     pub response: Response<Vec<u8>>,
     /// The host-owned headers it carried (lower-cased names), dropped.
     pub dropped: Vec<String>,
+    /// A streamed answer's body, to follow (ABI 1.2).
+    pub stream: Option<super::stream::PendingStream>,
 }
 
 /// True for a header the host owns (`name` lower-cased).
@@ -89,7 +91,11 @@ pub fn check(answer: PluginResponse) -> Result<Checked, Refusal> {
             response.headers_mut().append(name, value);
         }
     }
-    Ok(Checked { response, dropped })
+    Ok(Checked {
+        response,
+        dropped,
+        stream: answer.stream,
+    })
 }
 
 #[cfg(test)]
@@ -104,6 +110,7 @@ mod tests {
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
             body: b"x".to_vec(),
+            stream: None,
         }
     }
 

@@ -1,7 +1,8 @@
 /*
  * echo_sink.c: a sink that serves `/` for tests/http.rs. It answers `/echo` with 201, the
  * request echoed in the body and two headers (one of them not a valid header), `/bad-status`
- * with status 1000, and refuses any other path (STACKCTL_ERR_FAILED).
+ * with status 1000, and refuses any other path (STACKCTL_ERR_FAILED). Each instance keeps its own
+ * host table, so two instances of it can run at once.
  */
 #include <stdio.h>
 #include <string.h>
@@ -10,14 +11,11 @@
 
 #define STR(s) { s, sizeof(s) - 1 }
 
-static const stackctl_host *host;
-static int instance;
-
 static stackctl_status create(const stackctl_host *h, stackctl_str c, void **i, stackctl_buf *e) {
     (void)c;
     (void)e;
-    host = h;
-    *i = &instance;
+    /* The instance is its host table: it lives as long as the instance. */
+    *i = (void *)h;
     return STACKCTL_OK;
 }
 
@@ -38,9 +36,10 @@ static int is(stackctl_str s, const char *text) {
 }
 
 static stackctl_status on_http(void *i, const stackctl_http_request *r) {
-    (void)i;
+    const stackctl_host *host = i;
     if (is(r->path, "/echo")) {
         stackctl_str type = STR("");
+        stackctl_str prefix = STR("");
         char body[512];
         int n;
         size_t h;
@@ -52,11 +51,15 @@ static stackctl_status on_http(void *i, const stackctl_http_request *r) {
             if (is(r->headers[h].name, "content-type")) {
                 type = r->headers[h].value;
             }
+            if (is(r->headers[h].name, "x-forwarded-prefix")) {
+                prefix = r->headers[h].value;
+            }
         }
-        n = snprintf(body, sizeof body, "%.*s %.*s ?%.*s type=%.*s body=%.*s",
+        n = snprintf(body, sizeof body, "%.*s %.*s ?%.*s type=%.*s body=%.*s%s%.*s",
                      (int)r->method.len, r->method.ptr, (int)r->path.len, r->path.ptr,
                      (int)r->query.len, r->query.ptr, (int)type.len, type.ptr,
-                     (int)r->body_len, (const char *)r->body);
+                     (int)r->body_len, (const char *)r->body, prefix.len ? " prefix=" : "",
+                     (int)prefix.len, prefix.ptr);
         host->http_respond(host->host_ctx, r->id, 201, headers, 2, (const uint8_t *)body,
                            (size_t)n);
         return STACKCTL_OK;

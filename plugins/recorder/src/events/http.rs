@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `GET /events` | `{"events":[sidecar + size, video, thumbnail, recording], "next_cursor"}`, newest first; `?class=`, `?since=`, `?until=`, `?limit=`, `?cursor=` |
 //! | `GET /events/<id>` | the clip's sidecar |
-//! | `GET /events/<id>.mp4` (or `.h264`) | the clip, served as `/recordings/<name>` serves recordings (ranges) |
+//! | `GET /events/<id>.mp4` (or `.h264`) | the clip, streamed as `/recordings/<name>` streams recordings (ranges) |
 //! | `GET /events/<id>.jpg` | its thumbnail |
 //!
 //! Only the recorder's own files are reachable: an id must be an event clip's name exactly
@@ -21,7 +21,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
-use crate::http::{Answer, Control};
+use crate::http::{Answer, Control, Served};
 use crate::names::{Kind, RecordingName};
 use crate::retention;
 
@@ -32,30 +32,32 @@ pub const MAX_LIMIT: usize = 500;
 /// Largest sidecar or thumbnail read (they are a few KiB).
 pub const MAX_COMPANION_BYTES: u64 = 4 << 20;
 
-/// Answers a request under `/events` (`query` without the `?`).
+/// Answers a request under `/events` (`query` without the `?`); `prefix` is the `route_prefix` the
+/// host serves the recorder behind ("" for none), put in front of the links it lists.
 pub fn handle(
     ctl: &impl Control,
     method: &str,
     path: &str,
     query: &str,
     range: Option<&str>,
-) -> Answer {
+    prefix: &str,
+) -> Served {
     if method != "GET" {
         let mut a = Answer::error(405, "method not allowed: use GET");
         a.headers.push(("allow", "GET".to_owned()));
-        return a;
+        return a.into();
     }
     match path {
-        "/events" | "/events/" => list(ctl, query),
+        "/events" | "/events/" => list(ctl, query, prefix).into(),
         _ => match path.strip_prefix("/events/") {
             Some(rest) => item(ctl, rest, range),
-            None => Answer::error(404, &format!("no route {path}")),
+            None => Answer::error(404, &format!("no route {path}")).into(),
         },
     }
 }
 
-fn item(ctl: &impl Control, rest: &str, range: Option<&str>) -> Answer {
-    let not_found = || Answer::error(404, "no such event");
+fn item(ctl: &impl Control, rest: &str, range: Option<&str>) -> Served {
+    let not_found = || Served::Answer(Answer::error(404, "no such event"));
     let (id, ext) = match rest.rsplit_once('.') {
         Some((id, ext)) => (id, Some(ext)),
         None => (rest, None),
@@ -71,19 +73,19 @@ fn item(ctl: &impl Control, rest: &str, range: Option<&str>) -> Answer {
     };
     match ext {
         None => match read_companion(ctl.dir(), &format!("{id}.json")) {
-            Some(bytes) => Answer {
+            Some(bytes) => Served::Answer(Answer {
                 status: 200,
                 headers: vec![("content-type", "application/json".to_owned())],
                 body: bytes,
-            },
+            }),
             None => not_found(),
         },
         Some("jpg") => match read_companion(ctl.dir(), &format!("{id}.jpg")) {
-            Some(bytes) => Answer {
+            Some(bytes) => Served::Answer(Answer {
                 status: 200,
                 headers: vec![("content-type", "image/jpeg".to_owned())],
                 body: bytes,
-            },
+            }),
             None => not_found(),
         },
         Some(e) if e == clip.format.extension() => {
@@ -209,7 +211,7 @@ fn start_of(name: &RecordingName) -> Option<Timestamp> {
     Some(civil.to_zoned(TimeZone::system()).ok()?.timestamp())
 }
 
-fn list(ctl: &impl Control, query: &str) -> Answer {
+fn list(ctl: &impl Control, query: &str, prefix: &str) -> Answer {
     let q = match parse_query(query) {
         Ok(q) => q,
         Err(e) => return Answer::error(400, &e),
@@ -258,9 +260,12 @@ fn list(ctl: &impl Control, query: &str) -> Answer {
         v["id"] = json!(id);
         v["size"] = json!(e.size);
         v["recording"] = json!(status.recording && status.filename == file);
-        v["video"] = json!(format!("/events/{id}.{}", e.name.format.extension()));
+        v["video"] = json!(format!(
+            "{prefix}/events/{id}.{}",
+            e.name.format.extension()
+        ));
         v["thumbnail_url"] = if own_file(ctl.dir(), &format!("{id}.jpg")).is_some() {
-            json!(format!("/events/{id}.jpg"))
+            json!(format!("{prefix}/events/{id}.jpg"))
         } else {
             Value::Null
         };

@@ -25,6 +25,11 @@ pub struct Record {
     pub retained: Mutex<Vec<usize>>,
     pub released: Mutex<Vec<usize>>,
     pub fail_reasons: Mutex<Vec<String>>,
+    /// Streamed answers (a streaming host): "start STATUS LENGTH", "would_block", "chunk
+    /// TEXT", "end", "abort".
+    pub streamed: Mutex<Vec<String>>,
+    /// The next chunk is answered WOULD_BLOCK (once).
+    pub block_next: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,6 +88,42 @@ unsafe extern "C" fn http_respond(
     }
 }
 
+unsafe extern "C" fn respond_start(
+    ctx: *mut c_void,
+    _id: u64,
+    status: u16,
+    _headers: *const abi::Header,
+    _header_count: usize,
+    length: i64,
+) -> i32 {
+    // SAFETY: see `record`.
+    lock(unsafe { &record(ctx).streamed }).push(format!("start {status} {length}"));
+    abi::stream::OK
+}
+
+unsafe extern "C" fn respond_chunk(ctx: *mut c_void, _id: u64, data: *const u8, len: usize) -> i32 {
+    // SAFETY: see `record`; `len` bytes valid for the call.
+    let (r, data) = unsafe { (record(ctx), std::slice::from_raw_parts(data, len)) };
+    if r.block_next
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+    {
+        lock(&r.streamed).push("would_block".to_owned());
+        return abi::stream::WOULD_BLOCK;
+    }
+    lock(&r.streamed).push(format!("chunk {}", String::from_utf8_lossy(data)));
+    abi::stream::OK
+}
+
+unsafe extern "C" fn respond_end(ctx: *mut c_void, _id: u64) {
+    // SAFETY: see `record`.
+    lock(unsafe { &record(ctx).streamed }).push("end".to_owned());
+}
+
+unsafe extern "C" fn respond_abort(ctx: *mut c_void, _id: u64) {
+    // SAFETY: see `record`.
+    lock(unsafe { &record(ctx).streamed }).push("abort".to_owned());
+}
+
 unsafe extern "C" fn frame_retain(ctx: *mut c_void, frame: *const abi::Frame) {
     // SAFETY: see `record`.
     lock(unsafe { &record(ctx).retained }).push(frame as usize);
@@ -124,9 +165,36 @@ impl FakeHost {
                 config: std::ptr::null(),
                 config_count: 0,
                 fail_reason: Some(fail_reason),
+                http_respond_start: None,
+                http_respond_chunk: None,
+                http_respond_end: None,
+                http_respond_abort: None,
             },
             record,
         })
+    }
+
+    /// A host that streams answers (ABI 1.2), recording them in `streamed`.
+    pub fn streaming(max_log_level: u32) -> Box<Self> {
+        let mut host = Self::new(max_log_level);
+        host.table.http_respond_start = Some(respond_start);
+        host.table.http_respond_chunk = Some(respond_chunk);
+        host.table.http_respond_end = Some(respond_end);
+        host.table.http_respond_abort = Some(respond_abort);
+        host
+    }
+
+    /// Waits (at most 5 s) until the streamed events include `event`; returns them all.
+    pub fn wait_streamed(&self, event: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let events = lock(&self.record.streamed).clone();
+            if events.iter().any(|e| e == event) {
+                return events;
+            }
+            assert!(Instant::now() < deadline, "no {event:?} in {events:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn fail_reasons(&self) -> Vec<String> {
@@ -325,6 +393,13 @@ impl Plugin {
     pub fn stop(&self, i: &Instance) {
         // SAFETY: a live instance.
         unsafe { (self.table.stop)(i.0) }
+    }
+
+    /// Calls `on_http_writable` for request `id`.
+    pub fn writable(&self, i: &Instance, id: u64) {
+        let f = self.table.on_http_writable.expect("on_http_writable");
+        // SAFETY: a live instance; [any-thread].
+        unsafe { f(i.0, id) }
     }
 
     pub fn destroy(&self, i: Instance) {
