@@ -329,20 +329,21 @@ backoff_max = "200ms"
     assert_eq!(list[0]["url"], trusted);
     assert_eq!(list[0]["error"], serde_json::Value::Null, "{}", list[0]);
     let error = |i: usize| list[i]["error"].as_str().unwrap().to_owned();
-    eprintln!("untrusted: {}\nby IP: {}\ndowngrade: {}", error(1), error(2), error(3));
+    eprintln!(
+        "untrusted: {}\nby IP: {}\ndowngrade: {}",
+        error(1),
+        error(2),
+        error(3)
+    );
     assert!(
         error(1).contains("certificate is not trusted") && error(1).contains("ca_file"),
         "{}",
         error(1)
     );
-    assert!(
-        error(2).contains("not valid for 127.0.0.1"),
-        "{}",
-        error(2)
-    );
+    assert!(error(2).contains("not valid for 127.0.0.1"), "{}", error(2));
     assert!(error(3).contains("from https to http"), "{}", error(3));
-    for i in 1..4 {
-        assert_eq!(list[i]["state"], "retrying", "{}", list[i]);
+    for p in &list[1..] {
+        assert_eq!(p["state"], "retrying", "{p}");
     }
     {
         // Only the trusted publication's offers got through the handshake; nothing went to
@@ -364,5 +365,9 @@ backoff_max = "200ms"
             .contains(&"/cam/session/1".to_owned())
             .then_some(())
     });
-    assert_matches_camera(&frames_of(&session, "https session"), &camera, "https session");
+    assert_matches_camera(
+        &frames_of(&session, "https session"),
+        &camera,
+        "https session",
+    );
 }

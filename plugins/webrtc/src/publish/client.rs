@@ -83,9 +83,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("not a PEM file of certificates: {e}"))?;
     if certs.is_empty() {
-        return Err(
-            "no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".to_owned(),
-        );
+        return Err("no certificate in it (expected PEM: -----BEGIN CERTIFICATE-----)".to_owned());
     }
     let mut roots = rustls::RootCertStore::empty();
     for (i, cert) in certs.iter().enumerate() {
@@ -158,8 +156,12 @@ fn tls_reason(e: &std::io::Error, host: &str) -> String {
              nor in publish.ca_file)"
                 .to_owned()
         }
-        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-            format!("the server's certificate is not valid for {host} (check the host in publish.url)")
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            format!(
+                "the server's certificate is not valid for {host} (check the host in publish.url)"
+            )
         }
         rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
             "the server's certificate has expired".to_owned()
@@ -422,4 +424,52 @@ pub fn redact(url: &Url) -> String {
     shown.set_query(None);
     shown.set_fragment(None);
     shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_never_go_from_https_down_to_http() {
+        for (from, to, allowed) in [
+            ("http://a/whip", "http://b/whip", true),
+            ("http://a/whip", "https://b/whip", true),
+            ("https://a/whip", "https://b/whip", true),
+            ("https://a/whip", "http://b/whip", false),
+            ("http://a/whip", "ftp://b/whip", false),
+            ("https://a/whip", "ws://b/whip", false),
+        ] {
+            let (from, to) = (Url::parse(from).unwrap(), Url::parse(to).unwrap());
+            assert_eq!(
+                redirect_allowed(&from, &to).is_ok(),
+                allowed,
+                "{from} -> {to}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = read_ca_file(&path).unwrap_err();
+        assert!(e.contains("not a PEM file of certificates"), "{e}");
+        std::fs::write(&path, "").unwrap();
+        let e = read_ca_file(&path).unwrap_err();
+        assert!(e.contains("no certificate"), "{e}");
+        // A PEM file of a certificate that is not DER inside is refused by the root store.
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = read_ca_file(&path).unwrap_err();
+        assert!(e.contains("certificate 1"), "{e}");
+    }
 }
