@@ -411,6 +411,9 @@ fn summary(
     soaks: &[scenarios::SoakResult],
     idle: &[(String, Vec<f64>)],
 ) {
+    if loads.is_empty() && soaks.is_empty() && idle.iter().all(|(_, c)| c.is_empty()) {
+        return;
+    }
     let variants: Vec<&str> = idle.iter().map(|(n, _)| n.as_str()).collect();
     let _ = std::fmt::Write::write_fmt(
         md,

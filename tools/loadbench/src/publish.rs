@@ -37,6 +37,9 @@ pub struct Run {
     pub bytes: f64,
     /// The window, seconds.
     pub window_s: f64,
+    /// The host's load average over the last minute, at the end of the window (the machine
+    /// may be shared).
+    pub loadavg: f64,
 }
 
 impl Run {
@@ -44,7 +47,7 @@ impl Run {
         json!({
             "published": self.published, "cpu_percent": self.cpu, "rss_anon_kb": self.rss_anon_kb,
             "threads": self.threads, "frames_received": self.frames,
-            "kbit_per_s": self.bytes * 8.0 / 1000.0 / self.window_s, "window_s": self.window_s,
+            "kbit_per_s": self.bytes * 8.0 / 1000.0 / self.window_s, "window_s": self.window_s, "loadavg_1m": self.loadavg,
         })
     }
 }
@@ -108,6 +111,10 @@ pub fn run(
     std::thread::sleep(window);
     let s1 = Sample::take(pid);
     let (b1, f1) = (bytes(&running), endpoint.as_ref().map_or(0, frames));
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
     let problems = running.stop();
     if !problems.is_empty() {
         eprintln!("  logged: {problems:?}");
@@ -120,6 +127,7 @@ pub fn run(
         frames: f1 - f0,
         bytes: b1 - b0,
         window_s: s1.at.duration_since(s0.at).as_secs_f64(),
+        loadavg,
     })
 }
 
@@ -137,6 +145,12 @@ pub fn report(md: &mut String, runs: &[Run], size: &str) -> Value {
     let (rss0, rss1) = (median(&rss(false)), median(&rss(true)));
     let fps = median(&pick(true, |r| r.frames as f64 / r.window_s));
     let kbps = median(&pick(true, |r| r.bytes * 8.0 / 1000.0 / r.window_s));
+    let load: Vec<f64> = runs.iter().map(|r| r.loadavg).collect();
+    let (load_min, load_max) = load
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
     let _ = std::fmt::Write::write_fmt(
         md,
         format_args!(
@@ -144,7 +158,8 @@ pub fn report(md: &mut String, runs: &[Run], size: &str) -> Value {
              | stackctl | no publication | one publication | difference |\n| --- | --- | --- | --- |\n\
              | CPU, % of one core | {cpu0:.2} % ({:.2?}) | {cpu1:.2} % ({:.2?}) | {:+.2} % |\n\
              | RssAnon | {rss0:.1} MiB | {rss1:.1} MiB | {:+.1} MiB |\n\n\
-             The endpoint received {fps:.1} frames/s, {kbps:.0} kbit/s of RTP.\n\n",
+             The endpoint received {fps:.1} frames/s, {kbps:.0} kbit/s of RTP. Host load average \
+             {load_min:.1}-{load_max:.1} during the runs.\n\n",
             cpu(false).len(),
             cpu(false),
             cpu(true),
