@@ -98,9 +98,10 @@ backoff_max = "400ms"
     let status = &publications(&stream)[0];
     assert_eq!(status["state"], "live", "{status}");
     assert_eq!(status["url"], url, "shown without its query: {status}");
-    // Four offers again after failures (more if the camera's first SPS came late: an offer
-    // waits for it, and that counts as a failure too).
-    assert!(status["reconnects"].as_u64() >= Some(4), "{status}");
+    // Three offers again after failures (400, 503, no answer; the redirect is followed within
+    // its offer), more if the camera's first SPS came later than the publication waits for it
+    // before its first offer (an offer then fails for want of it).
+    assert!(status["reconnects"].as_u64() >= Some(3), "{status}");
     assert_eq!(status["error"], serde_json::Value::Null, "{status}");
     let (code, health) = http_get(stream.port, "/health");
     assert_eq!(code, 200, "{health}");
@@ -343,7 +344,8 @@ backoff_max = "200ms"
     assert!(error(2).contains("not valid for 127.0.0.1"), "{}", error(2));
     assert!(error(3).contains("from https to http"), "{}", error(3));
     for p in &list[1..] {
-        assert_eq!(p["state"], "retrying", "{p}");
+        // Between two offers, or making one.
+        assert!(p["state"] == "retrying" || p["state"] == "offering", "{p}");
     }
     {
         // Only the trusted publication's offers got through the handshake; nothing went to

@@ -42,6 +42,9 @@ pub const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const PAYLOAD_TYPE: u8 = 96;
 /// The most publications.
 pub const MAX_PUBLICATIONS: usize = 16;
+/// How long a publication waits for the camera's first frame before its first offer (beyond,
+/// it offers and reports "no video from the camera yet" until there is some).
+pub const CAMERA_WAIT: Duration = Duration::from_secs(5);
 
 /// One `[[plugins.streaming.publish]]` entry.
 #[derive(Clone, PartialEq, Deserialize)]
@@ -494,7 +497,27 @@ struct Driver {
 }
 
 impl Driver {
+    /// Waits (at most [`CAMERA_WAIT`], or until told to stop) for the camera's first frame, so
+    /// that a publication starting with stackctl does not offer before there is video and
+    /// report that as a failure. Whether it was told to stop.
+    fn wait_for_the_camera(&self) -> bool {
+        let deadline = Instant::now() + CAMERA_WAIT;
+        while self.sessions.hub().camera().is_none() && Instant::now() < deadline {
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        false
+    }
+
     fn run(mut self) {
+        if self.wait_for_the_camera() {
+            // Nothing was offered: nothing to delete.
+            let out = self.machine.on(Instant::now(), jitter(), Input::Stop);
+            self.apply(out, &mut VecDeque::new());
+            return;
+        }
         let mut todo: VecDeque<Action> = VecDeque::new();
         let start = self.machine.start();
         self.apply(start, &mut todo);
