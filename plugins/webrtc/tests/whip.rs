@@ -8,7 +8,11 @@
 //! - the endpoint disappears (connections refused) and comes back: published again;
 //! - stackctl stops: the session is deleted;
 //! - a wrong token and an unreachable host are clear errors in `GET /publish` and the
-//!   metrics, and the sink carries on.
+//!   metrics, and the sink carries on;
+//! - https: an endpoint whose certificate a private CA signed (made here with `rcgen`) takes a
+//!   publication that trusts the CA (`ca_file`); without it the certificate is not trusted, at
+//!   a host name the certificate does not name it is refused, and a redirect from https to
+//!   http is not followed.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod common;
@@ -94,9 +98,10 @@ backoff_max = "400ms"
     let status = &publications(&stream)[0];
     assert_eq!(status["state"], "live", "{status}");
     assert_eq!(status["url"], url, "shown without its query: {status}");
-    // Four offers again after failures (more if the camera's first SPS came late: an offer
-    // waits for it, and that counts as a failure too).
-    assert!(status["reconnects"].as_u64() >= Some(4), "{status}");
+    // Three offers again after failures (400, 503, no answer; the redirect is followed within
+    // its offer), more if the camera's first SPS came later than the publication waits for it
+    // before its first offer (an offer then fails for want of it).
+    assert!(status["reconnects"].as_u64() >= Some(3), "{status}");
     assert_eq!(status["error"], serde_json::Value::Null, "{status}");
     let (code, health) = http_get(stream.port, "/health");
     assert_eq!(code, 200, "{health}");
@@ -227,4 +232,144 @@ enabled = false
     assert_eq!(code, 200);
     assert!(!status.contains("\"failed\""), "{status}");
     stream.stop();
+}
+
+/// A private CA and a certificate it signed for `localhost` (not for 127.0.0.1).
+struct Pki {
+    ca_pem: String,
+    chain_pem: String,
+    key_pem: String,
+}
+
+fn pki() -> Pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "stackctl test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+#[test]
+fn publishes_over_https_to_a_private_ca_and_refuses_what_it_cannot_trust() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let ca_file = ca_file.display().to_string();
+    let secure = Endpoint::start_tls(Some("t0k"), &pki.chain_pem, &pki.key_pem);
+    // Redirects every offer to plain http, where nothing may arrive.
+    let plain = Endpoint::start(None);
+    let downgrading = Endpoint::start_tls(None, &pki.chain_pem, &pki.key_pem);
+    downgrading.script(&vec![Mode::Redirect(plain.url("/cam/whip")); 1000]);
+    let trusted = secure.url_at("localhost", "/cam/whip");
+    let untrusted = secure.url_at("localhost", "/untrusted/whip");
+    let by_ip = secure.url("/by-ip/whip");
+    let down = downgrading.url_at("localhost", "/cam/whip");
+    let stream = Streaming::start(
+        "whip-https",
+        &["--gop", "15"],
+        &format!(
+            r#"
+[[plugins.streaming.publish]]
+url = "{trusted}"
+token = "t0k"
+ca_file = "{ca_file}"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "400ms"
+
+[[plugins.streaming.publish]]
+url = "{untrusted}"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "200ms"
+
+[[plugins.streaming.publish]]
+url = "{by_ip}"
+ca_file = "{ca_file}"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "200ms"
+
+[[plugins.streaming.publish]]
+url = "{down}"
+ca_file = "{ca_file}"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "200ms"
+"#
+        ),
+    );
+    let session = secure.wait_frames(1, 30, WAIT);
+    let list = poll("the three refused publications failing", WAIT, || {
+        let list = publications(&stream);
+        let failing = list[1..]
+            .iter()
+            .all(|p| p["error"].is_string() && p["reconnects"].as_u64() >= Some(1));
+        if failing && list[0]["state"] == "live" {
+            Ok(list)
+        } else {
+            Err(format!("{list:?}"))
+        }
+    });
+    assert_eq!(list[0]["url"], trusted);
+    assert_eq!(list[0]["error"], serde_json::Value::Null, "{}", list[0]);
+    let error = |i: usize| list[i]["error"].as_str().unwrap().to_owned();
+    eprintln!(
+        "untrusted: {}\nby IP: {}\ndowngrade: {}",
+        error(1),
+        error(2),
+        error(3)
+    );
+    assert!(
+        error(1).contains("certificate is not trusted") && error(1).contains("ca_file"),
+        "{}",
+        error(1)
+    );
+    assert!(error(2).contains("not valid for 127.0.0.1"), "{}", error(2));
+    assert!(error(3).contains("from https to http"), "{}", error(3));
+    for p in &list[1..] {
+        // Between two offers, or making one.
+        assert!(p["state"] == "retrying" || p["state"] == "offering", "{p}");
+    }
+    {
+        // Only the trusted publication's offers got through the handshake; nothing went to
+        // plain http.
+        let state = secure.shared.state.lock().unwrap();
+        assert!(
+            state.posts.iter().all(|p| p.path == "/cam/whip"),
+            "{:?}",
+            state.posts.iter().map(|p| &p.path).collect::<Vec<_>>()
+        );
+        assert_eq!(state.posts[0].authorization.as_deref(), Some("Bearer t0k"));
+        assert!(!downgrading.shared.state.lock().unwrap().posts.is_empty());
+        assert!(plain.shared.state.lock().unwrap().posts.is_empty());
+    }
+    // Stopping deletes the session, over https.
+    let camera = stream.stop();
+    secure.shared.wait("the DELETE on stop", WAIT, |s| {
+        s.deletes
+            .contains(&"/cam/session/1".to_owned())
+            .then_some(())
+    });
+    assert_matches_camera(
+        &frames_of(&session, "https session"),
+        &camera,
+        "https session",
+    );
 }

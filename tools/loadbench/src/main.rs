@@ -11,7 +11,8 @@
 //! Scenarios (`--only`): `ten` and `fifty` (10 and 50 viewers of 1080p30 at 8 Mbit/s, all
 //! joining at the same instant), `capacity` (200 viewers of 720p30 at 2 Mbit/s with
 //! `max_clients = 200`, and a 201st that must get 503), `soak` (500 connect / close cycles),
-//! `idle` (the camera on, nobody watching). Each variant runs each scenario on a fresh stack;
+//! `idle` (the camera on, nobody watching), `publish` (one WHIP publication against none, the
+//! camera on, nobody watching; this tree's sink only). Each variant runs each scenario on a fresh stack;
 //! `ten`, `fifty` and `idle` alternate the variants for `--rounds` rounds, so that load from
 //! elsewhere on the machine falls on both alike, and report medians. The viewers
 //! (`viewerload`, in this process) send RTCP as browsers do: receiver reports every second,
@@ -19,6 +20,7 @@
 
 mod input;
 mod procfs;
+mod publish;
 mod report;
 mod scenarios;
 mod stacks;
@@ -43,14 +45,15 @@ struct Args {
     /// Short runs (3 and 10 viewers, 50 soak cycles) to check the bench itself.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run, comma-separated: ten, fifty, capacity, soak, idle.
+    /// Scenarios to run, comma-separated: ten, fifty, capacity, soak, idle, publish.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ten,fifty,capacity,soak,idle"
+        default_value = "ten,fifty,capacity,soak,idle,publish"
     )]
     only: Vec<String>,
-    /// Rounds of `ten`, `fifty` and `idle`, the variants alternating.
+    /// Rounds of `ten`, `fifty`, `idle` and `publish`, the variants (for `publish`: with and
+    /// without the publication) alternating.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// The other sink to measure: a `libsink_webrtc.so`. Default: the one
@@ -209,6 +212,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             setup: SinkSetup {
                 max_clients,
                 threads: args.threads,
+                whip_port: None,
             },
             one_more: false,
         };
@@ -366,6 +370,29 @@ fn run(args: Args) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
         );
     }
+    if wanted("publish") {
+        let this = variants
+            .iter()
+            .find(|v| matches!(v.kind, Kind::Sink { current: true, .. }))
+            .context("this tree's sink is always measured")?;
+        let (settle, window) = if q {
+            (secs(1), secs(5))
+        } else {
+            (secs(3), secs(30))
+        };
+        let mut runs = Vec::new();
+        for round in 0..rounds {
+            let order = if round % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for published in order {
+                runs.push(publish::run(this, &hd, published, settle, window)?);
+            }
+        }
+        doc["publish"] = publish::report(&mut md, &runs, hd.shape.size);
+    }
     summary(&mut md, &summaries, &soaks, &idle);
     doc["elapsed_s"] = json!(started.elapsed().as_secs_f64());
     print!("{md}");
@@ -384,6 +411,9 @@ fn summary(
     soaks: &[scenarios::SoakResult],
     idle: &[(String, Vec<f64>)],
 ) {
+    if loads.is_empty() && soaks.is_empty() && idle.iter().all(|(_, c)| c.is_empty()) {
+        return;
+    }
     let variants: Vec<&str> = idle.iter().map(|(n, _)| n.as_str()).collect();
     let _ = std::fmt::Write::write_fmt(
         md,

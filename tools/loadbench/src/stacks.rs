@@ -46,6 +46,8 @@ pub struct SinkSetup {
     pub max_clients: usize,
     /// `threads`, or the sink's default (one per 25 of `max_clients`).
     pub threads: Option<usize>,
+    /// A WHIP publication to `http://127.0.0.1:PORT/cam/whip` (this tree's sink only).
+    pub whip_port: Option<u16>,
 }
 
 impl SinkSetup {
@@ -53,6 +55,7 @@ impl SinkSetup {
     pub const BOARD: SinkSetup = SinkSetup {
         max_clients: 10,
         threads: None,
+        whip_port: None,
     };
 }
 
@@ -95,6 +98,15 @@ impl Running {
                 }
                 if let Some(threads) = setup.threads {
                     keys.push_str(&format!("threads = {threads}\n"));
+                }
+                if let Some(port) = setup.whip_port {
+                    if !*current {
+                        bail!("only this tree's sink publishes over WHIP");
+                    }
+                    // Last: a table header ends the sink's own keys.
+                    keys.push_str(&format!(
+                        "\n[[plugins.streaming.publish]]\nurl = \"http://127.0.0.1:{port}/cam/whip\"\n"
+                    ));
                 }
                 let stack = Stack::new(&format!(
                     "[source]\nshm = \"{shm}\"\n\n[services.camera]\ncommand = {camsim}\nargs = {args:?}\n\n\

@@ -16,6 +16,7 @@ pub mod state;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -41,19 +42,27 @@ pub const DELETE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const PAYLOAD_TYPE: u8 = 96;
 /// The most publications.
 pub const MAX_PUBLICATIONS: usize = 16;
+/// How long a publication waits for the camera's first frame before its first offer (beyond,
+/// it offers and reports "no video from the camera yet" until there is some).
+pub const CAMERA_WAIT: Duration = Duration::from_secs(5);
 
 /// One `[[plugins.streaming.publish]]` entry.
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishConfig {
-    /// The WHIP endpoint (`http://host:8889/cam/whip` for mediamtx).
+    /// The WHIP endpoint (`http://host:8889/cam/whip` for mediamtx; `https://` for a service
+    /// on the internet).
     pub url: String,
     /// Sent as `Authorization: Bearer <token>`, if set.
     #[serde(default)]
     pub token: Option<String>,
+    /// A PEM file of CA certificates trusted for this publication's `https://` besides the
+    /// system's roots (a private CA, a self-signed endpoint's own certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// STUN servers (`stun:host:port`) the sink asks for its public address (added to the
-    /// sink's `stun`); `turn:`/`turns:` are accepted and named at start as not used (the sink
-    /// does not relay).
+    /// sink's `stun`). `turn:`, `turns:` and `stuns:` are refused: the sink gathers no relay
+    /// candidates (see the README's TURN section).
     #[serde(default)]
     pub ice_servers: Vec<String>,
     /// `false`: configured but not published.
@@ -102,6 +111,7 @@ impl std::fmt::Debug for PublishConfig {
         f.debug_struct("PublishConfig")
             .field("url", &Url::parse(&self.url).map(|u| redact(&u)))
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("ca_file", &self.ca_file)
             .field("ice_servers", &self.ice_servers)
             .field("enabled", &self.enabled)
             .field("timeout", &self.timeout)
@@ -125,22 +135,14 @@ impl PublishConfig {
             )
         })?;
         match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(Error::config(
-                    key("url"),
-                    format_args!(
-                        "{:?}: https is not supported by this build (plain http only: see the \
-                         sink's README); publish over http on a trusted network, or through a \
-                         local proxy that adds TLS",
-                        redact(&url)
-                    ),
-                ));
-            }
+            "http" | "https" => {}
             other => {
                 return Err(Error::config(
                     key("url"),
-                    format_args!("{:?}: scheme {other:?}: expected http://", redact(&url)),
+                    format_args!(
+                        "{:?}: scheme {other:?}: expected http:// or https://",
+                        redact(&url)
+                    ),
                 ));
             }
         }
@@ -188,16 +190,66 @@ impl PublishConfig {
         }
         for (j, server) in self.ice_servers.iter().enumerate() {
             let scheme = server.split(':').next().unwrap_or_default();
-            if !matches!(scheme, "stun" | "stuns" | "turn" | "turns") || !server.contains(':') {
-                return Err(Error::config(
-                    format!("publish[{i}].ice_servers[{j}]"),
-                    format_args!(
-                        "{server:?}: expected a URL such as \"stun:stun.example.net:3478\""
-                    ),
-                ));
+            let key = format!("publish[{i}].ice_servers[{j}]");
+            match scheme {
+                "stun" if server.len() > "stun:".len() => {}
+                "turn" | "turns" | "stuns" => {
+                    return Err(Error::config(
+                        key,
+                        format_args!(
+                            "{server:?}: {scheme}: servers are not supported for publications: the \
+                             sink gathers host and stun: candidates only and cannot relay through \
+                             TURN (see the sink's README, TURN); remove it, and publish to an \
+                             endpoint the board reaches over UDP"
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(Error::config(
+                        key,
+                        format_args!(
+                            "{server:?}: expected a URL such as \"stun:stun.example.net:3478\""
+                        ),
+                    ));
+                }
             }
         }
+        self.ca_certificates(i)?;
         Ok(url)
+    }
+
+    /// The certificates of `ca_file` (none without it); the error names the key and the file.
+    pub fn ca_certificates(
+        &self,
+        i: usize,
+    ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+        let Some(path) = &self.ca_file else {
+            return Ok(Vec::new());
+        };
+        client::read_ca_file(path).map_err(|e| {
+            Error::config(
+                format!("publish[{i}].ca_file"),
+                format_args!("{}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// What the publication trusts for https: the system's roots and `ca_file`. An `https://`
+    /// URL with nothing to trust is a configuration error; an `http://` one gets a client
+    /// that refuses every certificate should it be redirected to https.
+    fn tls(&self, i: usize, url: &Url) -> Result<Arc<rustls::ClientConfig>, Error> {
+        let extra = self.ca_certificates(i)?;
+        match client::tls_config(&extra) {
+            Ok(config) => Ok(config),
+            Err(client::TlsSetupError::NoRoots) if url.scheme() == "http" => {
+                client::tls_config_trusting_nothing()
+                    .map_err(|e| Error::failed(format!("publish[{i}]: TLS: {e}")))
+            }
+            Err(e) => Err(Error::config(
+                format!("publish[{i}].url"),
+                format_args!("{:?}: {e}", redact(url)),
+            )),
+        }
     }
 }
 
@@ -284,19 +336,7 @@ impl Publishers {
             }));
             let stats = Arc::new(ViewerStats::default());
             let thread = if config.enabled {
-                let turn: Vec<&String> = config
-                    .ice_servers
-                    .iter()
-                    .filter(|s| !s.starts_with("stun:"))
-                    .collect();
-                if !turn.is_empty() {
-                    tracing::warn!(
-                        url = %shown,
-                        ?turn,
-                        "these ICE servers are not used: the sink gathers through stun: servers only and does not relay"
-                    );
-                }
-                let client = Client::new()
+                let client = Client::new(config.tls(i, &url)?)
                     .map_err(|e| Error::failed(format!("publish[{i}]: no HTTP runtime: {e}")))?;
                 let driver = Driver {
                     index: i,
@@ -457,7 +497,27 @@ struct Driver {
 }
 
 impl Driver {
+    /// Waits (at most [`CAMERA_WAIT`], or until told to stop) for the camera's first frame, so
+    /// that a publication starting with stackctl does not offer before there is video and
+    /// report that as a failure. Whether it was told to stop.
+    fn wait_for_the_camera(&self) -> bool {
+        let deadline = Instant::now() + CAMERA_WAIT;
+        while self.sessions.hub().camera().is_none() && Instant::now() < deadline {
+            match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        false
+    }
+
     fn run(mut self) {
+        if self.wait_for_the_camera() {
+            // Nothing was offered: nothing to delete.
+            let out = self.machine.on(Instant::now(), jitter(), Input::Stop);
+            self.apply(out, &mut VecDeque::new());
+            return;
+        }
         let mut todo: VecDeque<Action> = VecDeque::new();
         let start = self.machine.start();
         self.apply(start, &mut todo);
@@ -591,6 +651,13 @@ impl Driver {
                 "{status} without a Location header (RFC 9725 requires one)"
             ));
         };
+        if reply.url.scheme() == "https" && location.scheme() != "https" {
+            // Its DELETE would carry the token in clear: the session is left to expire.
+            return refused(format!(
+                "the session's Location {} is not https:// although the endpoint is: refused",
+                redact(&location)
+            ));
+        }
         let resource = location.to_string();
         let bad = |error: String| Input::Refused {
             error,
@@ -688,14 +755,30 @@ mod tests {
     #[test]
     fn errors_name_the_key_and_the_value() {
         assert!(check(r#"url = "http://sfu.lan:8889/cam/whip""#).is_ok());
+        assert!(check(r#"url = "https://sfu.example.net/whip""#).is_ok());
         for (text, key, value) in [
             (r#"url = "sfu.lan/whip""#, "publish[2].url", "sfu.lan/whip"),
-            (
-                r#"url = "https://sfu.lan/whip""#,
-                "publish[2].url",
-                "https is not supported",
-            ),
             (r#"url = "rtmp://sfu.lan/live""#, "publish[2].url", "rtmp"),
+            (
+                "url = \"https://sfu.lan/whip\"\nca_file = \"/nonexistent/ca.pem\"",
+                "publish[2].ca_file",
+                "/nonexistent/ca.pem: cannot read it",
+            ),
+            (
+                "url = \"https://sfu.lan/whip\"\nca_file = \"Cargo.toml\"",
+                "publish[2].ca_file",
+                "Cargo.toml: no certificate in it",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nice_servers = [\"turn:turn.lan:3478\"]",
+                "publish[2].ice_servers[0]",
+                "turn:turn.lan:3478\": turn: servers are not supported",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nice_servers = [\"stun:\"]",
+                "publish[2].ice_servers[0]",
+                "expected a URL",
+            ),
             (
                 "url = \"http://sfu.lan/whip\"\ntoken = \"a b\"",
                 "publish[2].token",

@@ -5,7 +5,8 @@
 //! What it answers is scripted: each POST takes the next [`Mode`] (a refusal, no answer at
 //! all, a redirect) and accepts once the script is empty. It records every POST and DELETE,
 //! can drop a session's ICE (its receiver stops and closes its socket), and can disappear
-//! (its listener closed) and come back on the same port.
+//! (its listener closed) and come back on the same port. [`Endpoint::start_tls`] serves https
+//! with a certificate the test made.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -168,11 +169,39 @@ pub struct Endpoint {
     pub shared: Arc<Shared>,
     rt: tokio::runtime::Runtime,
     accept: Option<tokio::task::JoinHandle<()>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Endpoint {
+    /// Listens on loopback, https with this certificate chain and key (PEM).
+    pub fn start_tls(token: Option<&str>, chain_pem: &str, key_pem: &str) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::listening(
+            token,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
     /// Listens on loopback.
     pub fn start(token: Option<&str>) -> Self {
+        Self::listening(token, None)
+    }
+
+    fn listening(token: Option<&str>, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -189,14 +218,21 @@ impl Endpoint {
             shared,
             rt,
             accept: None,
+            tls,
         };
         endpoint.listen(0);
         endpoint
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`https://` when it serves TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.url_at("127.0.0.1", path)
+    }
+
+    /// Its URL with this host name (`localhost`, for a certificate that names it).
+    pub fn url_at(&self, host: &str, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{host}:{}{path}", self.port)
     }
 
     fn listen(&mut self, port: u16) {
@@ -206,20 +242,31 @@ impl Endpoint {
             .expect("bind the WHIP endpoint");
         self.port = listener.local_addr().unwrap().port();
         let shared = Arc::clone(&self.shared);
+        let tls = self.tls.clone();
         self.accept = Some(self.rt.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let shared = Arc::clone(&shared);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let shared = Arc::clone(&shared);
                         async move { Ok::<_, Infallible>(handle(&shared, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        // A client that refuses the certificate ends here: no request is seen.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
             }
         }));
