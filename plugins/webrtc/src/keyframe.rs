@@ -1,10 +1,13 @@
-//! Keyframe requests (PLI, FIR) from viewers, passed to the sink so it can count them.
+//! Keyframe requests (PLI, FIR) and NACKs from viewers, passed to the sink so it can count
+//! them.
 //!
 //! The interceptor chain consumes inbound RTCP, and rtc 0.21.1 never updates the outbound
 //! `pliCount`/`firCount` statistics it declares, so the only way to see a viewer's request is
 //! an interceptor, last in the chain, that marks those packets for delivery to the
 //! application: they then arrive as `TrackLocalEvent::OnRtcpPacket` on the viewer's track.
-//! The camera has no way to be asked for an IDR, so the sink only counts them.
+//! The camera has no way to be asked for an IDR, so the sink only counts them. NACKs were
+//! answered by the NACK responder earlier in the chain; the sink counts what they asked for
+//! and what was sent again ([`crate::nack`]).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,6 +15,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -24,7 +28,12 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-/// Lets inbound PLI and FIR through to the application; drops the rest of inbound RTCP
+/// Whether an RTCP packet is one the sink looks at: a keyframe request or a NACK.
+pub fn is_for_the_sink(packet: &dyn rtc::rtcp::Packet) -> bool {
+    is_keyframe_request(packet) || packet.as_any().is::<TransportLayerNack>()
+}
+
+/// Lets inbound PLI, FIR and NACKs through to the application; drops the rest of inbound RTCP
 /// (the interceptors before it have acted on it already). Outbound traffic passes untouched.
 #[derive(Default)]
 pub struct KeyframeRequests {
@@ -43,7 +52,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| is_for_the_sink(p.as_ref()))
                 .cloned()
                 .collect();
             if requests.is_empty() {

@@ -26,6 +26,7 @@ pub mod frame;
 pub mod hub;
 pub mod keyframe;
 pub mod metrics;
+pub mod nack;
 pub mod overlay;
 pub mod pace;
 pub mod peer;

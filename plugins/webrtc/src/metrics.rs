@@ -89,6 +89,12 @@ pub struct Metrics {
     pub rejected_invalid: AtomicU64,
     /// PLI and FIR requests from viewers.
     pub keyframe_requests: AtomicU64,
+    /// NACKs (RTCP generic NACK messages) from viewers.
+    pub nack_requests: AtomicU64,
+    /// RTP packets those NACKs asked for.
+    pub nack_packets_requested: AtomicU64,
+    /// RTP packets sent again in answer (the rest had left the `nack_window` history).
+    pub retransmitted_packets: AtomicU64,
     /// Viewers removed, by why.
     pub removed_closed: AtomicU64,
     /// Viewers removed because ICE failed, disconnected too long or never connected.
@@ -219,6 +225,21 @@ impl Metrics {
             "webrtc_keyframe_requests_total",
             "PLI and FIR requests from viewers (the camera cannot honour them: counted only).",
             get(&self.keyframe_requests),
+        )
+        .counter(
+            "webrtc_nack_requests_total",
+            "NACKs (RTCP generic NACK messages) from viewers.",
+            get(&self.nack_requests),
+        )
+        .counter(
+            "webrtc_nack_packets_requested_total",
+            "RTP packets viewers' NACKs asked for.",
+            get(&self.nack_packets_requested),
+        )
+        .counter(
+            "webrtc_retransmitted_packets_total",
+            "RTP packets sent again in answer to NACKs (asked for and still among the last nack_window packets).",
+            get(&self.retransmitted_packets),
         )
         .gauge(
             "webrtc_pending_offers",

@@ -97,6 +97,8 @@ pub struct Built {
     pub answer: String,
     /// The header extensions to send.
     pub extensions: Extensions,
+    /// Packets its NACK responder keeps (`nack_window`).
+    pub nack_window: u16,
 }
 
 impl std::fmt::Debug for Built {
@@ -202,6 +204,7 @@ impl Factory {
             ufrag,
             answer,
             extensions,
+            nack_window: self.nack_window,
         })
     }
     /// A connection with what every one of the sink's connections has: the certificate,
@@ -303,6 +306,7 @@ impl Factory {
             ufrag,
             answer: offer,
             extensions: Extensions::default(),
+            nack_window: self.nack_window,
         })
     }
 }

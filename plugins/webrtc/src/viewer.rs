@@ -39,6 +39,8 @@ pub enum Happening {
     Closed,
     /// It asked for keyframes (PLI, FIR), this many.
     KeyframeRequests(u64),
+    /// It sent NACKs: how many, and what they asked for and got again.
+    Nacks(u64, crate::nack::Answer),
     /// It opened a data channel labelled [`overlay::LABEL`] (its id on the connection).
     DetectionsOpened(RTCDataChannelId),
     /// Its detections channel closed.
@@ -92,6 +94,10 @@ pub struct Viewer {
     replays: u8,
     packets: u32,
     octets: u32,
+    /// RTP packets written (not wrapping, unlike `packets`): what its NACK history holds.
+    written: u64,
+    /// Packets its NACK responder keeps.
+    nack_window: u16,
     /// Its `detections` data channel, once open and accepted.
     detections: Option<RTCDataChannelId>,
 }
@@ -143,6 +149,8 @@ impl Viewer {
             replays: 0,
             packets: 0,
             octets: 0,
+            written: 0,
+            nack_window: built.nack_window,
             detections: None,
         }
     }
@@ -238,12 +246,23 @@ impl Viewer {
             )?;
             self.sequence = self.sequence.wrapping_add(1);
             self.packets = self.packets.wrapping_add(1);
+            self.written += 1;
             self.octets = self.octets.wrapping_add(payload.len() as u32);
             packets += 1;
             bytes += size as u64;
         }
         self.next_report.get_or_insert(now);
         Ok((packets, bytes))
+    }
+
+    /// Its stream as the NACK responder's history sees it.
+    fn history(&self) -> crate::nack::History {
+        crate::nack::History {
+            ssrc: self.ssrc,
+            next_sequence: self.sequence,
+            written: self.written,
+            window: self.nack_window,
+        }
     }
 
     /// Sends a sender report if one is due: RTP time and wall-clock time of this instant (the
@@ -297,6 +316,20 @@ impl Viewer {
                         .count() as u64;
                     if n > 0 {
                         happenings.push(Happening::KeyframeRequests(n));
+                    }
+                    let history = self.history();
+                    let (mut nacks, mut answer) = (0, crate::nack::Answer::default());
+                    for nack in packets.iter().filter_map(|p| {
+                        p.as_any()
+                            .downcast_ref::<rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack>()
+                    }) {
+                        let a = history.answer(nack);
+                        nacks += 1;
+                        answer.requested += a.requested;
+                        answer.retransmitted += a.retransmitted;
+                    }
+                    if nacks > 0 {
+                        happenings.push(Happening::Nacks(nacks, answer));
                     }
                 }
             }

@@ -974,6 +974,15 @@ impl Worker {
                         tracing::debug!(viewer = %viewer.id, "detections channel closed");
                         metrics.detection_channels.fetch_sub(1, Relaxed);
                     }
+                    Happening::Nacks(n, answer) => {
+                        metrics.nack_requests.fetch_add(n, Relaxed);
+                        metrics
+                            .nack_packets_requested
+                            .fetch_add(answer.requested, Relaxed);
+                        metrics
+                            .retransmitted_packets
+                            .fetch_add(answer.retransmitted, Relaxed);
+                    }
                     Happening::KeyframeRequests(n) => {
                         viewer.stats.keyframe_requests.fetch_add(n, Relaxed);
                         metrics.keyframe_requests.fetch_add(n, Relaxed);

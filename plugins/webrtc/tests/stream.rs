@@ -166,13 +166,30 @@ fn lost_packets_are_sent_again_when_the_viewer_asks() {
         viewer.close().await.expect("close");
         stats
     });
+    // The sink's side: the NACKs it heard, what they asked for, what it sent again.
+    let nacks = stream.metric("webrtc_nack_requests_total").unwrap_or(0.0);
+    let requested = stream
+        .metric("webrtc_nack_packets_requested_total")
+        .unwrap_or(0.0);
+    let resent = stream
+        .metric("webrtc_retransmitted_packets_total")
+        .unwrap_or(0.0);
     stream.stop();
     let dropped = stats.packets / 20;
+    let figures = format!(
+        "{} packets received, ~{dropped} lost on purpose: {} came again late, {} stayed lost; \
+         the sink heard {nacks} NACKs for {requested} packets and sent {resent} again",
+        stats.packets, stats.late_packets, stats.lost_packets
+    );
+    eprintln!("{figures}");
     assert!(
         stats.late_packets > 0 && stats.lost_packets * 4 < dropped,
-        "{} packets received, ~{dropped} lost on purpose: {} came again late, {} stayed lost",
-        stats.packets,
-        stats.late_packets,
-        stats.lost_packets
+        "{figures}"
+    );
+    // Every packet that came again was sent again, and nothing asked for was too old for
+    // the history (1024 packets, seconds of this stream).
+    assert!(
+        nacks > 0.0 && resent >= stats.late_packets as f64 && resent == requested,
+        "{figures}"
     );
 }
