@@ -26,6 +26,11 @@ pub struct PacerConfig {
     pub max_poll: Duration,
     /// Fine polling lasts this long past the due time before backing off.
     pub late_window: Duration,
+    /// Longest sleep at all: a frame at the camera's full rate. The day/night switcher may
+    /// return to 30 fps at any moment; a reader asleep for the 2 fps period (500 ms) left the
+    /// first frames after the switch waiting up to half a second, then delivered them in a
+    /// burst. At 2 fps this costs 15 looks at the index a frame instead of one.
+    pub max_sleep: Duration,
 }
 
 impl Default for PacerConfig {
@@ -36,6 +41,7 @@ impl Default for PacerConfig {
             min_early: Duration::from_micros(300),
             max_poll: Duration::from_millis(4),
             late_window: Duration::from_millis(3),
+            max_sleep: Duration::from_micros(33_333),
         }
     }
 }
@@ -125,7 +131,7 @@ impl Pacer {
         let lead = self.lead();
         let wake = due.saturating_sub(lead);
         if now < wake {
-            return (wake - now).max(self.cfg.fine_poll);
+            return (wake - now).max(self.cfg.fine_poll).min(self.cfg.max_sleep);
         }
         if now <= due + self.cfg.late_window {
             return self.cfg.fine_poll;
@@ -189,11 +195,35 @@ mod tests {
         let t = Duration::from_micros(33_333) * 9;
         p.on_arrival(t + 500 * MS);
         assert_eq!(p.period(), Some(500 * MS));
-        // Sleeps most of the half second instead of polling through it.
-        assert_eq!(p.next_sleep(t + 501 * MS), 497 * MS);
+        // Sleeps through the half second a full-rate frame at a time, not finely.
+        assert_eq!(p.next_sleep(t + 501 * MS), Duration::from_micros(33_333));
+        assert_eq!(p.next_sleep(t + 990 * MS), 8 * MS);
         p.on_arrival(t + 1000 * MS);
         p.on_arrival(t + 1033 * MS);
         assert_eq!(p.period(), Some(33 * MS));
+    }
+
+    /// Back to 30 fps after a slow spell: the first fast frame is seen within a full-rate frame
+    /// of its arrival, not at the slow frame's due time.
+    #[test]
+    fn a_switch_back_to_30_fps_is_seen_within_a_frame() {
+        let mut p = Pacer::new(PacerConfig::default());
+        for i in 0..4 {
+            p.on_arrival(500 * MS * i);
+        }
+        let last = 1500 * MS;
+        // The camera switches back and writes a frame 33 ms after the last slow one: the reader
+        // looks at most a full-rate frame after any look, wherever in the period it is.
+        let mut now = last + 100 * US;
+        let arrival = last + 33 * MS;
+        while now < arrival {
+            now += p.next_sleep(now);
+        }
+        assert!(
+            now - arrival <= 33_334 * US,
+            "seen {:?} late",
+            now - arrival
+        );
     }
 
     #[test]
