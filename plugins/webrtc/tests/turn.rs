@@ -1,0 +1,192 @@
+//! WHIP egress through a TURN relay: a real TURN server (coturn's `turnserver`, started here on
+//! loopback with a static user), the real stackctl, the sink and camsim, and the WHIP endpoint
+//! of `common/whip_endpoint.rs`.
+//!
+//! The publication has `ice_transport_policy = "relay"`: its offer carries the relay candidate
+//! only, so the endpoint can reach the sink through the TURN server alone, and the sink reaches
+//! the endpoint only from its allocation. The endpoint still receives the camera's access
+//! units byte for byte from an IDR. Wrong credentials are a clear error in `GET /publish`.
+//!
+//! Skipped (loudly) without `turnserver` (`apt-get install coturn`; `.ci/run` installs it).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+#[path = "common/whip_endpoint.rs"]
+mod whip_endpoint;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Streaming, assert_matches_camera};
+use stackctl_tests::plugins::{http_get, poll};
+use stackctl_tests::up::free_port;
+use whip_endpoint::Endpoint;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// coturn on 127.0.0.1, relaying on 127.0.0.1 between `min_port` and `max_port`; killed on drop.
+struct Turn {
+    child: Child,
+    port: u16,
+    relay_ports: (u16, u16),
+}
+
+impl Turn {
+    fn start(test: &str) -> Option<Self> {
+        if Command::new("turnserver")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("SKIPPED: {test}: turnserver not installed (apt-get install coturn)");
+            return None;
+        }
+        let port = free_port();
+        // A relay range of its own, away from the ephemeral ports and from `port`.
+        let min = 20_000 + (port % 100) * 100;
+        let relay_ports = (min, min + 99);
+        let child = Command::new("turnserver")
+            .args(["-n", "--log-file", "stdout", "--no-cli", "--no-tls", "--no-dtls"])
+            .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
+            .args(["--listening-port", &port.to_string()])
+            .args(["--min-port", &relay_ports.0.to_string()])
+            .args(["--max-port", &relay_ports.1.to_string()])
+            .args(["--lt-cred-mech", "--user", "u:p", "--realm", "stackctl"])
+            // The endpoint is on loopback too.
+            .arg("--allow-loopback-peers")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start turnserver");
+        Some(Self {
+            child,
+            port,
+            relay_ports,
+        })
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn publications(stream: &Streaming) -> Vec<serde_json::Value> {
+    let (code, body) = http_get(stream.port, "/publish");
+    assert_eq!(code, 200, "/publish: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["publications"].as_array().unwrap().clone()
+}
+
+/// The `typ` and address of each candidate in an SDP.
+fn candidates(sdp: &str) -> Vec<(String, SocketAddr)> {
+    sdp.lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            let addr = SocketAddr::new(f[4].parse().unwrap(), f[5].parse().unwrap());
+            (f[7].to_owned(), addr)
+        })
+        .collect()
+}
+
+#[test]
+fn publishes_through_a_turn_relay_only() {
+    let Some(turn) = Turn::start("publishes_through_a_turn_relay_only") else {
+        return;
+    };
+    let endpoint = Endpoint::start(None);
+    let url = endpoint.url("/cam/whip");
+    // Until coturn listens, allocations fail and the publication offers again.
+    let stream = Streaming::start(
+        "whip-turn",
+        &["--gop", "15"],
+        &format!(
+            r#"
+[[plugins.streaming.publish]]
+url = "{url}"
+ice_servers = ["turn:127.0.0.1:{port}?transport=udp"]
+turn_username = "u"
+turn_password = "p"
+ice_transport_policy = "relay"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "400ms"
+"#,
+            port = turn.port
+        ),
+    );
+    let session = endpoint.wait_frames(1, 45, WAIT);
+    let offer = {
+        let state = endpoint.shared.state.lock().unwrap();
+        state.posts.last().unwrap().offer.clone()
+    };
+    let offered = candidates(&offer);
+    assert_eq!(offered.len(), 1, "one candidate, the relay's: {offer}");
+    let (typ, relayed) = &offered[0];
+    assert_eq!(typ, "relay", "{offer}");
+    assert_eq!(relayed.ip().to_string(), "127.0.0.1");
+    assert!(
+        (turn.relay_ports.0..=turn.relay_ports.1).contains(&relayed.port()),
+        "the relayed address is coturn's ({:?}): {relayed}",
+        turn.relay_ports
+    );
+    let status = &publications(&stream)[0];
+    assert_eq!(status["state"], "live", "{status}");
+    assert!(
+        stream
+            .metric(&format!("whip_publish_bytes_sent_total{{url=\"{url}\"}}"))
+            .unwrap()
+            > 10_000.0
+    );
+    let camera = stream.stop();
+    let frames = session.frames.lock().unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        assert!(f.complete, "frame {i} lost packets on loopback");
+    }
+    let received: Vec<Vec<u8>> = frames.iter().map(|f| f.annexb.clone()).collect();
+    assert_matches_camera(&received, &camera, "through TURN");
+}
+
+#[test]
+fn wrong_turn_credentials_are_an_error_in_status() {
+    let Some(turn) = Turn::start("wrong_turn_credentials_are_an_error_in_status") else {
+        return;
+    };
+    let endpoint = Endpoint::start(None);
+    let url = endpoint.url("/cam/whip");
+    let stream = Streaming::start(
+        "whip-turn-refused",
+        &[],
+        &format!(
+            r#"
+[[plugins.streaming.publish]]
+url = "{url}"
+ice_servers = ["turn:127.0.0.1:{port}"]
+turn_username = "u"
+turn_password = "wrong"
+ice_transport_policy = "relay"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "200ms"
+"#,
+            port = turn.port
+        ),
+    );
+    let error = poll("the publication failing", WAIT, || {
+        let p = &publications(&stream)[0];
+        match p["error"].as_str() {
+            Some(e) if e.contains("refused the allocation") => Ok(e.to_owned()),
+            _ => Err(p.to_string()),
+        }
+    });
+    assert!(error.contains(&format!("127.0.0.1:{}", turn.port)), "{error}");
+    // Nothing was offered: the allocation comes first.
+    assert!(endpoint.shared.state.lock().unwrap().posts.is_empty());
+    stream.stop();
+}
