@@ -416,6 +416,8 @@ impl Sessions {
     /// endpoint's `remote` addresses, fed like a viewer, not counted against `max_clients`;
     /// what becomes of it is told through `link`; with `relay`, what it sends from the relayed
     /// address goes through that TURN allocation. Its key on the worker.
+    // The connection and everything that goes with it to the worker: one call, one command.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn adopt_publication(
         &self,
         worker: usize,

@@ -49,7 +49,14 @@ impl Turn {
         let min = 20_000 + (port % 100) * 100;
         let relay_ports = (min, min + 99);
         let child = Command::new("turnserver")
-            .args(["-n", "--log-file", "stdout", "--no-cli", "--no-tls", "--no-dtls"])
+            .args([
+                "-n",
+                "--log-file",
+                "stdout",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+            ])
             .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
             .args(["--listening-port", &port.to_string()])
             .args(["--min-port", &relay_ports.0.to_string()])
@@ -83,12 +90,14 @@ fn publications(stream: &Streaming) -> Vec<serde_json::Value> {
     v["publications"].as_array().unwrap().clone()
 }
 
-/// The `typ` and address of each candidate in an SDP.
+/// The `typ` and address of each candidate (component 1: RTP and RTCP are multiplexed) in an
+/// SDP.
 fn candidates(sdp: &str) -> Vec<(String, SocketAddr)> {
     sdp.lines()
         .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
-        .map(|c| {
-            let f: Vec<&str> = c.split_whitespace().collect();
+        .map(|c| c.split_whitespace().collect::<Vec<&str>>())
+        .filter(|f| f[1] == "1")
+        .map(|f| {
             let addr = SocketAddr::new(f[4].parse().unwrap(), f[5].parse().unwrap());
             (f[7].to_owned(), addr)
         })
@@ -185,7 +194,10 @@ backoff_max = "200ms"
             _ => Err(p.to_string()),
         }
     });
-    assert!(error.contains(&format!("127.0.0.1:{}", turn.port)), "{error}");
+    assert!(
+        error.contains(&format!("127.0.0.1:{}", turn.port)),
+        "{error}"
+    );
     // Nothing was offered: the allocation comes first.
     assert!(endpoint.shared.state.lock().unwrap().posts.is_empty());
     stream.stop();

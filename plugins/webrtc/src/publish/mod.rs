@@ -139,7 +139,10 @@ impl std::fmt::Debug for PublishConfig {
             .field("ca_file", &self.ca_file)
             .field("ice_servers", &self.ice_servers)
             .field("turn_username", &self.turn_username)
-            .field("turn_password", &self.turn_password.as_ref().map(|_| "<set>"))
+            .field(
+                "turn_password",
+                &self.turn_password.as_ref().map(|_| "<set>"),
+            )
             .field("ice_transport_policy", &self.ice_transport_policy)
             .field("enabled", &self.enabled)
             .field("timeout", &self.timeout)
@@ -808,10 +811,19 @@ impl Driver {
             return bad("the answer is not UTF-8 text".to_owned());
         };
         let remote = remote_addresses(&answer);
-        if let Some(relay) = relay.as_mut()
-            && let Err(e) = relay.permit(&remote, self.timeout)
-        {
-            return bad(e.to_string());
+        if let Some(relay) = relay.as_mut() {
+            // A relay relays within its address family only.
+            let reachable: Vec<SocketAddr> = remote
+                .iter()
+                .copied()
+                .filter(|a| a.is_ipv4() == relay.relayed().is_ipv4())
+                .collect();
+            if reachable.is_empty() && (self.relay_only || !remote.is_empty()) {
+                tracing::debug!(url = %self.shown, ?remote, "no candidate of the answer is reachable through the TURN relay");
+            }
+            if let Err(e) = relay.permit(&reachable, self.timeout) {
+                return bad(e.to_string());
+            }
         }
         let mut built = built;
         let description = match RTCSessionDescription::answer(answer) {

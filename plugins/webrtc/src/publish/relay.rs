@@ -27,8 +27,6 @@ use rtc::turn::client::{Client, ClientConfig, Event};
 const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read from the server per worker turn, so that a flood cannot hold up the frames.
 const READS_PER_TURN: usize = 256;
-/// The most relayed datagrams one read may hand on.
-const MAX_RELAYED_PER_TURN: usize = READS_PER_TURN;
 
 /// Why a relay could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +187,8 @@ impl Relay {
         // The address the server sees us at, for the candidate's raddr.
         socket.connect(server)?;
         let local = socket.local_addr()?;
-        let crypto = rtc::crypto::default_provider().map_err(|e| RelayError::Client(e.to_string()))?;
+        let crypto =
+            rtc::crypto::default_provider().map_err(|e| RelayError::Client(e.to_string()))?;
         let mut client = Client::new(
             ClientConfig {
                 stun_serv_addr: server.to_string(),
@@ -362,15 +361,10 @@ impl Relay {
                 }
             }
         }
-        let mut handed = 0;
+        // At most one event per datagram read: bounded like the reads.
         while let Some(event) = self.client.poll_event() {
             match event {
-                Event::DataIndicationOrChannelData(_, from, data) => {
-                    if handed < MAX_RELAYED_PER_TURN {
-                        handed += 1;
-                        deliver(from, data);
-                    }
-                }
+                Event::DataIndicationOrChannelData(_, from, data) => deliver(from, data),
                 Event::AllocateError(_, e) | Event::CreatePermissionError(_, e) => {
                     tracing::warn!(server = %self.shown, "TURN: refresh refused: {e}");
                 }
