@@ -311,3 +311,48 @@ fn a_relay_refreshes_its_allocation_on_its_timers() {
         }
     });
 }
+
+#[test]
+fn with_every_candidate_the_relay_is_offered_besides_the_host() {
+    let Some(turn) = Turn::start("with_every_candidate_the_relay_is_offered_besides_the_host")
+    else {
+        return;
+    };
+    let endpoint = Endpoint::start(None);
+    let url = endpoint.url("/cam/whip");
+    let stream = Streaming::start(
+        "whip-turn-all",
+        &["--gop", "15"],
+        &format!(
+            r#"
+[[plugins.streaming.publish]]
+url = "{url}"
+ice_servers = ["turn:127.0.0.1:{port}"]
+turn_username = "u"
+turn_password = "p"
+timeout = "2s"
+backoff = "100ms"
+backoff_max = "400ms"
+"#,
+            port = turn.port
+        ),
+    );
+    let session = endpoint.wait_frames(1, 30, WAIT);
+    let offer = {
+        let state = endpoint.shared.state.lock().unwrap();
+        state.posts.last().unwrap().offer.clone()
+    };
+    let mut types: Vec<String> = candidates(&offer).into_iter().map(|(t, _)| t).collect();
+    types.sort();
+    types.dedup();
+    assert_eq!(types, ["host", "relay"], "{offer}");
+    let camera = stream.stop();
+    let received: Vec<Vec<u8>> = session
+        .frames
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f.annexb.clone())
+        .collect();
+    assert_matches_camera(&received, &camera, "host and relay offered");
+}
