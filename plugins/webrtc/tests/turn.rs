@@ -188,6 +188,12 @@ backoff_max = "400ms"
     });
     let status = &publications(&stream)[0];
     assert_eq!(status["state"], "live", "{status}");
+    let posts = endpoint.shared.state.lock().unwrap().posts.len();
+    assert_eq!(
+        status["relay"],
+        relayed(posts - 1).to_string(),
+        "GET /publish shows the relayed address: {status}"
+    );
     assert!(
         stream
             .metric(&format!("whip_publish_bytes_sent_total{{url=\"{url}\"}}"))

@@ -402,6 +402,8 @@ struct Report {
     error: Option<String>,
     resource: Option<String>,
     reconnects: u64,
+    /// The relayed address of the last offer's TURN allocation.
+    relay: Option<SocketAddr>,
 }
 
 struct Publication {
@@ -446,6 +448,7 @@ impl Publishers {
                 error: None,
                 resource: None,
                 reconnects: 0,
+                relay: None,
             }));
             let stats = Arc::new(ViewerStats::default());
             let thread = if config.enabled {
@@ -459,6 +462,7 @@ impl Publishers {
                     gather_timeout: sessions.config().gather_timeout,
                     turn: config.turn_server(i)?,
                     relay_only: config.ice_transport_policy == IceTransportPolicy::Relay,
+                    relayed: None,
                     sessions: Arc::clone(sessions),
                     client,
                     link: Arc::new(Link { tx: tx.clone() }),
@@ -528,7 +532,7 @@ impl Publishers {
     }
 
     /// `GET /publish`: each publication's URL (without its query), state, last error, session,
-    /// re-publications and bytes sent.
+    /// re-publications, TURN relayed address and bytes sent.
     pub fn status(&self) -> serde_json::Value {
         let list: Vec<serde_json::Value> = self
             .list
@@ -542,6 +546,7 @@ impl Publishers {
                     "error": r.error,
                     "resource": r.resource.as_deref().and_then(|u| Url::parse(u).ok()).map(|u| redact(&u)),
                     "reconnects": r.reconnects,
+                    "relay": r.relay.map(|a| a.to_string()),
                     "bytes_sent": p.stats.bytes_sent.load(Relaxed),
                     "frames_sent": p.stats.frames_sent.load(Relaxed),
                 })
@@ -602,6 +607,8 @@ struct Driver {
     turn: Option<TurnServer>,
     /// `ice_transport_policy = "relay"`: only the relay candidate is offered.
     relay_only: bool,
+    /// The relayed address of the last offer's allocation.
+    relayed: Option<SocketAddr>,
     timeout: Duration,
     sessions: Arc<Sessions>,
     client: Client,
@@ -705,6 +712,7 @@ impl Driver {
             error: self.machine.error().map(str::to_owned),
             resource: self.machine.resource().map(str::to_owned),
             reconnects: self.machine.reconnects(),
+            relay: self.relayed,
         };
     }
 
@@ -743,11 +751,13 @@ impl Driver {
         } else {
             self.sessions.candidates(worker, self.gather_timeout)
         };
+        self.relayed = None;
         let mut relay = match &self.turn {
             None => None,
             Some(turn) => match Relay::allocate(turn, self.timeout) {
                 Ok(relay) => {
                     tracing::debug!(url = %self.shown, relayed = %relay.relayed(), "TURN allocation");
+                    self.relayed = Some(relay.relayed());
                     candidates.push(crate::peer::Candidate::Relay {
                         addr: relay.relayed(),
                         base: relay.local(),
