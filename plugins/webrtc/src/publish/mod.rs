@@ -828,8 +828,12 @@ impl Driver {
                 .copied()
                 .filter(|a| a.is_ipv4() == relay.relayed().is_ipv4())
                 .collect();
-            if reachable.is_empty() && (self.relay_only || !remote.is_empty()) {
-                tracing::debug!(url = %self.shown, ?remote, "no candidate of the answer is reachable through the TURN relay");
+            if reachable.is_empty() && self.relay_only {
+                return bad(format!(
+                    "the answer has no UDP candidate the TURN relay {} can reach (its address \
+                     family), and ice_transport_policy = \"relay\"",
+                    relay.relayed()
+                ));
             }
             if let Err(e) = relay.permit(&reachable, self.timeout) {
                 return bad(e.to_string());

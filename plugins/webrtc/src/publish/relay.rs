@@ -248,6 +248,9 @@ impl Relay {
                 pending.push(tid);
             }
         }
+        if pending.is_empty() {
+            return Ok(());
+        }
         self.socket.set_nonblocking(false)?;
         let what = format!("a permission for {peers:?}");
         let result = self.wait(timeout, &what, |event| match event {
