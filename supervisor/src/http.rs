@@ -70,7 +70,7 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// hyper's read and write buffer per connection: a head larger than this is refused (431), and
 /// hyper stops taking a response body past it until the client reads. Its default (about
 /// 400 KiB) would hold more of a stalled download than the plugin's own bounded buffer.
-const CONNECTION_BUFFER: usize = 128 * 1024;
+const CONNECTION_BUFFER: usize = 64 * 1024;
 /// Largest request body accepted (SDP offers are a few kB).
 pub const BODY_LIMIT: usize = 1 << 20;
 /// Frames older than this mean the stream has stopped (the night rate is 2 fps).

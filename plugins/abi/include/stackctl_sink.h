@@ -239,10 +239,10 @@ typedef struct stackctl_header {
  * within STACKCTL_HTTP_ANSWER_TIMEOUT_MS, like any answer. Every id is answered once: either
  * http_respond, or http_respond_start followed by chunks and exactly one of end or abort.
  */
-#define STACKCTL_HTTP_STREAM_BUFFER (256u * 1024u)
+#define STACKCTL_HTTP_STREAM_BUFFER (128u * 1024u)
 #define STACKCTL_HTTP_WRITE_TIMEOUT_MS 30000u
 /* Streamed answers one plugin may have open at once; a start beyond gets CLOSED, and its
- * client 503 with Retry-After (so its memory is bounded: 64 x 256 KiB). */
+ * client 503 with Retry-After (so its memory is bounded: 64 x 128 KiB). */
 #define STACKCTL_HTTP_STREAMS_MAX 64u
 
 typedef enum stackctl_stream_status {

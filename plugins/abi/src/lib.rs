@@ -226,7 +226,7 @@ pub const HTTP_BODY_TIMEOUT_MS: u64 = 10_000;
 pub const HTTP_ANSWER_TIMEOUT_MS: u64 = 30_000;
 /// `STACKCTL_HTTP_STREAM_BUFFER`: the most bytes a streamed answer holds between the plugin and
 /// the connection; also the largest chunk.
-pub const HTTP_STREAM_BUFFER: usize = 256 * 1024;
+pub const HTTP_STREAM_BUFFER: usize = 128 * 1024;
 /// `STACKCTL_HTTP_WRITE_TIMEOUT_MS`: the default write time-out of a streamed answer.
 pub const HTTP_WRITE_TIMEOUT_MS: u64 = 30_000;
 /// `STACKCTL_HTTP_STREAMS_MAX`: streamed answers one plugin may have open at once.

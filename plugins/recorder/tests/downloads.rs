@@ -192,9 +192,12 @@ fn stalled_downloads_are_bounded_capped_at_max_downloads_and_cut_by_the_write_ti
         "stackctl RssAnon: {before} KiB before, peak {peak} KiB with 4 stalled downloads and 16 \
          refused (+{growth} KiB), {after} KiB after the cut; VmRSS before {rss_before} KiB"
     );
-    // 20 x 256 KiB, and 1 MiB of slack (allocator, connection tasks, thread stacks).
+    // A streaming download holds at most 256 KiB by construction: a 64 KiB chunk in the
+    // recorder, STACKCTL_HTTP_STREAM_BUFFER (128 KiB) in the host, 64 KiB in the connection's
+    // buffer. Four of them, and 1.5 MiB of slack for the 20 connections' tasks, the download
+    // threads' stacks and the allocator (measured: about +1.3 MiB in all).
     assert!(
-        growth <= 20 * 256 + 1024,
+        growth <= 4 * 256 + 1536,
         "stackctl grew by {growth} KiB with 20 stalled clients"
     );
 

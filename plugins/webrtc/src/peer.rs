@@ -16,8 +16,8 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEng
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
-    RTCIceCandidateInit,
+    CandidateConfig, CandidateHostConfig, CandidateRelayConfig, CandidateServerReflexiveConfig,
+    RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
@@ -57,6 +57,13 @@ pub enum Candidate {
         /// The public address.
         addr: SocketAddr,
         /// The local socket's address.
+        base: SocketAddr,
+    },
+    /// An address a TURN server relays for a WHIP publication.
+    Relay {
+        /// The relayed address.
+        addr: SocketAddr,
+        /// The local socket the TURN server is reached from.
         base: SocketAddr,
     },
 }
@@ -370,6 +377,13 @@ impl Candidate {
                 url: None,
             }
             .new_candidate_server_reflexive(),
+            Candidate::Relay { addr, base: local } => CandidateRelayConfig {
+                base_config: base(addr),
+                rel_addr: local.ip().to_string(),
+                rel_port: local.port(),
+                ..Default::default()
+            }
+            .new_candidate_relay(),
         }
         .map_err(webrtc_err)?;
         RTCIceCandidate::from(&candidate)

@@ -414,7 +414,10 @@ impl Sessions {
 
     /// Hands an answered WHIP publication to `worker`: routed by its ICE username and by the
     /// endpoint's `remote` addresses, fed like a viewer, not counted against `max_clients`;
-    /// what becomes of it is told through `link`. Its key on the worker.
+    /// what becomes of it is told through `link`; with `relay`, what it sends from the relayed
+    /// address goes through that TURN allocation. Its key on the worker.
+    // The connection and everything that goes with it to the worker: one call, one command.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn adopt_publication(
         &self,
         worker: usize,
@@ -423,6 +426,7 @@ impl Sessions {
         stats: Arc<crate::hub::ViewerStats>,
         link: Arc<crate::publish::Link>,
         remote: &[SocketAddr],
+        relay: Option<Box<crate::publish::relay::Relay>>,
     ) -> u64 {
         let key = self.next_key.fetch_add(1, Relaxed);
         let worker = worker.min(self.workers.len().saturating_sub(1));
@@ -443,6 +447,7 @@ impl Sessions {
                     created: Instant::now(),
                 }),
                 link,
+                relay,
             ));
         }
         key

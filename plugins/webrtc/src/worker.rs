@@ -42,6 +42,7 @@ use crate::frame::Packetized;
 use crate::hub::{Hub, Removal, State, ViewerStats};
 use crate::overlay::{self, Overlay, Sent};
 use crate::peer::{Built, Candidate};
+use crate::publish::relay::Relay;
 use crate::route::Router;
 use crate::stun::Gatherer;
 use crate::udp::{Entry, Outbox, Socket};
@@ -72,6 +73,8 @@ const GOP_CACHE_BYTES: usize = 16 << 20;
 const RATE_WINDOW_NS: u64 = 2_000_000_000;
 
 const WAKER: Token = Token(usize::MAX);
+/// Every publication's TURN socket (each is read every turn: there are few).
+const RELAYS: Token = Token(usize::MAX - 1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -97,7 +100,8 @@ pub enum Command {
     Adopt(Box<Adopt>),
     /// Take this WHIP publication (a connection the sink offered): fed like a viewer, not in
     /// the hub (no viewer slot); its thread hears through the link when it connects or goes.
-    Publish(Box<Adopt>, Arc<crate::publish::Link>),
+    /// With a TURN relay, what the connection sends from the relayed address goes through it.
+    Publish(Box<Adopt>, Arc<crate::publish::Link>, Option<Box<Relay>>),
     /// Close this viewer (the caller removed it from the hub and counted it).
     Close(u64),
     /// Add trickled candidates to this viewer; the answer: was it there, or what went wrong.
@@ -422,6 +426,8 @@ pub struct Worker {
     viewers: HashMap<u64, Viewer>,
     /// The viewers that are WHIP publications, and how to reach their threads.
     publications: HashMap<u64, Arc<crate::publish::Link>>,
+    /// The TURN relays of the publications that have one.
+    relays: HashMap<u64, Box<Relay>>,
     gop: Vec<Arc<Packetized>>,
     gop_bytes: usize,
     rate: RateMeter,
@@ -485,6 +491,7 @@ impl Worker {
             settings,
             viewers: HashMap::new(),
             publications: HashMap::new(),
+            relays: HashMap::new(),
             gop: Vec::new(),
             gop_bytes: 0,
             rate: RateMeter::default(),
@@ -552,6 +559,7 @@ impl Worker {
     pub fn turn(&mut self, now: Instant) {
         self.take_inbox(now);
         self.read_sockets(now);
+        self.read_relays(now);
         if !self.orphans.is_empty() {
             // Their viewer's adoption may have come in while the sockets were read.
             self.take_inbox(now);
@@ -581,6 +589,7 @@ impl Worker {
                     (!v.connected).then_some(v.created + connect),
                 ]
             })
+            .chain(self.relays.values().map(|r| r.next_wake()))
             .chain([self.send_retry, self.trim_at, self.gatherer.next_wake()])
             .flatten()
             .min()
@@ -613,7 +622,24 @@ impl Worker {
 
     fn command(&mut self, now: Instant, command: Command) {
         match command {
-            Command::Publish(adopt, link) => {
+            Command::Publish(adopt, link, relay) => {
+                if let Some(relay) = relay {
+                    let fd = relay.raw_fd();
+                    match self.poll.registry().register(
+                        &mut SourceFd(&fd),
+                        RELAYS,
+                        Interest::READABLE,
+                    ) {
+                        Ok(()) => {
+                            self.relays.insert(adopt.key, relay);
+                        }
+                        Err(e) => {
+                            tracing::warn!(publication = %adopt.id, "cannot watch the TURN socket: {e}");
+                            link.lost(adopt.key, "cannot watch the TURN socket");
+                            return;
+                        }
+                    }
+                }
                 self.publications.insert(adopt.key, link);
                 self.adopt(now, *adopt);
             }
@@ -780,6 +806,34 @@ impl Worker {
         }
     }
 
+    /// Reads every TURN relay's socket and hands what the server relayed to its publication,
+    /// as a datagram from the peer to the relayed address.
+    fn read_relays(&mut self, now: Instant) {
+        for (key, relay) in &mut self.relays {
+            let relayed = relay.relayed();
+            let Some(viewer) = self.viewers.get_mut(key) else {
+                continue;
+            };
+            let mut any = false;
+            relay.read(now, |from, data| {
+                any = true;
+                viewer.receive(
+                    now,
+                    TransportContext {
+                        local_addr: relayed,
+                        peer_addr: from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    data,
+                );
+            });
+            if any {
+                viewer.deadline = Some(now);
+            }
+        }
+    }
+
     /// A datagram read on socket `socket`: to one of this worker's viewers, another worker's,
     /// a STUN server's answer, or nobody's.
     fn route(
@@ -869,6 +923,11 @@ impl Worker {
             }
             self.remove(key, Removal::Failed, now);
         }
+        for relay in self.relays.values_mut() {
+            if relay.next_wake().is_some_and(|t| t <= now) {
+                relay.timeout(now);
+            }
+        }
         if self.send_retry.is_some_and(|t| t <= now) {
             self.send_retry = None;
         }
@@ -902,9 +961,19 @@ impl Worker {
             let outbox = &mut self.outbox;
             let metrics = &self.hub.metrics;
             let path = viewer.path;
+            let mut relay = self.relays.get_mut(&key).map(|r| &mut **r);
             self.happenings.clear();
             viewer.drain(&mut self.happenings, |transport, datagram| {
-                queue(group, outbox, metrics, path, transport, datagram);
+                send(
+                    now,
+                    relay.as_deref_mut(),
+                    group,
+                    outbox,
+                    metrics,
+                    path,
+                    transport,
+                    datagram,
+                );
             });
             for happening in std::mem::take(&mut self.happenings) {
                 match happening {
@@ -1068,6 +1137,9 @@ impl Worker {
     }
 
     fn flush(&mut self, now: Instant) {
+        for relay in self.relays.values_mut() {
+            relay.send_pending();
+        }
         if self.send_retry.is_some() || self.outbox.is_empty() {
             return;
         }
@@ -1103,10 +1175,48 @@ impl Worker {
         let metrics = &self.hub.metrics;
         let path = viewer.path;
         let mut ignored = Vec::new();
+        let mut relay = self.relays.remove(&viewer.key);
         viewer.drain(&mut ignored, |transport, datagram| {
-            queue(group, outbox, metrics, path, transport, datagram);
+            send(
+                now,
+                relay.as_deref_mut(),
+                group,
+                outbox,
+                metrics,
+                path,
+                transport,
+                datagram,
+            );
         });
+        if let Some(mut relay) = relay {
+            let fd = relay.raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            relay.close(now);
+        }
         self.trim_at.get_or_insert(now + TRIM_DELAY);
+    }
+}
+
+/// Sends one datagram a viewer's connection sends: through its TURN relay if it is from the
+/// relayed address, else on the sockets.
+#[allow(clippy::too_many_arguments)]
+fn send(
+    now: Instant,
+    relay: Option<&mut Relay>,
+    group: &Group,
+    outbox: &mut Outbox,
+    metrics: &crate::metrics::Metrics,
+    path: Option<Path>,
+    transport: &TransportContext,
+    datagram: &[u8],
+) {
+    match relay {
+        Some(relay) if transport.local_addr == relay.relayed() => {
+            if !relay.send(now, transport.peer_addr, datagram) {
+                metrics.udp_send_errors.fetch_add(1, Relaxed);
+            }
+        }
+        _ => queue(group, outbox, metrics, path, transport, datagram),
     }
 }
 

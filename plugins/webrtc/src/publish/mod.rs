@@ -12,6 +12,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod relay;
 pub mod state;
 
 use std::collections::VecDeque;
@@ -32,6 +33,7 @@ use crate::hub::ViewerStats;
 use crate::sessions::Sessions;
 use backoff::Backoff;
 use client::{Client, redact};
+use relay::{Relay, TurnServer};
 use state::{Action, Input, Log, Machine, Output, Phase};
 
 /// How long an offer may wait for the endpoint's answer, by default.
@@ -61,10 +63,22 @@ pub struct PublishConfig {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// STUN servers (`stun:host:port`) the sink asks for its public address (added to the
-    /// sink's `stun`). `turn:`, `turns:` and `stuns:` are refused: the sink gathers no relay
-    /// candidates (see the README's TURN section).
+    /// sink's `stun`), and at most one TURN server (`turn:host[:port][?transport=udp]`, with
+    /// `turn_username` and `turn_password`) the publication allocates a relay on and offers
+    /// as a relay candidate. `turns:`, `stuns:` and TURN over TCP are refused (see the
+    /// README's TURN section).
     #[serde(default)]
     pub ice_servers: Vec<String>,
+    /// The TURN server's long-term credential: its username.
+    #[serde(default)]
+    pub turn_username: Option<String>,
+    /// The TURN server's long-term credential: its password.
+    #[serde(default)]
+    pub turn_password: Option<String>,
+    /// `"all"`: host, server-reflexive and relay candidates are offered; `"relay"`: only the
+    /// TURN relay's (the endpoint is reached through the TURN server only).
+    #[serde(default)]
+    pub ice_transport_policy: IceTransportPolicy,
     /// `false`: configured but not published.
     #[serde(default = "enabled")]
     pub enabled: bool,
@@ -87,6 +101,17 @@ pub struct PublishConfig {
         with = "crate::config::humantime_serde_compat"
     )]
     pub backoff_max: Duration,
+}
+
+/// Which of its candidates a publication offers (`ice_transport_policy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    /// Every candidate: host, server-reflexive, relay.
+    #[default]
+    All,
+    /// The TURN relay's only.
+    Relay,
 }
 
 fn enabled() -> bool {
@@ -113,6 +138,12 @@ impl std::fmt::Debug for PublishConfig {
             .field("token", &self.token.as_ref().map(|_| "<set>"))
             .field("ca_file", &self.ca_file)
             .field("ice_servers", &self.ice_servers)
+            .field("turn_username", &self.turn_username)
+            .field(
+                "turn_password",
+                &self.turn_password.as_ref().map(|_| "<set>"),
+            )
+            .field("ice_transport_policy", &self.ice_transport_policy)
             .field("enabled", &self.enabled)
             .field("timeout", &self.timeout)
             .field("backoff", &self.backoff)
@@ -188,19 +219,20 @@ impl PublishConfig {
                 ),
             ));
         }
+        self.turn_server(i)?;
         for (j, server) in self.ice_servers.iter().enumerate() {
             let scheme = server.split(':').next().unwrap_or_default();
             let key = format!("publish[{i}].ice_servers[{j}]");
             match scheme {
                 "stun" if server.len() > "stun:".len() => {}
-                "turn" | "turns" | "stuns" => {
+                "turn" => {}
+                "turns" | "stuns" => {
                     return Err(Error::config(
                         key,
                         format_args!(
                             "{server:?}: {scheme}: servers are not supported for publications: the \
-                             sink gathers host and stun: candidates only and cannot relay through \
-                             TURN (see the sink's README, TURN); remove it, and publish to an \
-                             endpoint the board reaches over UDP"
+                             sink reaches STUN and TURN servers over UDP only (see the sink's \
+                             README, TURN); use a turn: or stun: URL"
                         ),
                     ));
                 }
@@ -216,6 +248,87 @@ impl PublishConfig {
         }
         self.ca_certificates(i)?;
         Ok(url)
+    }
+
+    /// The TURN server of `ice_servers` with its credential, if there is one; errors name the
+    /// key and the value.
+    pub fn turn_server(&self, i: usize) -> Result<Option<TurnServer>, Error> {
+        let mut found: Option<(usize, String)> = None;
+        for (j, url) in self.ice_servers.iter().enumerate() {
+            if !url.starts_with("turn:") {
+                continue;
+            }
+            let key = format!("publish[{i}].ice_servers[{j}]");
+            let server = relay::parse_turn_url(url).map_err(|e| {
+                Error::config(
+                    &key,
+                    format_args!("{url:?}: {e} (e.g. \"turn:turn.example.net:3478\")"),
+                )
+            })?;
+            if let Some((first, _)) = &found {
+                return Err(Error::config(
+                    key,
+                    format_args!(
+                        "{url:?}: a second TURN server; a publication relays through one \
+                         (ice_servers[{first}])"
+                    ),
+                ));
+            }
+            found = Some((j, server));
+        }
+        let credential = |k: &str, v: &Option<String>| -> Result<Option<String>, Error> {
+            match v {
+                Some(v) if v.is_empty() || v.len() > 512 || v.chars().any(char::is_control) => {
+                    Err(Error::config(
+                        format!("publish[{i}].{k}"),
+                        "must be 1 to 512 characters, no control characters",
+                    ))
+                }
+                v => Ok(v.clone()),
+            }
+        };
+        let username = credential("turn_username", &self.turn_username)?;
+        let password = credential("turn_password", &self.turn_password)?;
+        match (found, username, password) {
+            (Some((_, server)), Some(username), Some(password)) => Ok(Some(TurnServer {
+                server,
+                username,
+                password,
+            })),
+            (Some((j, _)), username, _) => Err(Error::config(
+                format!(
+                    "publish[{i}].{}",
+                    if username.is_none() {
+                        "turn_username"
+                    } else {
+                        "turn_password"
+                    }
+                ),
+                format_args!(
+                    "not set: the TURN server {:?} (ice_servers[{j}]) needs turn_username and \
+                     turn_password",
+                    self.ice_servers[j]
+                ),
+            )),
+            (None, Some(_), _) | (None, _, Some(_)) => Err(Error::config(
+                format!(
+                    "publish[{i}].{}",
+                    if self.turn_username.is_some() {
+                        "turn_username"
+                    } else {
+                        "turn_password"
+                    }
+                ),
+                "set, but ice_servers has no turn: server to use it with",
+            )),
+            (None, None, None) if self.ice_transport_policy == IceTransportPolicy::Relay => {
+                Err(Error::config(
+                    format!("publish[{i}].ice_transport_policy"),
+                    "\"relay\": ice_servers has no turn: server to relay through",
+                ))
+            }
+            (None, None, None) => Ok(None),
+        }
     }
 
     /// The certificates of `ca_file` (none without it); the error names the key and the file.
@@ -289,6 +402,8 @@ struct Report {
     error: Option<String>,
     resource: Option<String>,
     reconnects: u64,
+    /// The relayed address of the last offer's TURN allocation.
+    relay: Option<SocketAddr>,
 }
 
 struct Publication {
@@ -333,6 +448,7 @@ impl Publishers {
                 error: None,
                 resource: None,
                 reconnects: 0,
+                relay: None,
             }));
             let stats = Arc::new(ViewerStats::default());
             let thread = if config.enabled {
@@ -344,6 +460,9 @@ impl Publishers {
                     shown: shown.clone(),
                     token: config.token.clone(),
                     gather_timeout: sessions.config().gather_timeout,
+                    turn: config.turn_server(i)?,
+                    relay_only: config.ice_transport_policy == IceTransportPolicy::Relay,
+                    relayed: None,
                     sessions: Arc::clone(sessions),
                     client,
                     link: Arc::new(Link { tx: tx.clone() }),
@@ -413,7 +532,7 @@ impl Publishers {
     }
 
     /// `GET /publish`: each publication's URL (without its query), state, last error, session,
-    /// re-publications and bytes sent.
+    /// re-publications, TURN relayed address and bytes sent.
     pub fn status(&self) -> serde_json::Value {
         let list: Vec<serde_json::Value> = self
             .list
@@ -427,6 +546,7 @@ impl Publishers {
                     "error": r.error,
                     "resource": r.resource.as_deref().and_then(|u| Url::parse(u).ok()).map(|u| redact(&u)),
                     "reconnects": r.reconnects,
+                    "relay": r.relay.map(|a| a.to_string()),
                     "bytes_sent": p.stats.bytes_sent.load(Relaxed),
                     "frames_sent": p.stats.frames_sent.load(Relaxed),
                 })
@@ -483,6 +603,12 @@ struct Driver {
     shown: String,
     token: Option<String>,
     gather_timeout: Duration,
+    /// The TURN server each offer allocates a relay on, if any.
+    turn: Option<TurnServer>,
+    /// `ice_transport_policy = "relay"`: only the relay candidate is offered.
+    relay_only: bool,
+    /// The relayed address of the last offer's allocation.
+    relayed: Option<SocketAddr>,
     timeout: Duration,
     sessions: Arc<Sessions>,
     client: Client,
@@ -586,6 +712,7 @@ impl Driver {
             error: self.machine.error().map(str::to_owned),
             resource: self.machine.resource().map(str::to_owned),
             reconnects: self.machine.reconnects(),
+            relay: self.relayed,
         };
     }
 
@@ -619,7 +746,27 @@ impl Driver {
             camera.profile_level_id
         );
         let worker = self.sessions.publication_worker();
-        let candidates = self.sessions.candidates(worker, self.gather_timeout);
+        let mut candidates = if self.relay_only {
+            Vec::new()
+        } else {
+            self.sessions.candidates(worker, self.gather_timeout)
+        };
+        self.relayed = None;
+        let mut relay = match &self.turn {
+            None => None,
+            Some(turn) => match Relay::allocate(turn, self.timeout) {
+                Ok(relay) => {
+                    tracing::debug!(url = %self.shown, relayed = %relay.relayed(), "TURN allocation");
+                    self.relayed = Some(relay.relayed());
+                    candidates.push(crate::peer::Candidate::Relay {
+                        addr: relay.relayed(),
+                        base: relay.local(),
+                    });
+                    Some(relay)
+                }
+                Err(e) => return refused(e.to_string()),
+            },
+        };
         let built =
             match self
                 .sessions
@@ -674,6 +821,24 @@ impl Driver {
             return bad("the answer is not UTF-8 text".to_owned());
         };
         let remote = remote_addresses(&answer);
+        if let Some(relay) = relay.as_mut() {
+            // A relay relays within its address family only.
+            let reachable: Vec<SocketAddr> = remote
+                .iter()
+                .copied()
+                .filter(|a| a.is_ipv4() == relay.relayed().is_ipv4())
+                .collect();
+            if reachable.is_empty() && self.relay_only {
+                return bad(format!(
+                    "the answer has no UDP candidate the TURN relay {} can reach (its address \
+                     family), and ice_transport_policy = \"relay\"",
+                    relay.relayed()
+                ));
+            }
+            if let Err(e) = relay.permit(&reachable, self.timeout) {
+                return bad(e.to_string());
+            }
+        }
         let mut built = built;
         let description = match RTCSessionDescription::answer(answer) {
             Ok(d) => d,
@@ -691,6 +856,7 @@ impl Driver {
             Arc::clone(&self.stats),
             Arc::clone(&self.link),
             &remote,
+            relay.map(Box::new),
         );
         self.current = Some((worker, key));
         Input::Answered { resource }
@@ -770,9 +936,36 @@ mod tests {
                 "Cargo.toml: no certificate in it",
             ),
             (
-                "url = \"http://sfu.lan/whip\"\nice_servers = [\"turn:turn.lan:3478\"]",
+                "url = \"http://sfu.lan/whip\"\nice_servers = [\"turns:turn.lan:5349\"]",
                 "publish[2].ice_servers[0]",
-                "turn:turn.lan:3478\": turn: servers are not supported",
+                "turns:turn.lan:5349\": turns: servers are not supported",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nice_servers = [\"turn:turn.lan:3478\"]",
+                "publish[2].turn_username",
+                "not set: the TURN server \"turn:turn.lan:3478\" (ice_servers[0])",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nice_servers = [\"turn:t?transport=tcp\"]\n\
+                 turn_username = \"u\"\nturn_password = \"p\"",
+                "publish[2].ice_servers[0]",
+                "only UDP",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nice_servers = [\"turn:a\", \"turn:b\"]\n\
+                 turn_username = \"u\"\nturn_password = \"p\"",
+                "publish[2].ice_servers[1]",
+                "a second TURN server",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nturn_password = \"p\"",
+                "publish[2].turn_password",
+                "no turn: server",
+            ),
+            (
+                "url = \"http://sfu.lan/whip\"\nice_transport_policy = \"relay\"",
+                "publish[2].ice_transport_policy",
+                "no turn: server",
             ),
             (
                 "url = \"http://sfu.lan/whip\"\nice_servers = [\"stun:\"]",
@@ -794,6 +987,14 @@ mod tests {
             assert!(e.contains(key) && e.contains(value), "{text}: {e}");
         }
         assert!(check("url = \"http://a/\"\ncolour = 1").is_err());
+        assert!(check("url = \"http://a/\"\nice_transport_policy = \"none\"").is_err());
+        assert!(
+            check(
+                "url = \"http://a/\"\nice_servers = [\"stun:s\", \"turn:t:3479\"]\n\
+                 turn_username = \"u\"\nturn_password = \"p\"\nice_transport_policy = \"relay\""
+            )
+            .is_ok()
+        );
     }
 
     #[test]
