@@ -10,14 +10,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stackctl_tests::media::{have_ffmpeg, probe};
-use stackctl_tests::plugins::{http_json, poll, request, toml_path};
+use stackctl_tests::plugins::{http_json, poll, request};
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack};
+use stackctl_tests::vision::VisionRig;
 use stackctl_tests::{Proc, assert_success, bin, unique_shm};
 
 /// An open `/api/detections/stream`: the events' JSON, line by line.
@@ -69,55 +69,14 @@ impl Events {
     }
 }
 
-/// camsim's `--dump-objects`: frame number → (timestamp_ns, x, y, side, visible).
-fn truth(path: &Path, frame: u64) -> (u64, i64, i64, i64, bool) {
-    poll("the frame in --dump-objects", EVENT_TIMEOUT, || {
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-        let prefix = format!("{frame} ");
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&prefix) && l.split(' ').count() == 7)
-            .ok_or_else(|| format!("no line for frame {frame}"))?;
-        let f: Vec<i64> = line.split(' ').map(|n| n.parse().unwrap()).collect();
-        Ok((f[1] as u64, f[2], f[3], f[4], f[6] == 1))
-    })
-}
-
 #[test]
 fn detections_stream_with_the_true_box_and_snapshots_decode() {
     if !have_ffmpeg("detections and snapshots in up") {
         return;
     }
-    let stream = unique_shm("vis-stream");
-    let nv12 = unique_shm("vis-nv12");
-    let detections = unique_shm("vis-det");
+    let rig = VisionRig::new("vis");
     let dir = tempfile::tempdir().expect("tempdir");
-    let objects = dir.path().join("objects.txt");
-    let stack = Stack::new(&format!(
-        r#"
-[source]
-shm = "{stream}"
-detections = "{detections}"
-nv12 = "{nv12}"
-
-[services.camera]
-command = {camsim}
-args = ["--shm", "{stream}", "--nv12-shm", "{nv12}", "--size", "640x480", "--fps", "30",
-        "--object-schedule", "2s:2s", "--dump-objects", {objects}]
-ready = {{ shm = "{stream}", timeout = "20s" }}
-
-[services.detector]
-command = {detector}
-args = ["--shm", "{nv12}", "--detections", "{detections}", "--interval", "50ms", "--wait", "30"]
-depends_on = {{ camera = "ready" }}
-"#,
-        stream = stream.as_str(),
-        nv12 = nv12.as_str(),
-        detections = detections.as_str(),
-        camsim = toml_path(&bin("camsim")),
-        detector = toml_path(&bin("detector-sim")),
-        objects = toml_path(&objects),
-    ));
+    let stack = Stack::new(&rig.config("640x480", "2s:2s", "50ms"));
     let port = stack.http_port().expect("port");
     let mut up = stack.up(&[], &[]);
     up.wait_line(&["stack ready"]);
@@ -129,7 +88,14 @@ depends_on = {{ camera = "ready" }}
     while (with_cat < 15 || empty < 15) && Instant::now() < deadline {
         let event = events.next();
         let frame = event["frame_number"].as_u64().expect("frame_number");
-        let (ts, x, y, side, visible) = truth(&objects, frame);
+        let truth = rig.wait_truth(frame);
+        let (ts, x, y, side, visible) = (
+            truth.timestamp_ns,
+            truth.x,
+            truth.y,
+            truth.side,
+            truth.visible,
+        );
         let timestamp = event["timestamp"].as_f64().expect("timestamp");
         assert!(
             (timestamp * 1e9 - ts as f64).abs() < 1000.0,
@@ -200,7 +166,7 @@ depends_on = {{ camera = "ready" }}
     });
     let text = String::from_utf8_lossy(&stack.ctl(&["status"]).stdout).into_owned();
     assert!(
-        text.contains(&format!("detections {}: ", detections.as_str())),
+        text.contains(&format!("detections {}: ", rig.detections.as_str())),
         "{text}"
     );
     assert!(text.contains("snapshots "), "{text}");

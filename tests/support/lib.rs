@@ -9,6 +9,7 @@ pub mod browser;
 pub mod media;
 pub mod plugins;
 pub mod up;
+pub mod vision;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

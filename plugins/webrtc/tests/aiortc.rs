@@ -142,7 +142,8 @@ fn an_aiortc_viewer_receives_the_detections_with_its_frames_rtp_timestamps() {
     for m in messages {
         let rtp = m["rtp_timestamp"].as_u64().unwrap() as u32;
         let n = m["frame_number"].as_u64().unwrap();
-        let (ts, _, _, _, visible) = common::poll_truth(&vision, n);
+        let truth = vision.rig.wait_truth(n);
+        let (ts, visible) = (truth.timestamp_ns, truth.visible);
         assert_eq!(m["timestamp_ns"].as_u64(), Some(ts), "{m}");
         let this = rtp.wrapping_sub(stackctl_media::rtp::rtp_timestamp(ts, 0));
         assert_eq!(*origin.get_or_insert(this), this, "one origin: {m}");

@@ -94,7 +94,14 @@ fn results_reach_the_channel_with_the_rtp_timestamp_of_their_frame() {
         let n = m["frame_number"].as_u64().unwrap();
         let ts = m["timestamp_ns"].as_u64().unwrap();
         let rtp = m["rtp_timestamp"].as_u64().unwrap() as u32;
-        let (true_ts, x, y, side, visible) = common::poll_truth(&vision, n);
+        let truth = vision.rig.wait_truth(n);
+        let (true_ts, x, y, side, visible) = (
+            truth.timestamp_ns,
+            truth.x,
+            truth.y,
+            truth.side,
+            truth.visible,
+        );
         assert_eq!(ts, true_ts, "frame {n}'s capture time: {text}");
         // One origin for every message: this viewer's (random) one.
         let this = rtp.wrapping_sub(stackctl_media::rtp::rtp_timestamp(ts, 0));

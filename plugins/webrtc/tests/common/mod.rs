@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use stackctl_tests::plugins::{http_get, poll, rust_plugin, toml_path};
 use stackctl_tests::up::{EVENT_TIMEOUT, Stack, Up};
+use stackctl_tests::vision::VisionRig;
 use stackctl_tests::{ShmName, bin, unique_shm};
 
 /// A running stack: camsim publishing into a segment, stackctl with the streaming sink.
@@ -82,15 +83,9 @@ path = {lib}
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// One sample of stackctl's `/metrics` (the first whose name and labels match exactly).
+    /// One sample of stackctl's `/metrics` (see [`metric`]).
     pub fn metric(&self, sample: &str) -> Option<f64> {
-        let (code, text) = http_get(self.port, "/metrics");
-        assert_eq!(code, 200, "/metrics: {text}");
-        let text = stackctl_tests::plugins::unlabelled(&text);
-        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse().ok())?
-        })
+        metric(self.port, sample)
     }
 
     /// Waits until `sample` equals `want`.
@@ -112,64 +107,51 @@ path = {lib}
     }
 }
 
-/// A running stack that sees: camsim (its square on `schedule`, where it drew it written to
-/// [`Vision::objects`]) publishing H.264 and NV12, detector-sim finding the square every
-/// `interval`, stackctl reading both with the streaming sink (`sink_keys` added).
+/// A running stack that sees ([`VisionRig`]: camsim's square on `schedule`, detector-sim finding
+/// it every `interval`), stackctl reading both with the streaming sink (`sink_keys` added).
 pub struct Vision {
     pub up: Up,
     pub port: u16,
-    /// camsim's `--dump-objects`: `frame timestamp_ns x y side ... visible` per frame.
-    pub objects: PathBuf,
+    /// The segments, and camsim's truth.
+    pub rig: VisionRig,
     _stack: Stack,
-    _shm: [ShmName; 3],
-    _dir: tempfile::TempDir,
+}
+
+/// One sample of the `/metrics` of stackctl on `port` (the first whose name and labels, the
+/// `plugin` label left out, match exactly).
+pub fn metric(port: u16, sample: &str) -> Option<f64> {
+    let (code, text) = http_get(port, "/metrics");
+    assert_eq!(code, 200, "/metrics: {text}");
+    let text = stackctl_tests::plugins::unlabelled(&text);
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == sample).then(|| value.parse().ok())?
+    })
 }
 
 impl Vision {
+    /// One sample of stackctl's `/metrics` (see [`metric`]).
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        metric(self.port, sample)
+    }
+
     /// Starts it (`size`: camsim's `--size`) and waits until it is ready.
     pub fn start(tag: &str, size: &str, schedule: &str, interval: &str, sink_keys: &str) -> Self {
         let lib = rust_plugin("sink-webrtc");
-        let (stream, nv12, detections) = (
-            unique_shm(&format!("{tag}-s")),
-            unique_shm(&format!("{tag}-n")),
-            unique_shm(&format!("{tag}-d")),
-        );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let objects = dir.path().join("objects.txt");
+        let rig = VisionRig::new(tag);
         let stack = Stack::new(&format!(
-            r#"
-[source]
-shm = "{stream}"
-detections = "{detections}"
-nv12 = "{nv12}"
-
-[services.camera]
-command = {camsim}
-args = ["--shm", "{stream}", "--nv12-shm", "{nv12}", "--size", "{size}", "--fps", "30",
-        "--object-schedule", "{schedule}", "--dump-objects", {objects}]
-ready = {{ shm = "{stream}", timeout = "20s" }}
-
-[services.detector]
-command = {detector}
-args = ["--shm", "{nv12}", "--detections", "{detections}", "--interval", "{interval}", "--wait", "30"]
-depends_on = {{ camera = "ready" }}
-
+            r#"{services}
 [plugins.streaming]
 path = {lib}
 {bind}
 {sink_keys}
 "#,
+            services = rig.config(size, schedule, interval),
             bind = if sink_keys.contains("bind") {
                 ""
             } else {
                 "bind = [\"127.0.0.1\"]"
             },
-            stream = stream.as_str(),
-            nv12 = nv12.as_str(),
-            detections = detections.as_str(),
-            camsim = toml_path(&bin("camsim")),
-            detector = toml_path(&bin("detector-sim")),
-            objects = toml_path(&objects),
             lib = toml_path(&lib),
         ));
         let port = stack.http_port().expect("the harness chose the HTTP port");
@@ -179,44 +161,10 @@ path = {lib}
         Self {
             up,
             port,
-            objects,
+            rig,
             _stack: stack,
-            _shm: [stream, nv12, detections],
-            _dir: dir,
         }
     }
-
-    /// camsim's truth for frame `n`: its capture time, the square's corner and side, whether
-    /// it showed; `None` if the frame is not in the file (yet).
-    pub fn truth(&self, n: u64) -> Option<(u64, i64, i64, i64, bool)> {
-        let text = std::fs::read_to_string(&self.objects).ok()?;
-        let prefix = format!("{n} ");
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&prefix) && l.split(' ').count() == 7)?;
-        let f: Vec<i64> = line.split(' ').map(|n| n.parse().unwrap()).collect();
-        Some((f[1] as u64, f[2], f[3], f[4], f[6] == 1))
-    }
-
-    /// One sample of `/metrics` (the first whose name and labels match exactly).
-    pub fn metric(&self, sample: &str) -> Option<f64> {
-        let (code, text) = http_get(self.port, "/metrics");
-        assert_eq!(code, 200, "/metrics: {text}");
-        let text = stackctl_tests::plugins::unlabelled(&text);
-        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse().ok())?
-        })
-    }
-}
-
-/// [`Vision::truth`] for frame `n`, waiting for camsim to have written it.
-pub fn poll_truth(vision: &Vision, n: u64) -> (u64, i64, i64, i64, bool) {
-    poll(
-        &format!("frame {n} in --dump-objects"),
-        EVENT_TIMEOUT,
-        || vision.truth(n).ok_or_else(|| "not yet".to_owned()),
-    )
 }
 
 /// A multi-thread runtime for the viewers.
