@@ -11,55 +11,15 @@
 //! belongs to. Both with camsim encoding live and replaying its pre-encoded loop.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use stackctl_core::bus::{Bus, BusItem, SubscribeOptions};
-use stackctl_core::detections::{DetectionConfig, DetectionHandle, Picture};
-use stackctl_core::shm::{SourceConfig, SourceHandle};
-use stackctl_tests::{Proc, bin, unique_shm};
-
-/// One line of `--dump-objects`.
-#[derive(Debug, Clone, Copy)]
-struct Truth {
-    timestamp_ns: u64,
-    x: i32,
-    y: i32,
-    side: i32,
-    visible: bool,
-}
-
-fn truth(path: &Path) -> HashMap<u64, Truth> {
-    std::fs::read_to_string(path)
-        .expect("the objects dump")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<u64> = l
-                .split(' ')
-                .map(|n| n.parse().ok())
-                .collect::<Option<_>>()?;
-            (f.len() == 7).then(|| {
-                (
-                    f[0],
-                    Truth {
-                        timestamp_ns: f[1],
-                        x: f[2] as i32,
-                        y: f[3] as i32,
-                        side: f[4] as i32,
-                        visible: f[6] == 1,
-                    },
-                )
-            })
-        })
-        .collect()
-}
+use stackctl_tests::Proc;
+use stackctl_tests::vision::VisionRig;
 
 /// Pixels a detected edge may be off the true one.
-const TOLERANCE: i32 = 2;
+const TOLERANCE: i64 = 2;
 
 #[test]
 fn detections_match_where_camsim_drew_the_square_and_follow_their_frames() {
@@ -74,49 +34,14 @@ fn detections_match_the_square_of_a_pre_encoded_loop() {
 }
 
 fn run(camsim_args: &[&str]) {
-    let stream = unique_shm("det-stream");
-    let nv12 = unique_shm("det-nv12");
-    let detections = unique_shm("det-results");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let objects = dir.path().join("objects.txt");
-
+    let rig = VisionRig::new("det");
     let bus = Bus::new();
     let items = bus.subscribe_items(SubscribeOptions::new("test").capacity(4096));
-    let frames = SourceHandle::spawn(SourceConfig::new(stream.as_str()), bus.clone(), None)
-        .expect("frame source");
-    let results = DetectionHandle::spawn(
-        DetectionConfig::new(detections.as_str()).picture(Picture::Ring(nv12.as_str().into())),
-        bus.clone(),
-    )
-    .expect("detection source");
-
-    let mut camsim = Command::new(bin("camsim"));
-    camsim
-        .args(["--shm", stream.as_str(), "--nv12-shm", nv12.as_str()])
-        .args([
-            "--size",
-            "640x480",
-            "--fps",
-            "30",
-            "--object-schedule",
-            "2s:2s",
-        ])
-        .arg("--dump-objects")
-        .arg(&objects)
-        .args(camsim_args);
+    let (frames, results) = rig.sources(&bus);
+    let mut camsim = rig.camsim("640x480", "2s:2s");
+    camsim.args(camsim_args);
     let camsim = Proc::spawn(camsim);
-    let mut detector = Command::new(bin("detector-sim"));
-    detector.args([
-        "--shm",
-        nv12.as_str(),
-        "--detections",
-        detections.as_str(),
-        "--interval",
-        "50ms",
-        "--wait",
-        "30",
-    ]);
-    let detector = Proc::spawn(detector);
+    let detector = Proc::spawn(rig.detector("50ms"));
 
     // Until enough results of both kinds, seen, with their frames.
     let mut seen = Vec::new();
@@ -147,7 +72,7 @@ fn run(camsim_args: &[&str]) {
     assert_eq!(stats.malformed.load(Relaxed), 0);
     assert_eq!(stats.late_tears.load(Relaxed), 0);
 
-    let truth = truth(&objects);
+    let truth = rig.truths();
     let mut last_frame: Option<(u64, u64)> = None; // (frame number, timestamp)
     let mut checked = 0;
     for item in &seen {
@@ -176,10 +101,10 @@ fn run(camsim_args: &[&str]) {
                     assert_eq!(c.class, "cat");
                     assert!(c.confidence > 0.9 && c.confidence <= 1.0, "{c:?}");
                     for (got, want) in [
-                        (c.x, t.x),
-                        (c.y, t.y),
-                        (c.x + c.w, t.x + t.side),
-                        (c.y + c.h, t.y + t.side),
+                        (i64::from(c.x), t.x),
+                        (i64::from(c.y), t.y),
+                        (i64::from(c.x + c.w), t.x + t.side),
+                        (i64::from(c.y + c.h), t.y + t.side),
                     ] {
                         assert!(
                             (got - want).abs() <= TOLERANCE,

@@ -1,9 +1,16 @@
 //! A camera that is seen: camsim drawing its square on a schedule (and writing where it drew it
 //! with `--dump-objects`), detector-sim finding it in the NV12 picture, and the `[source]` keys
 //! that make stackctl read the frames, the picture and the results. The configuration text for
-//! a [`crate::up::Stack`], and camsim's truth to check boxes against.
+//! a [`crate::up::Stack`], the two processes and stackctl's two sources for a test that runs
+//! them itself, and camsim's truth to check boxes against.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::Command;
+
+use stackctl_core::bus::Bus;
+use stackctl_core::detections::{DetectionConfig, DetectionHandle, Picture};
+use stackctl_core::shm::{SourceConfig, SourceHandle};
 
 use crate::plugins::{poll, toml_path};
 use crate::up::EVENT_TIMEOUT;
@@ -51,10 +58,80 @@ impl VisionRig {
         }
     }
 
-    /// `[source]`, `[services.camera]` (camsim at `size`, 30 fps, its square on `schedule`, e.g.
-    /// `2s:2s`) and `[services.detector]` (detector-sim every `interval`), as configuration
-    /// text.
+    /// camsim's arguments: at `size`, 30 fps, its square on `schedule` (e.g. `2s:2s`: shown
+    /// 2 s, hidden 2 s), where it drew it written to [`VisionRig::objects`].
+    pub fn camsim_args(&self, size: &str, schedule: &str) -> Vec<String> {
+        let objects = self.objects.display().to_string();
+        [
+            "--shm",
+            self.stream.as_str(),
+            "--nv12-shm",
+            self.nv12.as_str(),
+            "--size",
+            size,
+            "--fps",
+            "30",
+            "--object-schedule",
+            schedule,
+            "--dump-objects",
+            objects.as_str(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// detector-sim's arguments: the NV12 picture every `interval`, results into
+    /// [`VisionRig::detections`], waiting up to 30 s for the camera.
+    pub fn detector_args(&self, interval: &str) -> Vec<String> {
+        [
+            "--shm",
+            self.nv12.as_str(),
+            "--detections",
+            self.detections.as_str(),
+            "--interval",
+            interval,
+            "--wait",
+            "30",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// camsim, to start (add arguments to taste).
+    pub fn camsim(&self, size: &str, schedule: &str) -> Command {
+        let mut command = Command::new(bin("camsim"));
+        command.args(self.camsim_args(size, schedule));
+        command
+    }
+
+    /// detector-sim, to start.
+    pub fn detector(&self, interval: &str) -> Command {
+        let mut command = Command::new(bin("detector-sim"));
+        command.args(self.detector_args(interval));
+        command
+    }
+
+    /// stackctl's frame and detection sources on these segments, publishing into `bus`.
+    pub fn sources(&self, bus: &Bus) -> (SourceHandle, DetectionHandle) {
+        let frames =
+            SourceHandle::spawn(SourceConfig::new(self.stream.as_str()), bus.clone(), None)
+                .expect("frame source");
+        let detections = DetectionHandle::spawn(
+            DetectionConfig::new(self.detections.as_str())
+                .picture(Picture::Ring(self.nv12.as_str().into())),
+            bus.clone(),
+        )
+        .expect("detection source");
+        (frames, detections)
+    }
+
+    /// `[source]`, `[services.camera]` ([`VisionRig::camsim_args`]) and `[services.detector]`
+    /// ([`VisionRig::detector_args`]), as configuration text.
     pub fn config(&self, size: &str, schedule: &str, interval: &str) -> String {
+        let array = |args: Vec<String>| {
+            let quoted: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+            format!("[{}]", quoted.join(", "))
+        };
         format!(
             r#"
 [source]
@@ -64,13 +141,12 @@ nv12 = "{nv12}"
 
 [services.camera]
 command = {camsim}
-args = ["--shm", "{stream}", "--nv12-shm", "{nv12}", "--size", "{size}", "--fps", "30",
-        "--object-schedule", "{schedule}", "--dump-objects", {objects}]
+args = {camsim_args}
 ready = {{ shm = "{stream}", timeout = "20s" }}
 
 [services.detector]
 command = {detector}
-args = ["--shm", "{nv12}", "--detections", "{detections}", "--interval", "{interval}", "--wait", "30"]
+args = {detector_args}
 depends_on = {{ camera = "ready" }}
 "#,
             stream = self.stream.as_str(),
@@ -78,25 +154,41 @@ depends_on = {{ camera = "ready" }}
             detections = self.detections.as_str(),
             camsim = toml_path(&bin("camsim")),
             detector = toml_path(&bin("detector-sim")),
-            objects = toml_path(&self.objects),
+            camsim_args = array(self.camsim_args(size, schedule)),
+            detector_args = array(self.detector_args(interval)),
         )
+    }
+
+    /// Everything camsim has written to [`VisionRig::objects`] so far, by frame number (a line
+    /// it is still writing is left out).
+    pub fn truths(&self) -> HashMap<u64, Truth> {
+        std::fs::read_to_string(&self.objects)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<i64> = l
+                    .split(' ')
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<_>>()?;
+                (f.len() == 7).then(|| {
+                    (
+                        f[0] as u64,
+                        Truth {
+                            timestamp_ns: f[1] as u64,
+                            x: f[2],
+                            y: f[3],
+                            side: f[4],
+                            visible: f[6] == 1,
+                        },
+                    )
+                })
+            })
+            .collect()
     }
 
     /// camsim's truth for frame `n`; `None` while the frame is not in the file (yet).
     pub fn truth(&self, n: u64) -> Option<Truth> {
-        let text = std::fs::read_to_string(&self.objects).ok()?;
-        let prefix = format!("{n} ");
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&prefix) && l.split(' ').count() == 7)?;
-        let f: Vec<i64> = line.split(' ').map(|n| n.parse().unwrap()).collect();
-        Some(Truth {
-            timestamp_ns: f[1] as u64,
-            x: f[2],
-            y: f[3],
-            side: f[4],
-            visible: f[6] == 1,
-        })
+        self.truths().get(&n).copied()
     }
 
     /// [`VisionRig::truth`], waiting (up to [`EVENT_TIMEOUT`]) for camsim to write frame `n`.

@@ -15,15 +15,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stackctl_core::bus::Bus;
-use stackctl_core::detections::{DetectionConfig, DetectionHandle, Picture};
-use stackctl_core::shm::{SourceConfig, SourceHandle};
 use stackctl_plugin_host::{Plugin, loader};
+use stackctl_tests::Proc;
 use stackctl_tests::plugins::{probe_plugin, rust_plugin, toml_path};
-use stackctl_tests::{Proc, bin, unique_shm};
+use stackctl_tests::vision::VisionRig;
 
 /// One line of a probe's output, as both probes write them.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,9 +107,7 @@ fn detections_reach_c_and_rust_sinks_in_order_and_a_1_0_sink_still_gets_frames()
     };
     let rust_probe = rust_plugin("sink-probe-rs");
 
-    let stream = unique_shm("abi-det-stream");
-    let nv12 = unique_shm("abi-det-nv12");
-    let results = unique_shm("abi-det-results");
+    let rig = VisionRig::new("abi-det");
     let dir = tempfile::tempdir().expect("tempdir");
     let out = |name: &str| dir.path().join(name);
 
@@ -134,37 +130,9 @@ fn detections_reach_c_and_rust_sinks_in_order_and_a_1_0_sink_still_gets_frames()
         plugins.push(plugin);
     }
 
-    let frames = SourceHandle::spawn(SourceConfig::new(stream.as_str()), bus.clone(), None)
-        .expect("frame source");
-    let detections = DetectionHandle::spawn(
-        DetectionConfig::new(results.as_str()).picture(Picture::Ring(nv12.as_str().into())),
-        bus.clone(),
-    )
-    .expect("detection source");
-    let mut camsim = Command::new(bin("camsim"));
-    camsim
-        .args(["--shm", stream.as_str(), "--nv12-shm", nv12.as_str()])
-        .args([
-            "--size",
-            "320x240",
-            "--fps",
-            "30",
-            "--object-schedule",
-            "1s:1s",
-        ]);
-    let camsim = Proc::spawn(camsim);
-    let mut detector = Command::new(bin("detector-sim"));
-    detector.args([
-        "--shm",
-        nv12.as_str(),
-        "--detections",
-        results.as_str(),
-        "--interval",
-        "50ms",
-        "--wait",
-        "30",
-    ]);
-    let detector = Proc::spawn(detector);
+    let (frames, detections) = rig.sources(&bus);
+    let camsim = Proc::spawn(rig.camsim("320x240", "1s:1s"));
+    let detector = Proc::spawn(rig.detector("50ms"));
 
     // Until the C probe has seen the cat come and go a few times.
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -12,7 +12,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,12 +20,11 @@ use sink_recorder::http::Control;
 use sink_recorder::status::Shared;
 use sink_recorder::worker::Reply;
 use stackctl_core::bus::Bus;
-use stackctl_core::detections::{DetectionConfig, DetectionHandle, Picture};
-use stackctl_core::shm::{SourceConfig, SourceHandle};
 use stackctl_plugin_host::{Plugin, loader};
+use stackctl_tests::Proc;
 use stackctl_tests::media::{decodes_cleanly, have_ffmpeg, probe};
 use stackctl_tests::plugins::{poll, rust_plugin, toml_path};
-use stackctl_tests::{Proc, bin, unique_shm};
+use stackctl_tests::vision::VisionRig;
 
 /// The routes over the clips directory (start and stop are not asked).
 struct Dir {
@@ -78,9 +76,7 @@ fn camsim_and_detector_sim_make_one_clip_per_appearance() {
         return;
     }
     let recorder = rust_plugin("sink-recorder");
-    let stream = unique_shm("rec-ev-stream");
-    let nv12 = unique_shm("rec-ev-nv12");
-    let results = unique_shm("rec-ev-results");
+    let rig = VisionRig::new("rec-ev");
     let dir = tempfile::tempdir().expect("tempdir");
 
     let bus = Bus::new();
@@ -97,23 +93,11 @@ fn camsim_and_detector_sim_make_one_clip_per_appearance() {
     )
     .expect("start");
     plugin.attach(&bus, 256).expect("attach");
-    let frames = SourceHandle::spawn(SourceConfig::new(stream.as_str()), bus.clone(), None)
-        .expect("frame source");
-    let detections = DetectionHandle::spawn(
-        DetectionConfig::new(results.as_str()).picture(Picture::Ring(nv12.as_str().into())),
-        bus.clone(),
-    )
-    .expect("detection source");
-    let mut camsim = Command::new(bin("camsim"));
-    camsim
-        .args(["--shm", stream.as_str(), "--nv12-shm", nv12.as_str()])
-        .args(["--size", "320x240", "--fps", "30", "--gop", "30"])
-        .args(["--object-schedule", "3s:6s"]);
+    let (frames, detections) = rig.sources(&bus);
+    let mut camsim = rig.camsim("320x240", "3s:6s");
+    camsim.args(["--gop", "30"]);
     let camsim = Proc::spawn(camsim);
-    let mut detector = Command::new(bin("detector-sim"));
-    detector.args(["--shm", nv12.as_str(), "--detections", results.as_str()]);
-    detector.args(["--interval", "100ms", "--wait", "30"]);
-    let detector = Proc::spawn(detector);
+    let detector = Proc::spawn(rig.detector("100ms"));
 
     // Three appearances (0-3 s, 9-12 s, 18-21 s), each clip complete 2 s after it ends.
     poll("three complete clips", Duration::from_secs(60), || {
