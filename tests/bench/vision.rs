@@ -20,10 +20,11 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use stackctl_core::detections::{Detection, DetectionWriter, WriteMode};
+use stackctl_core::detections::DetectionWriter;
 use stackctl_media::clock::monotonic_ns;
 use stackctl_tests::plugins::request;
 use stackctl_tests::up::Stack;
+use stackctl_tests::vision::{FIRST_FRAME, write_open_loop};
 use stackctl_tests::{Proc, assert_success, bin, unique_shm};
 
 const WARM_UP: u64 = 30;
@@ -36,7 +37,7 @@ fn main() {
     let results = if quick { 60 } else { RESULTS };
     let name = unique_shm("sse-bench");
     let nv12 = unique_shm("snap-bench");
-    let mut writer = DetectionWriter::create(name.as_str()).expect("detection segment");
+    let writer = DetectionWriter::create(name.as_str()).expect("detection segment");
     let stack = Stack::new(&format!(
         "[source]\ndetections = \"{}\"\nnv12 = \"{}\"\n\n[services.idle]\ncommand = \"sleep\"\nargs = [\"1000\"]\n",
         name.as_str(),
@@ -54,33 +55,12 @@ fn main() {
         .write_all(b"GET /api/detections/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .expect("request");
     let mut reader = BufReader::new(stream);
-    let cat = [Detection {
-        class: "cat".into(),
-        confidence: 0.9,
-        x: 100,
-        y: 80,
-        w: 64,
-        h: 64,
-    }];
     // Open loop, as on the board: the detector writes on its own clock, whatever the browser
     // does (a writer that waited for each event would let one slow event set the pace).
     let total = WARM_UP + results;
-    let writes = std::thread::spawn(move || {
-        let mut stamps = Vec::new();
-        let mut next = monotonic_ns();
-        for i in 0..total {
-            std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
-            let start = monotonic_ns();
-            writer
-                .write(1_000 + i, start, &cat, WriteMode::Whole)
-                .expect("write");
-            stamps.push(start);
-            next += PERIOD.as_nanos() as u64;
-        }
-        stamps
-    });
+    let writes = write_open_loop(writer, FIRST_FRAME, total, PERIOD, 0);
     let mut arrivals = vec![0u64; total as usize];
-    let last = 1_000 + total - 1;
+    let last = FIRST_FRAME + total - 1;
     loop {
         let mut line = String::new();
         let n = reader.read_line(&mut line).expect("an event within 10 s");
@@ -92,7 +72,7 @@ fn main() {
         let event: serde_json::Value = serde_json::from_str(json).expect("JSON");
         let frame = event["frame_number"].as_u64().expect("frame_number");
         if let Some(slot) = frame
-            .checked_sub(1_000)
+            .checked_sub(FIRST_FRAME)
             .and_then(|i| arrivals.get_mut(i as usize))
         {
             *slot = now;

@@ -7,10 +7,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use stackctl_core::bus::Bus;
-use stackctl_core::detections::{DetectionConfig, DetectionHandle, Picture};
+use stackctl_core::detections::{
+    Detection, DetectionConfig, DetectionHandle, DetectionWriter, Picture, WriteMode,
+};
 use stackctl_core::shm::{SourceConfig, SourceHandle};
+use stackctl_media::clock::monotonic_ns;
 
 use crate::plugins::{poll, toml_path};
 use crate::up::EVENT_TIMEOUT;
@@ -199,4 +204,43 @@ depends_on = {{ camera = "ready" }}
             || self.truth(n).ok_or_else(|| "not yet".to_owned()),
         )
     }
+}
+
+/// The frame number [`write_open_loop`] gives its first result.
+pub const FIRST_FRAME: u64 = 1_000;
+
+/// Writes `count` results of one "cat" into `writer` on a thread, one every `period` on its own
+/// clock whatever the readers do (open loop, as the board's detector: a writer that waited for
+/// each reader would let one slow delivery set the pace), frame numbers from `first`, each
+/// stamped as captured `lag_ns` before it is written. The thread returns when each result was
+/// written (`CLOCK_MONOTONIC` ns), for latencies.
+pub fn write_open_loop(
+    mut writer: DetectionWriter,
+    first: u64,
+    count: u64,
+    period: Duration,
+    lag_ns: u64,
+) -> JoinHandle<Vec<u64>> {
+    let cat = [Detection {
+        class: "cat".into(),
+        confidence: 0.9,
+        x: 100,
+        y: 80,
+        w: 64,
+        h: 64,
+    }];
+    std::thread::spawn(move || {
+        let mut stamps = Vec::new();
+        let mut next = monotonic_ns();
+        for i in 0..count {
+            std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
+            let start = monotonic_ns();
+            writer
+                .write(first + i, start - lag_ns, &cat, WriteMode::Whole)
+                .expect("write");
+            stamps.push(start);
+            next += period.as_nanos() as u64;
+        }
+        stamps
+    })
 }

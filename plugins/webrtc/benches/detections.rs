@@ -17,40 +17,20 @@
 mod rtc_client;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rtc::data_channel::RTCDataChannelInit;
 use rtc_client::Client;
-use stackctl_core::detections::{Detection, DetectionWriter, WriteMode};
+use stackctl_core::detections::DetectionWriter;
 use stackctl_media::monotonic_ns;
 use stackctl_tests::plugins::{camera_config, rust_plugin, toml_path};
 use stackctl_tests::unique_shm;
 use stackctl_tests::up::Stack;
+use stackctl_tests::vision::{FIRST_FRAME, write_open_loop};
 
 const WARM_UP: u64 = 30;
 const RESULTS: u64 = 900;
 const PERIOD: Duration = Duration::from_millis(33);
-
-fn whep(port: u16, offer: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /whep HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
-        offer.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 201"), "{head}\n{body}");
-    body.to_owned()
-}
 
 /// The plugin of the bench's profile: the release build's (built beforehand), or a debug one.
 fn plugin() -> std::path::PathBuf {
@@ -66,7 +46,7 @@ fn main() {
     let results = if quick { 90 } else { RESULTS };
     let camera = unique_shm("dc-bench-cam");
     let name = unique_shm("dc-bench-det");
-    let mut writer = DetectionWriter::create(name.as_str()).expect("detection segment");
+    let writer = DetectionWriter::create(name.as_str()).expect("detection segment");
     let camera_toml = camera_config(&camera).replacen(
         "[source]\n",
         &format!("[source]\ndetections = \"{}\"\n", name.as_str()),
@@ -91,38 +71,17 @@ fn main() {
             },
         )),
     );
-    client.answer(Instant::now(), whep(port, &offer));
+    client.answer(Instant::now(), rtc_client::whep(port, &offer));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !client.channel_open {
         assert!(Instant::now() < deadline, "the channel did not open");
         client.pump_real(Duration::from_millis(10));
     }
 
-    let cat = [Detection {
-        class: "cat".into(),
-        confidence: 0.9,
-        x: 100,
-        y: 80,
-        w: 64,
-        h: 64,
-    }];
     let total = WARM_UP + results;
-    let writes = std::thread::spawn(move || {
-        let mut stamps = Vec::new();
-        let mut next = monotonic_ns();
-        for i in 0..total {
-            std::thread::sleep(Duration::from_nanos(next.saturating_sub(monotonic_ns())));
-            let start = monotonic_ns();
-            writer
-                .write(1_000 + i, start - 50_000_000, &cat, WriteMode::Whole)
-                .expect("write");
-            stamps.push(start);
-            next += PERIOD.as_nanos() as u64;
-        }
-        stamps
-    });
+    let writes = write_open_loop(writer, FIRST_FRAME, total, PERIOD, 50_000_000);
     let mut arrivals: HashMap<u64, u64> = HashMap::new();
-    let last = 1_000 + total - 1;
+    let last = FIRST_FRAME + total - 1;
     let end = Instant::now() + PERIOD * total as u32 + Duration::from_secs(5);
     let mut seen = 0;
     while Instant::now() < end && !arrivals.contains_key(&last) {
@@ -140,7 +99,7 @@ fn main() {
         .iter()
         .enumerate()
         .skip(WARM_UP as usize)
-        .filter_map(|(i, w)| Some(arrivals.get(&(1_000 + i as u64))? - w))
+        .filter_map(|(i, w)| Some(arrivals.get(&(FIRST_FRAME + i as u64))? - w))
         .collect();
     let missed = results as usize - latencies.len();
     latencies.sort_unstable();

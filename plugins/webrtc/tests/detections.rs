@@ -17,34 +17,12 @@ mod common;
 #[path = "common/rtc_client.rs"]
 mod rtc_client;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rtc::data_channel::RTCDataChannelInit;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc_client::Client;
 use stackctl_media::monotonic_ns;
-
-/// POSTs `offer` to `/whep`: the answer SDP.
-fn whep(port: u16, offer: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /whep HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
-        offer.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 201"), "{head}\n{body}");
-    body.to_owned()
-}
 
 #[test]
 fn results_reach_the_channel_with_the_rtp_timestamp_of_their_frame() {
@@ -61,7 +39,7 @@ fn results_reach_the_channel_with_the_rtp_timestamp_of_their_frame() {
         )),
     );
     assert!(offer.contains("m=application"), "{offer}");
-    let answer = whep(vision.port, &offer);
+    let answer = rtc_client::whep(vision.port, &offer);
     assert!(answer.contains("m=application"), "{answer}");
     client.answer(Instant::now(), answer);
     // Arrival of each message on the camera's clock (the same host: CLOCK_MONOTONIC).
