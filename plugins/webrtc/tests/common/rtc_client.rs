@@ -3,6 +3,9 @@
 //! records the RTP it receives with the simulated instant it got each packet.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "candidate.rs"]
+mod candidate;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
@@ -14,7 +17,6 @@ use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -114,19 +116,7 @@ impl Client {
         let local = socket.local_addr().unwrap();
         let offer = pc.create_offer(None).unwrap();
         pc.set_local_description(now, offer).unwrap();
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+        pc.add_local_candidate(candidate::loopback_host(&socket))
             .unwrap();
         let sdp = pc.local_description().unwrap().sdp;
         (

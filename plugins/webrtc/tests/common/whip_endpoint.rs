@@ -9,6 +9,9 @@
 //! with a certificate the test made.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "candidate.rs"]
+mod candidate;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::{SocketAddr, UdpSocket};
@@ -27,9 +30,7 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
-};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -481,19 +482,7 @@ impl Receiver {
         .map_err(|e| e.to_string())?;
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = socket.local_addr().unwrap();
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap())
+        pc.add_local_candidate(candidate::loopback_host(&socket))
             .map_err(|e| e.to_string())?;
         pc.add_local_candidate(RTCIceCandidateInit::default())
             .map_err(|e| e.to_string())?;
